@@ -1,0 +1,175 @@
+"""The classify run: data -> backbone -> strategy -> Trainer -> evaluation -> output folder with a card.
+
+`recipes/classify.py` and `hf-transfer classify` both call `run_classify`. The output folder is written under a
+`.partial` name and renamed when complete, so a failed run never leaves a folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from transformers import set_seed
+
+from .backbones import family_of, load_classifier, load_tokenizer, resolve_model
+from .cards import render_classifier_card
+from .config import ClassifyConfig, to_dict
+from .data import TaskData, load_task_data, tokenize_splits
+from .errors import UserError
+from .metrics import classification_report
+from .plots import confusion_matrix_plot, loss_curve_plot
+from .results import RunResult, hardware_description
+from .strategies import get_strategy
+from .training import (build_trainer, count_parameters, peak_memory_mb, predictions_from_logits, resolve_precision,
+                       training_arguments)
+
+EVAL_SPLITS = ("validation", "test")
+
+
+def default_output_dir(config: ClassifyConfig) -> Path:
+    def slug(name: str) -> str:
+        return Path(name.rstrip("/")).name.replace(".", "-")
+
+    return Path("outputs") / f"{slug(config.model)}-{slug(config.data.dataset)}-{config.strategy}"
+
+
+def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResult:
+    started = time.perf_counter()
+    state = PartialState()
+    output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
+    if output_dir.exists() and not config.overwrite_output_dir:
+        raise UserError(f"output folder {output_dir} exists: pass output_dir=ANOTHER or overwrite_output_dir=true")
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    strategy = get_strategy(config.strategy, config.strategy_options)  # bad options fail before any loading
+    precision = resolve_precision(config.train.precision)
+    set_seed(config.train.seed)
+
+    task = load_task_data(config.data)
+    model_ref = resolve_model(config.model)
+    tokenizer = load_tokenizer(model_ref)
+    model = load_classifier(model_ref, tokenizer, task.id2label, task.problem_type, strategy.pretrained_weights)
+    setup = strategy.setup(model, family_of(model.config), config.train)
+    if config.train.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    parameters = count_parameters(setup.model)
+    tokenized = tokenize_splits(task, tokenizer, config.data.max_length)
+
+    staging = output_dir.with_name(output_dir.name + ".partial")
+    try:
+        args = training_arguments(config.train, str(staging / "trainer"), precision, config.train.eval_every_epoch)
+        trainer = build_trainer(setup.model, args, tokenizer, tokenized["train"], tokenized["validation"],
+                                setup.callbacks, setup.optimizer_grouped_parameters)
+        train_started = time.perf_counter()
+        if setup.trains_with_trainer:
+            trainer.train()
+        else:
+            strategy.fit(setup, task, tokenized, config.train)
+        train_time = time.perf_counter() - train_started
+
+        eval_started = time.perf_counter()
+        inference_model = strategy.model_for_inference(setup.model)
+        trainer.model = inference_model
+        metrics, predictions = {}, []
+        for split in EVAL_SPLITS:
+            logits = trainer.predict(tokenized[split]).predictions
+            predicted, probabilities = predictions_from_logits(logits, task.multi_label)
+            metrics[split] = classification_report(predicted, tokenized[split]["labels"], task.label_names, task.multi_label)
+            predictions += _prediction_rows(task, split, predicted, probabilities)
+        eval_time = time.perf_counter() - eval_started
+
+        train_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"])
+        epochs_run = trainer.state.epoch or config.train.epochs
+        result = RunResult(
+            kind="classification",
+            model={"name": config.model, "location": model_ref.location, "base_model": model_ref.base_model,
+                   "model_type": model.config.model_type, "family": family_of(model.config).name},
+            strategy={"name": strategy.name, "description": strategy.description, "transferred": strategy.transferred,
+                      "options": to_dict(strategy.options)},
+            task={"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
+                  "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes()},
+            metrics=metrics,
+            parameters=parameters,
+            compute={
+                "train_time_s": train_time,
+                "train_examples_per_s": len(tokenized["train"]) * epochs_run / train_time,
+                "train_tokens_per_s": train_tokens * epochs_run / train_time,
+                "eval_time_s": eval_time,
+                "total_time_s": 0.0,  # filled in below, after saving
+                "peak_memory_mb": peak_memory_mb(),
+                "precision": precision,
+                "device": str(trainer.args.device),
+                "hardware": hardware_description(),
+                "processes": state.num_processes,
+            },
+            training={
+                "epochs": config.train.epochs,
+                "learning_rate": config.train.learning_rate,
+                "batch_size": config.train.batch_size * config.train.gradient_accumulation_steps * state.num_processes,
+                "lr_scheduler": config.train.lr_scheduler,
+                "warmup_ratio": config.train.warmup_ratio,
+                "weight_decay": config.train.weight_decay,
+                "max_length": config.data.max_length,
+                "optimizer_steps": trainer.state.global_step,
+                "final_train_loss": next((e["train_loss"] for e in reversed(trainer.state.log_history) if "train_loss" in e), None),
+                "log_history": trainer.state.log_history,
+            },
+            config=to_dict(config),
+            seed=config.train.seed,
+        )
+        if state.is_main_process:
+            _write_output(staging, output_dir, result, strategy, inference_model, tokenizer, task, predictions, command,
+                          config, started)
+        state.wait_for_everyone()
+    except BaseException:
+        if state.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def _prediction_rows(task: TaskData, split: str, predicted, probabilities) -> list[dict]:
+    texts = task.texts(split)
+    labels = task.splits[split]["labels"]
+    names = task.label_names
+
+    def named(value):
+        return [names[i] for i, on in enumerate(value) if on] if task.multi_label else names[value]
+
+    return [
+        {"split": split, "text": text, "label": named(label), "prediction": named(pred),
+         "scores": {name: round(float(p), 6) for name, p in zip(names, probs)}}
+        for text, label, pred, probs in zip(texts, labels, predicted.tolist(), probabilities)
+    ]
+
+
+def _write_output(staging, output_dir, result, strategy, model, tokenizer, task, predictions, command, config, started):
+    shutil.rmtree(staging / "trainer", ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    strategy.save(model, staging)
+    tokenizer.save_pretrained(staging)
+    with open(staging / "predictions.jsonl", "w") as handle:
+        for row in predictions:
+            handle.write(json.dumps(row) + "\n")
+    plots = {}
+    if not task.multi_label:
+        confusion_matrix_plot(result.metrics["test"]["confusion_matrix"], task.label_names,
+                              staging / "confusion_matrix.png", "test split")
+        plots["Confusion matrix, test split"] = "confusion_matrix.png"
+    if loss_curve_plot(result.training["log_history"], staging / "loss_curve.png"):
+        plots["Training loss"] = "loss_curve.png"
+    result.compute["total_time_s"] = time.perf_counter() - started
+    result.save(staging)
+    reproduce = command or "hf-transfer classify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    card = render_classifier_card(result, output_dir, plots, config.license, config.language, reproduce)
+    card.save(staging / "README.md")
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(output_dir)

@@ -1,0 +1,54 @@
+"""Our metrics, shipped as evaluate modules inside the package and loaded by path.
+
+`evaluate.load("accuracy")` needs the Hub; these folders need nothing but this package.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import evaluate
+import numpy as np
+
+METRICS_DIR = Path(__file__).parent
+AVERAGES = ("macro", "micro", "weighted")
+
+
+@functools.lru_cache(maxsize=None)
+def load_metric(name: str, multilabel: bool = False) -> evaluate.EvaluationModule:
+    """Load one of our metric modules (accuracy, precision, recall, f1, confusion_matrix) by path."""
+    folder = METRICS_DIR / name
+    if not (folder / f"{name}.py").is_file():
+        known = sorted(p.name for p in METRICS_DIR.iterdir() if (p / f"{p.name}.py").is_file())
+        raise ValueError(f"unknown metric {name!r}: known metrics are {', '.join(known)}")
+    return evaluate.load(str(folder), config_name="multilabel" if multilabel else "default")
+
+
+def classification_report(predictions, references, label_names: list[str], multi_label: bool = False) -> dict:
+    """Accuracy, averaged precision/recall/F1, a per-class table and (single-label) the confusion matrix."""
+    predictions = np.asarray(predictions).astype(int)
+    references = np.asarray(references).astype(int)
+    label_ids = list(range(len(label_names)))
+    scoring = dict(predictions=predictions.tolist(), references=references.tolist())
+    report = {"accuracy": load_metric("accuracy", multi_label).compute(**scoring)["accuracy"]}
+    per_class = {}
+    for name in ("precision", "recall", "f1"):
+        metric = load_metric(name, multi_label)
+        for average in AVERAGES:
+            report[f"{name}_{average}"] = metric.compute(**scoring, average=average, labels=label_ids)[name]
+        per_class[name] = metric.compute(**scoring, average=None, labels=label_ids)[name]
+    support = references.sum(axis=0) if multi_label else np.bincount(references, minlength=len(label_names))
+    report["per_class"] = {
+        label: {
+            "precision": per_class["precision"][i],
+            "recall": per_class["recall"][i],
+            "f1": per_class["f1"][i],
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(label_names)
+    }
+    if not multi_label:
+        report["confusion_matrix"] = load_metric("confusion_matrix").compute(**scoring, labels=label_ids)["confusion_matrix"]
+    report["num_examples"] = int(len(references))
+    return report

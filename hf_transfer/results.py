@@ -1,0 +1,99 @@
+"""metrics.json: the record of one run, read by cards, comparisons and publishing.
+
+Schema (version 1) — every run kind writes the same top-level keys:
+
+    schema_version   1
+    kind             "classification" | "zero-shot"
+    created          ISO 8601 time, UTC
+    model            {name, location, base_model, model_type, family}
+    strategy         {name, description, transferred ("parameters" | "features" | "structure" | "none"), options}
+    task             {dataset, description, text_columns, label_names, multi_label, split_sizes}
+    metrics          {split: report}; a report holds accuracy, precision/recall/f1 _macro/_micro/_weighted,
+                     per_class {label: {precision, recall, f1, support}}, confusion_matrix (single-label),
+                     num_examples
+    parameters       {trainable, total, trainable_fraction}
+    compute          {train_time_s, train_examples_per_s, train_tokens_per_s, eval_time_s, total_time_s,
+                      peak_memory_mb, precision, device, hardware, processes}
+    training         {epochs, learning_rate, batch_size, ..., final_train_loss, log_history}
+    baselines        {name: {"method", "model", "metrics": {split: report}}} (zero-shot and others), maybe empty
+    config           the resolved run config
+    seed             the training seed
+    versions         {python, torch, transformers, datasets, evaluate, accelerate, peft, huggingface_hub, hf_transfer}
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+METRICS_FILE = "metrics.json"
+VERSIONED_PACKAGES = ("torch", "transformers", "datasets", "evaluate", "accelerate", "peft", "huggingface_hub",
+                      "hf-transfer-learning")
+
+
+@dataclass
+class RunResult:
+    kind: str
+    model: dict[str, Any]
+    strategy: dict[str, Any]
+    task: dict[str, Any]
+    metrics: dict[str, dict]
+    parameters: dict[str, Any]
+    compute: dict[str, Any]
+    config: dict[str, Any]
+    seed: int
+    training: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=lambda: package_versions())
+    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+
+    def save(self, output_dir: Path) -> Path:
+        path = Path(output_dir) / METRICS_FILE
+        path.write_text(json.dumps(asdict(self), indent=2, default=_jsonable) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, output_dir: Path) -> "RunResult":
+        data = json.loads((Path(output_dir) / METRICS_FILE).read_text())
+        return cls(**data)
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def hardware_description() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
