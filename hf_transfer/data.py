@@ -165,10 +165,10 @@ def _read_folder(folder: Path) -> DatasetDict:
                 break
     if "train" not in files:
         raise UserError(f"folder {folder} has no train.csv / train.jsonl / train.parquet file: add one or name the file directly")
-    builders = {_builder_for(p) for p in files.values()}
-    if len(builders) > 1:
+    builders = [_builder_for(p) for p in files.values()]
+    if any(b != builders[0] for b in builders):
         raise UserError(f"folder {folder} mixes file formats ({', '.join(p.name for p in files.values())}): use one format")
-    builder, options = builders.pop()
+    builder, options = builders[0]
     return _load(builder, data_files={k: str(v) for k, v in files.items()}, **options)
 
 

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny checkpoints and datasets written to temporary folders; nothing downloads."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSITIVE = "good great fun moving superb brilliant charming".split()
+NEGATIVE = "bad awful boring dull clumsy tedious lifeless".split()
+FILLER = "the a movie film plot is was and it this story acting".split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+VOCAB = SPECIAL + POSITIVE + NEGATIVE + FILLER
+
+
+def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
+    """Short synthetic reviews whose label follows the sentiment word in them."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        cue = rng.choice(POSITIVE if label == "pos" else NEGATIVE)
+        words = rng.sample(FILLER, rng.randint(2, 6)) + [cue]
+        rng.shuffle(words)
+        rows.append({"review": " ".join(words), "sentiment": label})
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT with a WordPiece tokenizer over VOCAB, saved like a Hub checkpoint."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    BertTokenizer(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "reviews.csv", sentiment_rows(120))
