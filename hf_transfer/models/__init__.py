@@ -1,0 +1,101 @@
+"""hf_transfer's own backbones as transformers Auto models, plus static word-vector initialisation.
+
+Importing this package registers `hft-textcnn`, `hft-rnn` and `hft-attention` with AutoConfig, AutoModel,
+AutoModelForSequenceClassification and AutoModelForMaskedLM / AutoModelForCausalLM, and marks every class for
+its Auto class so that `save_pretrained` copies the configuration/modeling files next to the weights:
+the saved directory then loads without hf_transfer via `trust_remote_code=True`.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+)
+
+from .configuration_attention import AttentionConfig
+from .configuration_rnn import RNNConfig
+from .configuration_textcnn import TextCNNConfig
+from .modeling_attention import (
+    AttentionForMaskedLM,
+    AttentionForSequenceClassification,
+    AttentionModel,
+    AttentionPreTrainedModel,
+)
+from .modeling_rnn import RNNForCausalLM, RNNForSequenceClassification, RNNModel, RNNPreTrainedModel
+from .modeling_textcnn import TextCNNForMaskedLM, TextCNNForSequenceClassification, TextCNNModel, TextCNNPreTrainedModel
+from .word_vectors import init_embeddings_from_vectors, load_word_vectors
+
+
+# peft LoRA wraps nn.Linear, nn.Conv1d/2d and nn.Embedding, never nn.LSTM/nn.GRU. Names match module-name suffixes.
+# - TextCNN: the convolution of every filter width (`convs.<i>.conv`).
+# - RNN: the input embeddings and the backbone's `proj` Linear after the recurrent layers; the LSTM/GRU itself
+#   stays frozen under LoRA.
+# - Attention: every projection of every layer.
+DEFAULT_LORA_TARGETS = {
+    "hft-textcnn": ["conv"],
+    "hft-rnn": ["word_embeddings", "proj"],
+    "hft-attention": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+}
+
+# Name of the sequence-classification head module per model type (keep it trainable, e.g. peft `modules_to_save`).
+HEAD_MODULES = {
+    "hft-textcnn": "classifier",
+    "hft-rnn": "classifier",
+    "hft-attention": "classifier",
+}
+
+# Every Auto class each config answers to.
+_AUTO_CLASSES = {
+    TextCNNConfig: {
+        AutoModel: TextCNNModel,
+        AutoModelForSequenceClassification: TextCNNForSequenceClassification,
+        AutoModelForMaskedLM: TextCNNForMaskedLM,
+    },
+    RNNConfig: {
+        AutoModel: RNNModel,
+        AutoModelForSequenceClassification: RNNForSequenceClassification,
+        AutoModelForCausalLM: RNNForCausalLM,
+    },
+    AttentionConfig: {
+        AutoModel: AttentionModel,
+        AutoModelForSequenceClassification: AttentionForSequenceClassification,
+        AutoModelForMaskedLM: AttentionForMaskedLM,
+    },
+}
+
+
+def _register():
+    for config_class, model_classes in _AUTO_CLASSES.items():
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        config_class.register_for_auto_class("AutoConfig")
+        for auto_class, model_class in model_classes.items():
+            auto_class.register(config_class, model_class, exist_ok=True)
+            # Makes save_pretrained copy the code files (the config's auto_map already names every class).
+            model_class.register_for_auto_class(auto_class.__name__)
+
+
+_register()
+
+__all__ = [
+    "DEFAULT_LORA_TARGETS",
+    "HEAD_MODULES",
+    "AttentionConfig",
+    "AttentionForMaskedLM",
+    "AttentionForSequenceClassification",
+    "AttentionModel",
+    "AttentionPreTrainedModel",
+    "RNNConfig",
+    "RNNForCausalLM",
+    "RNNForSequenceClassification",
+    "RNNModel",
+    "RNNPreTrainedModel",
+    "TextCNNConfig",
+    "TextCNNForMaskedLM",
+    "TextCNNForSequenceClassification",
+    "TextCNNModel",
+    "TextCNNPreTrainedModel",
+    "init_embeddings_from_vectors",
+    "load_word_vectors",
+]
