@@ -10,6 +10,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: one thread each. Oversubscribed torch threads made steps 50x slower here.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 POSITIVE = "good great fun moving superb brilliant charming".split()
 NEGATIVE = "bad awful boring dull clumsy tedious lifeless".split()
