@@ -1,22 +1,39 @@
-"""Load any checkpoint for sequence classification; every family difference lives in FAMILIES.
+"""Load any backbone for classification; every family difference lives in FAMILIES.
 
-A model is named by an asset (`minilm-l6`), a local folder, or a Hub id. Family quirks:
-decoder-only models (GPT-2, Llama) get a pad token (their eos) and are pooled on the last real token by
-transformers; T5 classifies through `classification_head`; each family names its default LoRA targets and the
-head modules that must always train and be saved.
+A model is named by an asset (`minilm-l6`), a local folder (a Hub-style checkpoint or one saved by
+`recipes/pretrain.py`), a Hub id, or one of our model types (`hft-textcnn`, `hft-rnn`, `hft-attention`), which is
+built from its config: sizes from `model_config`, vocabulary from the tokenizer (minilm-l6's WordPiece unless
+`tokenizer=` names another).
+
+Family quirks, all handled here so that no user flag is family-specific:
+- decoder-only (GPT-2, Llama): a pad token (their eos) and right padding. transformers pools the rightmost token
+  that is not the pad token and takes position ids from 0 whatever the attention mask says, so left padding would
+  shift every padded text's positions and change its logits; with right padding a text's logits do not depend on
+  its batch (tests/test_backbones.py checks both).
+- encoder-decoder (T5): T5ForSequenceClassification feeds the text to the decoder too and classifies from the
+  hidden state of the last eos, so every text must end with the tokenizer's eos and the config must name it;
+  `head=text-to-text` instead trains the model to write the label's words (hf_transfer.text_to_text).
+- each family names its default LoRA targets and the head modules that must always train and be saved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import transformers
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from torch import nn
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .assets import ASSETS, asset_path
 from .errors import UserError
+
+DEFAULT_TOKENIZER = "minilm-l6"  # for our backbones built from config: a 30k WordPiece vocabulary, lowercased
+HEADS = ("classification", "text-to-text")
 
 
 @dataclass(frozen=True)
@@ -24,8 +41,8 @@ class Family:
     name: str
     lora_targets: tuple[str, ...]  # peft target_modules suffixes for adapters
     head_modules: tuple[str, ...]  # classification head: always trainable, saved with adapters (modules_to_save)
-    decoder_only: bool = False  # needs a pad token; classified from the last real token
-    encoder_decoder: bool = False
+    decoder_only: bool = False  # pad token from eos, right padding; classified from the last non-pad token
+    encoder_decoder: bool = False  # texts end with eos, where the head reads them; head=text-to-text possible
 
 
 FAMILIES = {
@@ -47,28 +64,41 @@ MODEL_TYPE_FAMILY = {
 }
 
 
-def family_of(config) -> Family:
+def our_model_types() -> tuple[str, ...]:
+    from . import models
+
+    return tuple(models.HEAD_MODULES)
+
+
+def family_of(config, head: str = "classification") -> Family:
     """The quirks of a model's family; our own backbones register theirs in hf_transfer.models."""
     from . import models  # our backbones' families
 
     model_type = config.model_type
     if model_type in models.HEAD_MODULES:
-        return Family(model_type, tuple(models.DEFAULT_LORA_TARGETS[model_type]), (models.HEAD_MODULES[model_type],))
-    if model_type in MODEL_TYPE_FAMILY:
-        return FAMILIES[MODEL_TYPE_FAMILY[model_type]]
-    # An unlisted architecture still runs: peft picks its own default targets and the head is found by name.
-    return Family(model_type, (), ("classifier", "score", "classification_head"))
+        family = Family(model_type, tuple(models.DEFAULT_LORA_TARGETS[model_type]), (models.HEAD_MODULES[model_type],))
+    elif model_type in MODEL_TYPE_FAMILY:
+        family = FAMILIES[MODEL_TYPE_FAMILY[model_type]]
+    else:
+        # An unlisted architecture still runs: peft picks its own default targets and the head is found by name.
+        family = Family(model_type, (), ("classifier", "score", "classification_head"))
+    if head == "text-to-text":  # no new head: the LM head that writes the label words plays its part
+        family = dataclasses.replace(family, head_modules=("lm_head",))
+    return family
 
 
 @dataclass
 class ResolvedModel:
     name: str  # what the user wrote
-    location: str  # local folder or Hub id handed to from_pretrained
+    location: str  # local folder or Hub id handed to from_pretrained; the model type when built from config
     load_kwargs: dict
     base_model: str | None  # Hub id for card metadata, where one is known
+    from_config: bool = False  # one of our model types: no checkpoint, built from its config
 
 
 def resolve_model(name: str) -> ResolvedModel:
+    if name in our_model_types():
+        return ResolvedModel(name, name, {}, None, from_config=True)
     if name in ASSETS:
         asset = ASSETS[name]
         if asset.kind != "model":
@@ -80,7 +110,8 @@ def resolve_model(name: str) -> ResolvedModel:
     if path.is_dir():
         return ResolvedModel(name, str(path), {}, None)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise UserError(f"model folder {name!r} not found: name a model asset, a folder with config.json, or a Hub id")
+        raise UserError(f"model folder {name!r} not found: name a model asset, a folder with config.json, a Hub id "
+                        f"or one of our model types ({', '.join(our_model_types())})")
     return ResolvedModel(name, name, {}, name)
 
 
@@ -95,9 +126,16 @@ def load_model_config(model: ResolvedModel, **overrides):
     from . import models  # noqa: F401  registers our backbones with the Auto classes
 
     try:
+        if model.from_config:
+            return AutoConfig.for_model(model.location, **overrides)
         return AutoConfig.from_pretrained(model.location, **model.load_kwargs, **overrides)
-    except (OSError, ValueError) as err:
+    except OSError as err:
         raise _hub_failure(model.name, "config", err) from None
+    except (ValueError, TypeError, AttributeError) as err:
+        if not model.from_config and not overrides:
+            raise _hub_failure(model.name, "config", err) from None
+        raise UserError(f"the config of model {model.name!r} rejects the settings: {str(err).splitlines()[0]}; "
+                        "fix model_config") from None
 
 
 def load_tokenizer(model: ResolvedModel):
@@ -113,40 +151,231 @@ def load_tokenizer(model: ResolvedModel):
     return tokenizer
 
 
-def load_classifier(model: ResolvedModel, tokenizer, id2label: dict, problem_type: str, pretrained: bool = True):
-    """AutoModelForSequenceClassification with our labels; `pretrained=False` keeps the architecture only."""
-    config = load_model_config(
-        model,
-        num_labels=len(id2label),
-        id2label=dict(id2label),
-        label2id={v: k for k, v in id2label.items()},
-        problem_type=problem_type,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    try:
-        if pretrained:
-            with _quiet_head_warning():
-                classifier = AutoModelForSequenceClassification.from_pretrained(model.location, config=config, **model.load_kwargs)
-        else:
-            classifier = AutoModelForSequenceClassification.from_config(config)
-    except ValueError as err:
-        if "Unrecognized configuration class" in str(err):
-            raise UserError(
-                f"model {model.name!r} ({config.model_type}) has no sequence-classification head in transformers; "
-                "pick a BERT-, GPT-2-, T5- or Llama-family checkpoint or one of ours"
-            ) from None
-        raise
-    except OSError as err:
-        raise _hub_failure(model.name, "weights", err) from None
-    if len(tokenizer) > classifier.get_input_embeddings().num_embeddings:
-        raise UserError(
-            f"tokenizer of {model.name!r} has {len(tokenizer)} tokens but the model's embedding has "
-            f"{classifier.get_input_embeddings().num_embeddings}: use the tokenizer saved with the model"
-        )
+def prepare_tokenizer(tokenizer, family: Family, name: str):
+    """Apply the family's tokenizer quirks (see the module docstring); the tokenizer is saved with the model."""
+    if family.decoder_only:
+        tokenizer.padding_side = "right"
+    if family.encoder_decoder:
+        ids = tokenizer("a")["input_ids"]
+        if tokenizer.eos_token_id is None or not ids or ids[-1] != tokenizer.eos_token_id:
+            raise UserError(f"the tokenizer {name!r} does not end texts with an eos token, which {family.name} models "
+                            "classify from: use the model's own tokenizer (T5's appends </s>)")
+    return tokenizer
+
+
+def vocabulary_size(tokenizer) -> int:
+    """Rows an embedding needs for every id the tokenizer can produce (added tokens may leave gaps)."""
+    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+
+
+@dataclass
+class Backbone:
+    """A classifier ready for a strategy: the model, its tokenizer, its family and what was transferred."""
+
+    model: Any  # AutoModelForSequenceClassification, or text_to_text.TextToTextClassifier for head=text-to-text
+    tokenizer: Any
+    family: Family
+    reference: ResolvedModel
+    tokenizer_name: str
+    head: str
+    pretrained: bool  # the weights came from a checkpoint
+    vectors: dict | None = None  # {name, dim, coverage, matched, vocab_size, frozen} when vectors= initialised them
+
+    def transferred(self, by_strategy: str) -> str:
+        """What the run transferred: the strategy's word, unless no pretrained weights were loaded."""
+        if self.pretrained:
+            return by_strategy
+        return "features" if self.vectors else "structure"
+
+    def record(self) -> dict:
+        """The `model` section of metrics.json."""
+        record = {"name": self.reference.name, "location": self.reference.location,
+                  "base_model": self.reference.base_model, "model_type": self.model.config.model_type,
+                  "family": self.family.name, "head": self.head, "tokenizer": self.tokenizer_name,
+                  "pretrained": self.pretrained, "vectors": self.vectors}
+        if self.head == "text-to-text":
+            record["label_words"] = list(self.model.label_words)
+        return record
+
+
+def load_backbone(config, task, pretrained_weights: bool = True) -> Backbone:
+    """The classifier `config` (a ClassifyConfig) asks for, sized for `task`'s labels.
+
+    `pretrained_weights=False` (strategy=scratch) keeps the checkpoint's architecture and tokenizer only.
+    """
+    if config.head not in HEADS:
+        raise UserError(f"head takes one of {', '.join(HEADS)}, got {config.head!r}")
+    if config.freeze_vectors and not config.vectors:
+        raise UserError("freeze_vectors=true needs vectors=NAME_OR_FILE; "
+                        "to freeze the embeddings without vectors set train.freeze_word_embeddings=true")
+    reference = resolve_model(config.model)
+    base_config = load_model_config(reference)
+    family = family_of(base_config, config.head)
+    if config.head == "text-to-text":
+        if not family.encoder_decoder:
+            raise UserError(f"head=text-to-text needs an encoder-decoder model such as T5; {config.model!r} is a "
+                            f"{base_config.model_type} model: use head=classification")
+        if task.multi_label:
+            raise UserError("head=text-to-text picks one label per text but the task is multi-label: "
+                            "use head=classification")
+    elif config.label_words:
+        raise UserError("label_words only apply to head=text-to-text: set head=text-to-text or drop label_words")
+
+    tokenizer_name = config.tokenizer or (DEFAULT_TOKENIZER if reference.from_config else config.model)
+    tokenizer_reference = resolve_model(tokenizer_name) if config.tokenizer or reference.from_config else reference
+    if tokenizer_reference.from_config:
+        raise UserError(f"tokenizer={tokenizer_name!r} is a model type, not a tokenizer: name a model asset, "
+                        "a folder with a tokenizer or a Hub id")
+    tokenizer = prepare_tokenizer(load_tokenizer(tokenizer_reference), family, tokenizer_name)
+    pretrained = pretrained_weights and not reference.from_config
+    if pretrained and config.tokenizer and tokenizer_reference.location != reference.location:
+        print(f"hf-transfer: warning: tokenizer={config.tokenizer} replaces the tokenizer {config.model} was "
+              "pretrained with; its embeddings were learned for other token ids", file=sys.stderr)
+
+    vectors = _read_vectors(config.vectors) if config.vectors else None
+    settings = _check_model_config(config.model_config, base_config, config.model)
+    if not pretrained:  # random init: the embedding fits the tokenizer
+        own_size = None if reference.from_config or config.tokenizer else getattr(base_config, "vocab_size", None)
+        settings.setdefault("vocab_size", max(vocabulary_size(tokenizer), own_size or 0))
+    if vectors and reference.from_config and hasattr(base_config, "embedding_dim"):
+        dim = vectors[2].shape[1]
+        if settings.setdefault("embedding_dim", dim) != dim:
+            raise UserError(f"model_config.embedding_dim={settings['embedding_dim']} but the vectors {config.vectors!r} "
+                            f"have {dim} dimensions: drop model_config.embedding_dim or set it to {dim}")
+    settings.update(num_labels=len(task.id2label), id2label=dict(task.id2label),
+                    label2id={v: k for k, v in task.id2label.items()}, problem_type=task.problem_type,
+                    pad_token_id=tokenizer.pad_token_id)
+    if family.encoder_decoder:
+        settings["eos_token_id"] = tokenizer.eos_token_id  # T5's head reads the eos the tokenizer appends
+        if getattr(base_config, "decoder_start_token_id", None) is None:
+            settings["decoder_start_token_id"] = tokenizer.pad_token_id  # T5's convention
+    model_config = load_model_config(reference, **settings)
+    _check_vocabulary_fits(tokenizer, model_config, tokenizer_name, config.model, bool(config.tokenizer))
+
+    if config.head == "text-to-text":
+        from .text_to_text import TextToTextClassifier, check_label_words
+
+        label_words = check_label_words(task.label_names, config.label_words)
+        seq2seq = _load_weights(AutoModelForSeq2SeqLM, reference, model_config, pretrained)
+        model = TextToTextClassifier(seq2seq, tokenizer, label_words)
+    else:
+        model = _load_weights(AutoModelForSequenceClassification, reference, model_config, pretrained)
     # Trainer skips its gradient-accumulation loss scaling for models whose forward takes **kwargs;
     # these models average their own loss, so they must be scaled like any other.
+    model.accepts_loss_kwargs = False
+
+    backbone = Backbone(model, tokenizer, family, reference, tokenizer_name, config.head, pretrained)
+    if vectors:
+        backbone.vectors = _init_from_vectors(model, tokenizer, tokenizer_name, vectors, config, not pretrained)
+    return backbone
+
+
+def load_classifier(model: ResolvedModel, tokenizer, id2label: dict, problem_type: str, pretrained: bool = True):
+    """AutoModelForSequenceClassification of a checkpoint with our labels; `pretrained=False` keeps its architecture."""
+    config = load_model_config(model, num_labels=len(id2label), id2label=dict(id2label),
+                               label2id={v: k for k, v in id2label.items()}, problem_type=problem_type,
+                               pad_token_id=tokenizer.pad_token_id)
+    _check_vocabulary_fits(tokenizer, config, model.name, model.name, tokenizer_given=False)
+    classifier = _load_weights(AutoModelForSequenceClassification, model, config, pretrained and not model.from_config)
     classifier.accepts_loss_kwargs = False
     return classifier
+
+
+def _check_model_config(overrides: dict, base_config, model_name: str) -> dict:
+    unknown = [key for key in overrides if not hasattr(base_config, key)]
+    if unknown:
+        raise UserError(f"model_config key {unknown[0]!r} is not a setting of {type(base_config).__name__} "
+                        f"(model {model_name!r}): check the spelling in its config.json or configuration class")
+    return dict(overrides)
+
+
+def _check_vocabulary_fits(tokenizer, model_config, tokenizer_name: str, model_name: str, tokenizer_given: bool) -> None:
+    rows = getattr(model_config, "vocab_size", None)
+    needed = vocabulary_size(tokenizer)
+    if rows is not None and needed > rows:
+        fix = ("drop tokenizer= to use the model's own tokenizer" if tokenizer_given else
+               "the checkpoint's tokenizer and weights do not belong together: save them from one model "
+               "(model.resize_token_embeddings(len(tokenizer)) first)")
+        raise UserError(f"tokenizer {tokenizer_name!r} has {needed} token ids but model {model_name!r} embeds only "
+                        f"{rows}: {fix}, or use strategy=scratch")
+
+
+def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained: bool):
+    if not pretrained:
+        try:
+            return auto_class.from_config(model_config)
+        except ValueError as err:
+            raise _no_head(auto_class, reference, model_config, err) from None
+    try:
+        with _quiet_head_warning():
+            return auto_class.from_pretrained(reference.location, config=model_config, **reference.load_kwargs)
+    except ValueError as err:
+        raise _no_head(auto_class, reference, model_config, err) from None
+    except OSError as err:
+        raise _hub_failure(reference.name, "weights", err) from None
+    except RuntimeError as err:
+        if "ignore_mismatched_sizes" in str(err):  # transformers 5: a config override reshaped the weights
+            raise UserError(f"model_config changes the shape of the weights of {reference.name!r}: change only "
+                            "settings such as dropout for a pretrained checkpoint, or use strategy=scratch") from None
+        raise
+
+
+def _no_head(auto_class, reference: ResolvedModel, model_config, err: ValueError) -> Exception:
+    if "Unrecognized configuration class" not in str(err):
+        return err
+    what = "sequence-classification head" if auto_class is AutoModelForSequenceClassification else "seq2seq LM"
+    return UserError(f"model {reference.name!r} ({model_config.model_type}) has no {what} in transformers; "
+                     "pick a BERT-, GPT-2-, T5- or Llama-family checkpoint or one of ours")
+
+
+def _read_vectors(name: str):
+    """(label for records and cards, words, matrix) from a vectors asset or a word2vec/GloVe file."""
+    from .models import load_word_vectors
+
+    if name in ASSETS:
+        if ASSETS[name].kind != "vectors":
+            known = ", ".join(n for n, a in ASSETS.items() if a.kind == "vectors")
+            raise UserError(f"asset {name!r} is a {ASSETS[name].kind}, not word vectors: vectors assets are {known}")
+        location, label = asset_path(name), name
+    else:
+        location, label = Path(name).expanduser(), Path(name).name
+        if not location.exists():
+            known = ", ".join(n for n, a in ASSETS.items() if a.kind == "vectors")
+            raise UserError(f"vectors {name!r} not found: name a vectors asset ({known}) or a word2vec/GloVe text file")
+    try:
+        words, matrix = load_word_vectors(location)
+    except ValueError as err:
+        raise UserError(str(err).splitlines()[0]) from None
+    return label, words, matrix
+
+
+def _init_from_vectors(model, tokenizer, tokenizer_name: str, vectors, config, built_from_config: bool) -> dict:
+    from .models import init_embeddings_from_vectors
+
+    label, words, matrix = vectors
+    try:
+        embeddings = model.get_input_embeddings()
+    except (NotImplementedError, AttributeError):
+        embeddings = None
+    if not isinstance(embeddings, nn.Embedding):
+        raise UserError(f"model {config.model!r} ({model.config.model_type}) has no input embedding layer for "
+                        f"vectors={config.vectors}: drop vectors or pick a model with token embeddings")
+    dim, rows = matrix.shape[1], embeddings.embedding_dim
+    if dim != rows:
+        size_key = next(key for key in ("embedding_dim", "d_model", "n_embd", "hidden_size") if hasattr(model.config, key))
+        fix = (f"set model_config.{size_key}={dim}" if built_from_config
+               else f"vectors fit a model built from config (e.g. model=hft-textcnn) or a checkpoint with {dim}-d embeddings")
+        raise UserError(f"the vectors {label!r} have {dim} dimensions but the embeddings of {config.model!r} have "
+                        f"{rows}: {fix}")
+    try:
+        report = init_embeddings_from_vectors(model, tokenizer, (words, matrix), freeze=config.freeze_vectors)
+    except ValueError as err:
+        raise UserError(str(err).splitlines()[0]) from None
+    print(f"hf-transfer: vectors {label}: {report['matched']:,} of {report['vocab_size']:,} tokens of "
+          f"{tokenizer_name} covered ({100 * report['coverage']:.1f}%), {dim}-d, "
+          f"{'frozen' if config.freeze_vectors else 'fine-tuned'}", file=sys.stderr)
+    return {"name": label, "dim": dim, "coverage": report["coverage"], "matched": report["matched"],
+            "vocab_size": report["vocab_size"], "frozen": config.freeze_vectors}
 
 
 class _quiet_head_warning:

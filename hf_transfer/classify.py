@@ -7,9 +7,7 @@
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -17,17 +15,19 @@ import torch
 from accelerate import PartialState
 from transformers import set_seed
 
-from .backbones import family_of, load_classifier, load_tokenizer, resolve_model
-from .cards import render_classifier_card
+from .backbones import load_backbone
+from .cards import render_card
 from .config import ClassifyConfig, to_dict
 from .data import TaskData, load_task_data, tokenize_splits
 from .errors import UserError
 from .metrics import classification_report
 from .plots import confusion_matrix_plot, loss_curve_plot
+from .publish import check_hub_target, publish_to_hub
 from .results import RunResult, hardware_description
 from .strategies import get_strategy
-from .training import (build_trainer, count_parameters, peak_memory_mb, predictions_from_logits, resolve_precision,
+from .training import (build_trainer, peak_memory_mb, predict_logits, predictions_from_logits, resolve_precision,
                        training_arguments)
+from .zeroshot import prepare_baseline
 
 EVAL_SPLITS = ("validation", "test")
 
@@ -45,20 +45,24 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
     output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
     if output_dir.exists() and not config.overwrite_output_dir:
         raise UserError(f"output folder {output_dir} exists: pass output_dir=ANOTHER or overwrite_output_dir=true")
+    if config.push_to_hub:
+        check_hub_target(config.hub_repo_id)  # a bad repo id or missing token fails now, not after training
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     strategy = get_strategy(config.strategy, config.strategy_options)  # bad options fail before any loading
+    if config.train.learning_rate is None:
+        config.train.learning_rate = strategy.default_learning_rate
     precision = resolve_precision(config.train.precision)
     set_seed(config.train.seed)
 
     task = load_task_data(config.data)
-    model_ref = resolve_model(config.model)
-    tokenizer = load_tokenizer(model_ref)
-    model = load_classifier(model_ref, tokenizer, task.id2label, task.problem_type, strategy.pretrained_weights)
-    setup = strategy.setup(model, family_of(model.config), config.train)
-    if config.train.freeze_word_embeddings:
+    baseline = prepare_baseline(config.zeroshot_baseline, config.model, task, config.train.eval_batch_size)
+    backbone = load_backbone(config, task, strategy.pretrained_weights)
+    model, tokenizer = backbone.model, backbone.tokenizer
+    setup = strategy.setup(model, backbone.family, config.train)
+    if config.train.freeze_word_embeddings or config.freeze_vectors:
         model.get_input_embeddings().weight.requires_grad_(False)
-    parameters = count_parameters(setup.model)
+    parameters = strategy.count_parameters(setup.model)
     tokenized = tokenize_splits(task, tokenizer, config.data.max_length)
 
     staging = output_dir.with_name(output_dir.name + ".partial")
@@ -70,7 +74,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
         if setup.trains_with_trainer:
             trainer.train()
         else:
-            strategy.fit(setup, task, tokenized, config.train)
+            strategy.fit(setup, trainer, task, tokenized, config.train)
         train_time = time.perf_counter() - train_started
 
         eval_started = time.perf_counter()
@@ -78,19 +82,21 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
         trainer.model = inference_model
         metrics, predictions = {}, []
         for split in EVAL_SPLITS:
-            logits = trainer.predict(tokenized[split]).predictions
+            logits = predict_logits(trainer, tokenized[split])
+            logits = logits[0] if isinstance(logits, tuple) else logits  # seq2seq models add encoder states
             predicted, probabilities = predictions_from_logits(logits, task.multi_label)
             metrics[split] = classification_report(predicted, tokenized[split]["labels"], task.label_names, task.multi_label)
             predictions += _prediction_rows(task, split, predicted, probabilities)
         eval_time = time.perf_counter() - eval_started
+        baselines = {baseline.name: baseline.evaluate(task, config.data.max_length)} if baseline else {}
 
         train_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"])
         epochs_run = trainer.state.epoch or config.train.epochs
         result = RunResult(
             kind="classification",
-            model={"name": config.model, "location": model_ref.location, "base_model": model_ref.base_model,
-                   "model_type": model.config.model_type, "family": family_of(model.config).name},
-            strategy={"name": strategy.name, "description": strategy.description, "transferred": strategy.transferred,
+            model=backbone.record(),
+            strategy={"name": strategy.name, "description": strategy.description,
+                      "transferred": backbone.transferred(strategy.transferred),
                       "options": to_dict(strategy.options)},
             task={"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
                   "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes()},
@@ -122,15 +128,18 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
             },
             config=to_dict(config),
             seed=config.train.seed,
+            baselines=baselines,
         )
         if state.is_main_process:
             _write_output(staging, output_dir, result, strategy, inference_model, tokenizer, task, predictions, command,
-                          config, started)
+                          started)
         state.wait_for_everyone()
     except BaseException:
         if state.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         raise
+    if config.push_to_hub and state.is_main_process:
+        publish_to_hub(output_dir, config.hub_repo_id, private=config.hub_private)
     return result
 
 
@@ -149,26 +158,21 @@ def _prediction_rows(task: TaskData, split: str, predicted, probabilities) -> li
     ]
 
 
-def _write_output(staging, output_dir, result, strategy, model, tokenizer, task, predictions, command, config, started):
+def _write_output(staging, output_dir, result, strategy, model, tokenizer, task, predictions, command, started):
     shutil.rmtree(staging / "trainer", ignore_errors=True)
     staging.mkdir(parents=True, exist_ok=True)
-    strategy.save(model, staging)
-    tokenizer.save_pretrained(staging)
+    strategy.save(model, tokenizer, staging)
     with open(staging / "predictions.jsonl", "w") as handle:
         for row in predictions:
             handle.write(json.dumps(row) + "\n")
-    plots = {}
     if not task.multi_label:
         confusion_matrix_plot(result.metrics["test"]["confusion_matrix"], task.label_names,
                               staging / "confusion_matrix.png", "test split")
-        plots["Confusion matrix, test split"] = "confusion_matrix.png"
-    if loss_curve_plot(result.training["log_history"], staging / "loss_curve.png"):
-        plots["Training loss"] = "loss_curve.png"
+    loss_curve_plot(result.training["log_history"], staging / "loss_curve.png")
     result.compute["total_time_s"] = time.perf_counter() - started
     result.save(staging)
-    reproduce = command or "hf-transfer classify " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    card = render_classifier_card(result, output_dir, plots, config.license, config.language, reproduce)
-    card.save(staging / "README.md")
+    # The card describes the files in staging and tells readers to load the final folder.
+    render_card(result, staging, str(output_dir.resolve()), command).save(staging / "README.md")
     if output_dir.exists():
         shutil.rmtree(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ class TrainConfig:
     """Optimisation and precision; mapped onto transformers.TrainingArguments."""
 
     epochs: float = 2.0
-    learning_rate: float = 1e-4
+    learning_rate: float | None = None  # None: the strategy's default_learning_rate (full 1e-4, lora 5e-4, ...)
     batch_size: int = 32
     eval_batch_size: int = 256
     gradient_accumulation_steps: int = 1
@@ -73,7 +73,13 @@ class ZeroShotBaselineConfig:
 
 @dataclass
 class ClassifyConfig:
-    model: str = "minilm-l6"  # asset name, local folder or Hub id
+    model: str = "minilm-l6"  # asset name, local folder, Hub id, or hft-textcnn | hft-rnn | hft-attention (from config)
+    tokenizer: str | None = None  # None: the model's own; minilm-l6's WordPiece for hft-* models built from config
+    model_config: dict[str, Any] = field(default_factory=dict)  # config overrides, e.g. {embedding_dim: 50, dropout: 0.3}
+    head: str = "classification"  # classification | text-to-text (encoder-decoder models: T5 writes the label's words)
+    label_words: dict[str, str] = field(default_factory=dict)  # head=text-to-text: target text per label (default: its name)
+    vectors: str | None = None  # static word vectors for the input embeddings: glove-6b-50d or a word2vec/GloVe file
+    freeze_vectors: bool = False  # keep the vector-initialised embeddings fixed (Kim 2014's CNN-static)
     strategy: str = "full"  # full | frozen | linear-probe | adapter | gradual-unfreeze | scratch
     strategy_options: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)

@@ -5,7 +5,9 @@ Schema (version 1) — every run kind writes the same top-level keys:
     schema_version   1
     kind             "classification" | "zero-shot"
     created          ISO 8601 time, UTC
-    model            {name, location, base_model, model_type, family}
+    model            {name, location, base_model, model_type, family}; classification runs add head
+                     ("classification" | "text-to-text"), tokenizer, pretrained (bool), vectors (null or {name, dim,
+                     coverage, matched, vocab_size, frozen}) and, for text-to-text, label_words
     strategy         {name, description, transferred ("parameters" | "features" | "structure" | "none"), options}
     task             {dataset, description, text_columns, label_names, multi_label, split_sizes}
     metrics          {split: report}; a report holds accuracy, precision/recall/f1 _macro/_micro/_weighted,

@@ -1,4 +1,8 @@
-"""Trainer assembly: TrainingArguments from our TrainConfig, the precision policy, prediction helpers."""
+"""Trainer assembly: TrainingArguments from our TrainConfig, the precision policy, prediction and FLOP helpers.
+
+Where the time goes and what each choice here bought on a 2-core avx512_bf16 CPU is in
+benchmarks/bench_training.py's docstring.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import resource
 
 import numpy as np
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+from .batching import LengthBucketedSampler
 from .config import TrainConfig
 from .errors import UserError
 
@@ -62,15 +68,39 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         report_to="none",
         seed=config.seed,
         data_seed=config.seed,
-        dataloader_num_workers=0,
+        dataloader_num_workers=0,  # tokenized once up front: collation is ~1% of a step, workers only add copies
+        optim="adamw_torch_fused",
     )
+
+
+class TransferTrainer(Trainer):
+    """Trainer with length-bucketed training batches and evaluation in dataset order.
+
+    transformers' `group_by_length` also reorders evaluation (its eval sampler is length-grouped too), so
+    `predict` would return predictions in a shuffled order; here evaluation is sequential and `predict_logits`
+    does the length sorting, and puts the rows back.
+    """
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or dataset is None:
+            return super()._get_train_sampler(train_dataset)
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        args = self.args
+        global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
+        return LengthBucketedSampler(lengths, global_batch, seed=args.data_seed)
+
+    def _get_eval_sampler(self, eval_dataset):
+        # One process: in order. Several: None lets accelerate shard in order and gather back in order.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
 def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval_dataset, callbacks, optimizer_groups=None):
     optimizers = (None, None)
     if optimizer_groups is not None:
-        optimizers = (torch.optim.AdamW(optimizer_groups, lr=args.learning_rate, weight_decay=args.weight_decay), None)
-    return Trainer(
+        optimizers = (torch.optim.AdamW(optimizer_groups, lr=args.learning_rate, weight_decay=args.weight_decay,
+                                        fused=True), None)
+    return TransferTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -80,6 +110,17 @@ def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval
         callbacks=callbacks,
         optimizers=optimizers,
     )
+
+
+def predict_logits(trainer: Trainer, dataset) -> np.ndarray:
+    """Logits for every row of a tokenized dataset, in its order; computed shortest-first to skip padding."""
+    lengths = np.asarray([len(ids) for ids in dataset["input_ids"]])
+    order = np.argsort(lengths, kind="stable")
+    logits = trainer.predict(dataset.select(order)).predictions
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    in_order = np.empty_like(logits)
+    in_order[order] = logits
+    return in_order
 
 
 def predictions_from_logits(logits: np.ndarray, multi_label: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -103,3 +144,24 @@ def count_parameters(model) -> dict:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total, "trainable_fraction": trainable / total if total else 0.0}
+
+
+def non_embedding_parameters(model) -> int:
+    """Parameters outside the input embeddings (word, position, token type): those doing matmuls per token."""
+    embedding_ids = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            embedding_ids |= {id(p) for p in module.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embedding_ids)
+
+
+def model_flops(model, lengths, training: bool = True) -> float:
+    """Useful FLOPs for sequences of these real (unpadded) lengths: 2 x non-embedding parameters per token
+    forward plus the attention score and value matmuls (4 x layers x hidden x length per token), and twice that
+    again for the backward pass (the usual 6N + attention estimate)."""
+    config = model.config
+    layers = getattr(config, "num_hidden_layers", 0) or 0
+    hidden = getattr(config, "hidden_size", 0) or 0
+    lengths = np.asarray(lengths, dtype=np.float64)
+    forward = 2 * non_embedding_parameters(model) * lengths.sum() + 4 * layers * hidden * (lengths ** 2).sum()
+    return float(forward * (3 if training else 1))

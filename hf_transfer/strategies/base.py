@@ -10,6 +10,7 @@ from transformers import TrainerCallback
 
 from ..config import from_dict
 from ..errors import UserError
+from ..training import count_parameters
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Strategy:
     options_class: ClassVar[type] = NoOptions
     pretrained_weights: ClassVar[bool] = True  # False: same architecture from random init
     transferred: ClassVar[str] = "parameters"  # parameters | features | structure, for cards
+    default_learning_rate: float = 1e-4  # used unless the run sets train.learning_rate
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.options = from_dict(self.options_class, dict(options or {}), prefix="strategy_options.")
@@ -38,12 +40,21 @@ class Strategy:
     def setup(self, model, family, train_config) -> StrategySetup:
         raise NotImplementedError
 
-    def fit(self, setup: StrategySetup, task, tokenized, train_config) -> dict:
-        """Train without the Trainer; only for strategies whose setup says trains_with_trainer=False."""
+    def fit(self, setup: StrategySetup, trainer, task, tokenized, train_config) -> None:
+        """Train without trainer.train(); only for strategies whose setup says trains_with_trainer=False.
+
+        `trainer` is the run's Trainer, built but not trained: its predict() runs the model as evaluation will.
+        """
         raise NotImplementedError
 
-    def save(self, model, output_dir: Path) -> None:
+    def count_parameters(self, model) -> dict:
+        """{trainable, total, trainable_fraction} of the model that trains, as metrics.json reports them."""
+        return count_parameters(model)
+
+    def save(self, model, tokenizer, output_dir: Path) -> None:
+        """Write what loads the trained classifier back, tokenizer included, into `output_dir`."""
         model.save_pretrained(output_dir, safe_serialization=True)
+        tokenizer.save_pretrained(output_dir)
 
     def model_for_inference(self, model):
         """The model that predicts: adapters may be merged here."""

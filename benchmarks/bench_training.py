@@ -1,0 +1,259 @@
+"""Training throughput, model-FLOPs utilisation, peak memory and test accuracy: our default classify recipe
+against three plain-Trainer baselines, measured in one run.
+
+Same model (minilm-l6), data (rotten-tomatoes, the recipe's splits), batch size, learning rate and epochs for all:
+  A     transformers' text-classification example defaults: every text padded to max_length=128, default collator, fp32
+  B     A with dynamic padding (DataCollatorWithPadding)
+  C     B + train_sampling_strategy="group_by_length" + bf16=True: the best of Trainer's flags alone
+  ours  the default recipe (recipes/configs/classify.yaml), built as hf_transfer.classify builds it
+  ours-fp32  the same in fp32: the accuracy reference for bf16
+
+Each configuration lives in its own worker process (so peak memory is its own) holding a Trainer that pauses
+every --steps steps. Throughput: after a warm-up, the workers run --steps steps each in turn, --rounds times,
+so a busy machine slows all of them alike; the median round counts. Accuracy: the workers named by --accuracy
+then train to the end and label the test split (same fp32 evaluation code for all).
+
+MFU = (6 x non-embedding parameters + attention) FLOPs per real token x real tokens/s / the matmul peak of the
+precision used, which this script measures itself (square matmuls, best of several).
+
+    python benchmarks/bench_training.py                         # throughput + accuracy of every configuration
+    python benchmarks/bench_training.py --accuracy ours,ours-fp32,C --steps 15 --rounds 3
+    python benchmarks/bench_training.py --accuracy none --configs C,ours   # throughput only
+
+Levers measured on the 2-core avx512_bf16 machine (no AMX), 2026-11-25: see the README section / report;
+where the step time goes: `--profile` times data, forward, backward and optimizer of the recipe's step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import time
+
+import numpy as np
+
+SIDES = ("A", "B", "C", "ours", "ours-fp32")
+
+
+def matmul_peak(dtype_name: str, size: int = 2048, seconds: float = 1.5) -> float:
+    """FLOP/s of the best of repeated square matmuls (torch, all threads)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.matmul(a, b)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        for _ in range(3):
+            torch.matmul(a, b)
+        best = max(best, 3 * 2 * size**3 / (time.perf_counter() - started))
+    return best
+
+
+def build(side: str, args):
+    """(trainer, model, test dataset) for one configuration."""
+    import torch
+    from transformers import (DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator, set_seed)
+
+    from hf_transfer.backbones import load_backbone
+    from hf_transfer.config import ClassifyConfig, load_config
+    from hf_transfer.data import load_task_data, tokenize_splits
+    from hf_transfer.strategies import get_strategy
+    from hf_transfer.training import build_trainer, resolve_precision, training_arguments
+
+    overrides = [f"data.max_train_samples={args.max_train_samples}"] if args.max_train_samples else []
+    if side == "ours-fp32":
+        overrides.append("train.precision=fp32")
+    config = load_config(ClassifyConfig, None, overrides)
+    strategy = get_strategy(config.strategy, config.strategy_options)
+    if config.train.learning_rate is None:
+        config.train.learning_rate = strategy.default_learning_rate
+    set_seed(config.train.seed)
+    task = load_task_data(config.data)
+    backbone = load_backbone(config, task, strategy.pretrained_weights)
+    model, tokenizer = backbone.model, backbone.tokenizer
+    tokenized = tokenize_splits(task, tokenizer, config.data.max_length)
+    output_dir = os.path.join(args.scratch, side)
+    if side.startswith("ours"):
+        setup = strategy.setup(model, backbone.family, config.train)
+        if config.train.freeze_word_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
+        training_args = training_arguments(config.train, output_dir, resolve_precision(config.train.precision), False)
+        trainer = build_trainer(setup.model, training_args, tokenizer, tokenized["train"], None, [],
+                                setup.optimizer_grouped_parameters)
+        return trainer, model, tokenized["test"]
+
+    train = tokenized["train"]
+    if side == "A":  # the example's `padding="max_length"`: every text padded to max_length
+        train = task.splits["train"].map(
+            lambda b: tokenizer(b[task.text_columns[0]], padding="max_length", truncation=True, max_length=128),
+            batched=True, remove_columns=task.text_columns)
+    training_args = TrainingArguments(
+        output_dir=output_dir, num_train_epochs=config.train.epochs, learning_rate=config.train.learning_rate,
+        per_device_train_batch_size=config.train.batch_size, seed=config.train.seed, report_to="none",
+        save_strategy="no", logging_steps=50, use_cpu=not torch.cuda.is_available(),
+        bf16=side == "C", train_sampling_strategy="group_by_length" if side == "C" else "random")
+    collator = default_data_collator if side == "A" else DataCollatorWithPadding(tokenizer)
+    trainer = Trainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
+                      data_collator=collator)
+    return trainer, model, tokenized["test"]
+
+
+def worker(side: str, args, connection) -> None:
+    """Build one configuration, then train in chunks on the parent's word and report what each chunk did."""
+    import torch
+    from transformers import TrainerCallback
+
+    from hf_transfer.batching import length_sorted_batches, pad_batch
+    from hf_transfer.training import model_flops
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    trainer, model, test = build(side, args)
+    counts = {"examples": 0, "tokens": 0, "flops": 0.0}
+
+    def count(module, positional, keywords):
+        if module.training:
+            lengths = keywords["attention_mask"].sum(-1).tolist()
+            counts["examples"] += len(lengths)
+            counts["tokens"] += sum(lengths)
+            counts["flops"] += model_flops(model, lengths, training=True)
+
+    model.register_forward_pre_hook(count, with_kwargs=True)
+
+    class Pause(TrainerCallback):
+        def __init__(self):
+            self.budget, self.started = 0, 0.0
+
+        def wait(self, control):
+            command = connection.recv()
+            if command == "stop":
+                control.should_training_stop = True
+                return
+            self.budget = command  # steps to run before the next pause; None: to the end
+            for key in counts:
+                counts[key] = 0
+            self.started = time.perf_counter()
+
+        def on_train_begin(self, args_, state, control, **kwargs):
+            connection.send({"ready": True})
+            self.wait(control)
+
+        def on_step_end(self, args_, state, control, **kwargs):
+            if self.budget is None:
+                return
+            self.budget -= 1
+            if self.budget == 0:
+                connection.send({"seconds": time.perf_counter() - self.started, **counts,
+                                 "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+                self.wait(control)
+
+    trainer.add_callback(Pause())
+    started = time.perf_counter()
+    trainer.train()
+    report = {"done": True, "seconds": time.perf_counter() - started, **counts}
+    if trainer.state.global_step >= trainer.state.max_steps:  # trained to the end: label the test split
+        model.eval()
+        columns = {k: test[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in test.column_names}
+        predicted = np.zeros(len(test), dtype=np.int64)
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(ids) for ids in columns["input_ids"]], 8192):
+                inputs = pad_batch(columns, batch, trainer.processing_class.pad_token_id)
+                predicted[batch] = model(**inputs).logits.argmax(-1).numpy()
+        report["accuracy"] = float((predicted == np.asarray(test["labels"])).mean())
+    report["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    connection.send(report)
+
+
+def load_average() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default=",".join(SIDES), help="which configurations (default: all)")
+    parser.add_argument("--steps", type=int, default=15, help="optimizer steps per turn")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per configuration (alternating)")
+    parser.add_argument("--warmup", type=int, default=3, help="steps before timing starts")
+    parser.add_argument("--accuracy", default="all", help="configurations trained to the end: all, none or a list")
+    parser.add_argument("--max-train-samples", type=int, default=None, help="smaller training split, for a quick look")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
+    parser.add_argument("--scratch", default="/tmp/bench_training", help="Trainer output folders (nothing is saved)")
+    args = parser.parse_args()
+    sides = args.configs.split(",")
+    accuracy_sides = sides if args.accuracy == "all" else [] if args.accuracy == "none" else args.accuracy.split(",")
+    print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
+    peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
+
+    context = mp.get_context("spawn")
+    workers = {}
+    for side in sides:  # one at a time: building loads data and weights
+        parent, child = context.Pipe()
+        process = context.Process(target=worker, args=(side, args, child), daemon=True)
+        process.start()
+        assert parent.recv().get("ready")
+        workers[side] = (process, parent)
+    for side in sides:
+        workers[side][1].send(args.warmup)
+        workers[side][1].recv()
+    turns = {side: [] for side in sides}
+    for round_ in range(args.rounds):
+        order = sides[round_ % len(sides):] + sides[:round_ % len(sides)]
+        for side in order:
+            workers[side][1].send(args.steps)
+            turns[side].append(workers[side][1].recv())
+    peaks = {k: max(v, matmul_peak("float32" if k == "fp32" else "bfloat16")) for k, v in peaks.items()}
+    print(f"throughput measured: {time.strftime('%H:%M:%S')}  {load_average()}", flush=True)
+
+    results = {}
+    for side in sides:
+        process, connection = workers[side]
+        connection.send(None if side in accuracy_sides else "stop")
+        results[side] = connection.recv()
+        process.join()
+        if side in accuracy_sides:
+            print(f"{side} trained to the end in {results[side]['seconds']:.0f} s: test accuracy "
+                  f"{results[side]['accuracy']:.4f}", flush=True)
+    print(f"end: {time.strftime('%H:%M:%S')}  {load_average()}")
+
+    rows = {}
+    for side in sides:
+        rates = sorted(turns[side], key=lambda t: t["examples"] / t["seconds"])
+        median = rates[len(rates) // 2]
+        precision = "bf16" if side in ("C", "ours") and _uses_bf16(side) else "fp32"
+        rows[side] = {
+            "examples_per_s": median["examples"] / median["seconds"],
+            "tokens_per_s": median["tokens"] / median["seconds"],
+            "mfu": median["flops"] / median["seconds"] / peaks[precision],
+            "precision": precision,
+            "peak_mb": results[side]["peak_mb"] if side in accuracy_sides else max(t["peak_mb"] for t in turns[side]),
+            "accuracy": results[side].get("accuracy"),
+        }
+    print(f"\nmatmul peak measured here: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; "
+          f"{args.rounds} alternating turns of {args.steps} steps per configuration, median turn\n")
+    header = "| config | precision | examples/s | real tokens/s | MFU | peak memory MB | test accuracy |" + \
+             "".join(f" x {b} |" for b in ("A", "B", "C") if b in rows)
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for side, row in rows.items():
+        accuracy = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-"
+        ratios = "".join(f" {row['examples_per_s'] / rows[b]['examples_per_s']:.2f} |" for b in ("A", "B", "C") if b in rows)
+        print(f"| {side} | {row['precision']} | {row['examples_per_s']:.1f} | {row['tokens_per_s']:.0f} | "
+              f"{100 * row['mfu']:.1f}% | {row['peak_mb']:.0f} | {accuracy} |{ratios}")
+
+
+def _uses_bf16(side: str) -> bool:
+    if side == "C":
+        return True
+    from hf_transfer.config import ClassifyConfig
+    from hf_transfer.training import resolve_precision
+
+    return resolve_precision(ClassifyConfig().train.precision) == "bf16"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Parameter-efficient transfer with peft adapters (`strategy=adapter`).
+
+    strategy=adapter strategy_options.method=lora strategy_options.r=16 strategy_options.lora_alpha=32
+    strategy=adapter strategy_options.method=dora
+    strategy=adapter strategy_options.method=ia3
+    strategy=adapter strategy_options.method=prompt-tuning strategy_options.num_virtual_tokens=20
+    strategy=adapter strategy_options.method=lora strategy_options.merge=true
+
+Options: `method` is any peft method (`lora`, `ia3`, `prefix-tuning`, `prompt-tuning`, `p-tuning`, `loha`, `lokr`,
+`adalora`, `vera`, ...; case, `-` and `_` do not matter) or `dora` (LoRA with use_dora=true); `merge` (see Output);
+every other option is a field of the method's peft config class (LoraConfig, IA3Config, ...), passed through as is.
+The task type is always SEQ_CLS. Defaults filled in where the user sets none:
+
+- target_modules: the family's `Family.lora_targets` (BERT query/value, GPT-2 c_attn, T5 q/v, our backbones'
+  DEFAULT_LORA_TARGETS). IA3 uses peft's own key/value/feed-forward choice where peft knows the model type,
+  else the family's targets with no feed-forward modules. Every listed target must match a module.
+- modules_to_save: the family's head (`Family.head_modules`), added to any the user lists, so the head always
+  trains and is saved (peft's default, classifier/score, misses T5's `classification_head`).
+- num_virtual_tokens: 20 for prompt methods.
+
+What applies where (a clear error otherwise): LoRA, DoRA and IA3 work for BERT, GPT-2, T5 and our backbones
+(IA3 adapts only Linear layers: on hft-textcnn/hft-rnn set target_modules to Linear ones). Prompt tuning needs a
+model that takes `inputs_embeds` and pools without input ids: encoders such as BERT; T5's classifier refuses
+inputs_embeds, and decoder-only classifiers cannot find the last real token without input ids. Prefix tuning needs
+a forward that takes `past_key_values`; transformers 5 models take `cache` instead, so peft 0.21 cannot prefix-tune
+any of them (the error says so).
+
+Output: the run's folder holds the adapter only (adapter_config.json, adapter_model.safetensors with the head,
+the tokenizer), which `peft.AutoPeftModelForSequenceClassification.from_pretrained(DIR, id2label=..., label2id=...)`
+loads: peft rebuilds the base from `base_model_name_or_path`, an absolute local path for asset and folder models, so
+it loads offline on this machine (elsewhere, point it at the Hub id); the label names are not part of an adapter, so
+pass them. With `merge=true` (LoRA-like methods and IA3; not prompt methods) the folder also holds `merged/`: the
+adapter folded into the base weights, a whole model with the labels and tokenizer that
+`transformers.pipeline("text-classification", model=DIR/merged)` loads. Evaluation uses the unmerged adapter.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peft import PeftConfig, PromptLearningConfig, TaskType, get_peft_model
+from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING, ModulesToSaveWrapper
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+from ..config import from_dict
+from ..errors import UserError
+from .base import Strategy, StrategySetup, register_strategy
+
+MERGED_DIR = "merged"
+# peft methods that cannot train a sequence classifier: causal-LM only, or they need per-example task ids.
+NOT_FOR_CLASSIFICATION = {"adaption_prompt": "works on Llama causal LMs only", "cpt": "works on causal LMs only",
+                          "multitask_prompt_tuning": "needs task ids", "poly": "needs task ids",
+                          "xlora": "mixes several trained LoRA adapters"}
+# Set by the strategy, not by options.
+RESERVED_FIELDS = {"task_type", "peft_type", "base_model_name_or_path", "revision", "inference_mode", "auto_mapping",
+                   "peft_version", "use_dora"}
+# Measured on MiniLM-L6 / Rotten Tomatoes (benchmarks/bench_strategies.py); others: peft's usual ranges.
+DEFAULT_LEARNING_RATES = {"lora": 5e-4, "dora": 5e-4, "ia3": 3e-3, "prompt_tuning": 3e-2, "p_tuning": 3e-3,
+                          "prefix_tuning": 1e-2}
+DEFAULT_VIRTUAL_TOKENS = 20
+PREFIX_METHODS = ("prefix_tuning", "cartridge")  # virtual keys and values in each attention layer
+ADAPTABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, Conv1D)
+
+
+@dataclass
+class AdapterOptions:
+    method: str = "lora"
+    merge: bool = False  # also save the adapter merged into the base weights, in merged/
+    peft: dict[str, Any] = field(default_factory=dict)  # the peft config arguments: the user's plus filled defaults
+
+
+def _method_config_classes() -> dict[str, type[PeftConfig]]:
+    methods = {peft_type.value.lower(): config_class for peft_type, config_class in PEFT_TYPE_TO_CONFIG_MAPPING.items()}
+    methods["dora"] = methods["lora"]
+    return methods
+
+
+@register_strategy
+class AdapterTuning(Strategy):
+    name = "adapter"
+    description = "a peft adapter trains on the frozen pretrained model, with the classification head"
+    transferred = "parameters"
+
+    def __init__(self, options=None):
+        peft_options = dict(options or {})
+        own = {key: peft_options.pop(key) for key in ("method", "merge") if key in peft_options}
+        self.options = from_dict(AdapterOptions, own, prefix="strategy_options.")
+        self.options.method = method = self.options.method.lower().replace("-", "_")
+        methods = _method_config_classes()
+        if method not in methods:
+            close = difflib.get_close_matches(method, methods, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(f"unknown adapter method strategy_options.method={method!r}: {hint}peft knows "
+                            f"{', '.join(sorted(methods))}")
+        if method in NOT_FOR_CLASSIFICATION:
+            raise UserError(f"adapter method {method!r} cannot train a sequence classifier ({NOT_FOR_CLASSIFICATION[method]}): "
+                            "use lora, dora, ia3 or prompt_tuning")
+        self.config_class = methods[method]
+        known = {f.name for f in dataclasses.fields(self.config_class)} - RESERVED_FIELDS
+        for key in peft_options:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise UserError(f"unknown option strategy_options.{key} for adapter method {method!r}: {hint}options "
+                                f"are method, merge and the fields of peft.{self.config_class.__name__}")
+        self.prompt_learning = issubclass(self.config_class, PromptLearningConfig)
+        if self.options.merge and self.prompt_learning:
+            raise UserError(f"strategy_options.merge=true does not apply to {method}: its virtual tokens cannot be "
+                            "folded into the weights; drop merge or use method=lora")
+        self.options.peft = peft_options
+        self.default_learning_rate = DEFAULT_LEARNING_RATES.get(method, 5e-4)
+
+    def setup(self, model, family, train_config) -> StrategySetup:
+        model_type = model.config.model_type
+        fields = {f.name for f in dataclasses.fields(self.config_class)}
+        arguments = dict(self.options.peft)
+        if self.options.method == "dora":
+            arguments["use_dora"] = True
+        if "target_modules" in fields and arguments.get("target_modules") is None:
+            if self.config_class.__name__ == "IA3Config" and model_type in TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING:
+                pass  # peft's own choice of keys, values and feed-forward layers
+            elif family.lora_targets:
+                arguments["target_modules"] = list(family.lora_targets)
+                if self.config_class.__name__ == "IA3Config":
+                    arguments.setdefault("feedforward_modules", [])
+        if arguments.get("target_modules") is not None:
+            _check_targets(model, arguments["target_modules"])
+        if "modules_to_save" in fields:
+            heads = [name for name in family.head_modules if name in dict(model.named_children())]
+            arguments["modules_to_save"] = sorted(set(heads) | set(arguments.get("modules_to_save") or []))
+        if self.prompt_learning:
+            arguments.setdefault("num_virtual_tokens", DEFAULT_VIRTUAL_TOKENS)
+            _check_prompt_learning(self.options.method, model, family)
+        self.options.peft = {key: value for key, value in arguments.items() if key != "use_dora"}
+
+        try:
+            # a copy: PeftModelForSequenceClassification appends classifier/score to modules_to_save in place
+            peft_config = self.config_class(task_type=TaskType.SEQ_CLS, **copy.deepcopy(arguments))
+            peft_model = get_peft_model(model, peft_config)
+        except (TypeError, ValueError, NotImplementedError, KeyError) as err:
+            raise UserError(f"adapter method {self.options.method!r} cannot apply to {model_type} with these options: "
+                            f"{_first_line(err)}; check strategy_options") from None
+        if model.name_or_path and Path(model.name_or_path).is_dir():
+            # AutoPeftModel rebuilds the base from here: an absolute path loads offline from any working directory.
+            peft_model.peft_config["default"].base_model_name_or_path = str(Path(model.name_or_path).resolve())
+        return StrategySetup(peft_model)
+
+    def count_parameters(self, model) -> dict:
+        # peft keeps the head's pretrained copy next to the trained one; the saved classifier has one head.
+        copies = {id(p) for module in model.modules() if isinstance(module, ModulesToSaveWrapper)
+                  for p in module.original_module.parameters()}
+        parameters = [p for p in model.parameters() if id(p) not in copies]
+        total = sum(p.numel() for p in parameters)
+        trainable = sum(p.numel() for p in parameters if p.requires_grad)
+        return {"trainable": trainable, "total": total, "trainable_fraction": trainable / total if total else 0.0}
+
+    def save(self, model, tokenizer, output_dir: Path) -> None:
+        model.save_pretrained(output_dir)  # adapter_config.json + adapter weights, the head included
+        tokenizer.save_pretrained(output_dir)
+        if self.options.merge:
+            merged = model.merge_and_unload()  # in place: the run is over, the unmerged model is not used again
+            super().save(merged, tokenizer, Path(output_dir) / MERGED_DIR)
+
+
+def _check_targets(model, targets) -> None:
+    """peft's matching (a list: name or dotted suffix; a string: full regex match), but every entry must match."""
+    names = [name for name, _ in model.named_modules() if name]
+    if isinstance(targets, str):
+        unmatched = [] if targets == "all-linear" or any(re.fullmatch(targets, name) for name in names) else [targets]
+    else:
+        unmatched = [t for t in targets if not any(name == t or name.endswith(f".{t}") for name in names)]
+    if unmatched:
+        layers = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                         if isinstance(module, ADAPTABLE_LAYERS)})
+        raise UserError(f"strategy_options.target_modules entry {unmatched[0]!r} matches no module of "
+                        f"{model.config.model_type}: its adaptable layers are named {', '.join(layers)}")
+
+
+def _check_prompt_learning(method: str, model, family) -> None:
+    model_type = model.config.model_type
+    if method in PREFIX_METHODS:
+        takes = set(inspect.signature(model.forward).parameters) | set(inspect.signature(model.base_model.forward).parameters)
+        if "past_key_values" not in takes:
+            raise UserError(f"adapter method {method!r} cannot apply to {model_type}: peft injects the prefix through a "
+                            f"past_key_values argument that {type(model).__name__}.forward does not take; use method=lora")
+        return
+    if "inputs_embeds" not in inspect.signature(model.forward).parameters or family.encoder_decoder:
+        raise UserError(f"adapter method {method!r} cannot apply to {model_type}: it feeds the prompt as inputs_embeds, "
+                        f"which {type(model).__name__} does not classify; use method=lora")
+    if family.decoder_only:
+        raise UserError(f"adapter method {method!r} cannot apply to {model_type}: a decoder-only classifier finds the "
+                        "last real token from input_ids, which prompt methods replace by inputs_embeds; use method=lora")
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")

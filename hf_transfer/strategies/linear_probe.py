@@ -1,0 +1,141 @@
+"""The classic linear probe (`strategy=linear-probe`): frozen features, a scikit-learn logistic regression on top.
+
+Which features: exactly those the saved model's output layer sees, so that the saved folder (a whole model that
+`transformers.pipeline` loads) reproduces the probe's predictions. They are computed by running the run's own
+Trainer.predict with the head's last Linear swapped for an identity, so pooling is each architecture's own:
+
+- decoders (GPT-2, Llama): the last real token's final hidden state;
+- our backbones: their pooled output (hft-attention mean or CLS, hft-textcnn max over time, hft-rnn its pooling);
+- BERT: the pooler's tanh(dense(CLS)), *not* a mean over tokens, because that is what
+  BertForSequenceClassification feeds its classifier (a mean-pooled probe could not be saved as a BERT model);
+- T5: tanh(dense(eos state)) with `classification_head.dense` left at its random init (a fixed random projection),
+  because the head's `out_proj` is the only linear map that can take the probe's weights.
+
+The fitted coefficients (features standardised for the solver, the scaling folded back into the weights) are
+copied into that output layer: softmax for single-label (a binary probe becomes logits ±z/2), one sigmoid per label
+for multi-label. Options: `C` (inverse L2 strength; default: the best of 1e-3..1e2 on the validation split) and
+`max_iter`. The chosen C, its validation accuracy and the probe's training log-loss go to the log history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from ..errors import UserError
+from .base import Strategy, StrategySetup, register_strategy
+from .frozen import freeze_all_but
+from .layers import output_layer
+
+C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+@dataclass
+class LinearProbeOptions:
+    C: float | None = None  # inverse L2 regularisation strength; None: the best of C_GRID on the validation split
+    max_iter: int = 1000
+
+
+@register_strategy
+class LinearProbe(Strategy):
+    name = "linear-probe"
+    description = "a logistic-regression probe (scikit-learn) on frozen pooled features, saved as the model's head"
+    transferred = "features"
+    options_class = LinearProbeOptions
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        if self.options.C is not None and self.options.C <= 0:
+            raise UserError(f"strategy_options.C must be positive, got {self.options.C}")
+        if self.options.max_iter < 1:
+            raise UserError(f"strategy_options.max_iter must be at least 1, got {self.options.max_iter}")
+
+    def setup(self, model, family, train_config) -> StrategySetup:
+        self.output = output_layer(model, family)
+        freeze_all_but(model, [self.output[2]])
+        return StrategySetup(model, trains_with_trainer=False)
+
+    def fit(self, setup, trainer, task, tokenized, train_config) -> None:
+        num_labels = setup.model.config.num_labels
+        train_x, valid_x = (self.features(trainer, tokenized[split]) for split in ("train", "validation"))
+        train_y, valid_y = (np.asarray(tokenized[split]["labels"]) for split in ("train", "validation"))
+        _check_every_label_seen(train_y, task.label_names, task.multi_label)
+        layer = self.output[2]
+        # GPT-2's and Llama's `score` has no bias: then the probe has no intercept and features are only scaled.
+        intercept = layer.bias is not None
+        scaler = StandardScaler(with_mean=intercept).fit(train_x)
+        train_z = scaler.transform(train_x)
+
+        candidates = []
+        for C in ([self.options.C] if self.options.C is not None else C_GRID):
+            weight, bias = _fit(train_z, train_y, task.multi_label, num_labels, C, self.options.max_iter, intercept)
+            weight = weight / scaler.scale_
+            bias = bias - weight @ scaler.mean_ if intercept else bias
+            candidates.append((_accuracy(valid_x @ weight.T + bias, valid_y, task.multi_label), C, weight, bias))
+        accuracy, C, weight, bias = max(candidates, key=lambda c: c[0])  # ties: the first, i.e. the smallest C
+
+        with torch.no_grad():
+            layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
+            if intercept:
+                layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
+        trainer.state.log_history.append({
+            "linear_probe_C": C, "validation_accuracy": accuracy,
+            "train_loss": _log_loss(train_x @ weight.T + bias, train_y, task.multi_label),
+        })
+
+    def features(self, trainer, dataset) -> np.ndarray:
+        """What the output layer sees for each example of `dataset`, by the same forward pass as evaluation."""
+        parent, attribute, layer = self.output
+        setattr(parent, attribute, nn.Identity())
+        try:
+            outputs = trainer.predict(dataset.remove_columns("labels")).predictions
+        finally:
+            setattr(parent, attribute, layer)
+        outputs = outputs[0] if isinstance(outputs, tuple) else outputs  # seq2seq models add encoder states
+        return np.asarray(outputs, dtype=np.float64)
+
+
+def _check_every_label_seen(labels: np.ndarray, names: list[str], multi_label: bool) -> None:
+    if multi_label:
+        for k, name in enumerate(names):
+            if labels[:, k].min() == labels[:, k].max():
+                which = "every" if labels[0, k] else "no"
+                raise UserError(f"label {name!r} is on {which} training example: a linear probe needs examples with "
+                                "and without each label; drop it with data.exclude_labels or add examples")
+    else:
+        missing = sorted(set(range(len(names))) - set(labels.tolist()))
+        if missing:
+            raise UserError(f"label {names[missing[0]]!r} has no training example: a linear probe cannot learn it; "
+                            "drop it with data.exclude_labels or add examples")
+
+
+def _fit(x, y, multi_label: bool, num_labels: int, C: float, max_iter: int, intercept: bool):
+    """(weight [num_labels, features], bias [num_labels]) of logits that reproduce the fitted probabilities."""
+    def fitted(labels) -> LogisticRegression:
+        return LogisticRegression(C=C, max_iter=max_iter, fit_intercept=intercept).fit(x, labels)
+
+    if multi_label:  # one binary probe per label; sigmoid(logit) is its probability
+        probes = [fitted(y[:, k]) for k in range(num_labels)]
+        return np.stack([p.coef_[0] for p in probes]), np.array([float(p.intercept_[0]) for p in probes])
+    probe = fitted(y)
+    if num_labels == 2:  # sklearn's one binary logit z becomes the pair (-z/2, z/2): same softmax
+        return np.stack([-probe.coef_[0], probe.coef_[0]]) / 2, np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+    return probe.coef_, probe.intercept_
+
+
+def _accuracy(logits: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
+    if multi_label:
+        return float(((logits > 0) == (y > 0.5)).mean())
+    return float((logits.argmax(-1) == y).mean())
+
+
+def _log_loss(logits: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
+    logits = torch.as_tensor(logits)
+    if multi_label:
+        return float(nn.functional.binary_cross_entropy_with_logits(logits, torch.as_tensor(y, dtype=logits.dtype)))
+    return float(nn.functional.cross_entropy(logits, torch.as_tensor(y)))

@@ -1,0 +1,92 @@
+"""ULMFiT-style gradual unfreezing with discriminative learning rates (`strategy=gradual-unfreeze`).
+
+Layer groups (hf_transfer.strategies.layers): embeddings, one per transformer block, the head. The group at
+depth d below the head gets learning rate `train.learning_rate / decay**d` (option `decay`, ULMFiT's 2.6), through
+one optimizer param group per layer group (split, as Trainer does, into weight-decayed and not: biases and norms
+are not decayed). Trainer's scheduler is a LambdaLR that multiplies every group's own peak rate by the same factor,
+so warmup and decay keep the ratios. At the start of epoch e (0-based) the top (e + 1) * `groups_per_epoch`
+groups train and the rest are frozen; frozen parameters get no gradient, so AdamW leaves them untouched.
+Each epoch's trainable groups and their current learning rates go to the Trainer's log history (metrics.json).
+
+Needs a backbone with a stack of blocks (BERT, GPT-2, T5, hft-attention); hft-textcnn and hft-rnn have none.
+A parameter frozen before training starts (train.freeze_word_embeddings) is never unfrozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+from transformers import TrainerCallback
+from transformers.trainer_pt_utils import get_parameter_names
+
+from ..errors import UserError
+from .base import Strategy, StrategySetup, register_strategy
+from .layers import LayerGroup, layer_groups
+
+# Trainer.get_decay_parameter_names's rule: no weight decay for biases and normalisation weights.
+NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
+
+
+@dataclass
+class GradualUnfreezeOptions:
+    decay: float = 2.6  # each layer group's learning rate is the one above it divided by this
+    groups_per_epoch: int = 1  # layer groups unfrozen at the start of each epoch, top down
+
+
+@register_strategy
+class GradualUnfreeze(Strategy):
+    name = "gradual-unfreeze"
+    description = "ULMFiT: layer groups unfreeze top down epoch by epoch, learning rates decaying layer by layer"
+    transferred = "parameters"
+    options_class = GradualUnfreezeOptions
+    default_learning_rate = 2e-4  # the head's; the top block gets it / decay, the one below / decay**2, ...
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        if self.options.decay < 1:
+            raise UserError(f"strategy_options.decay must be at least 1 (1: one learning rate), got {self.options.decay}")
+        if self.options.groups_per_epoch < 1:
+            raise UserError(f"strategy_options.groups_per_epoch must be at least 1, got {self.options.groups_per_epoch}")
+
+    def setup(self, model, family, train_config) -> StrategySetup:
+        groups_top_down = layer_groups(model, family)[::-1]
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)  # all of it trains by the end; the callback freezes per epoch
+        decayed_names = set(get_parameter_names(model, [nn.LayerNorm], NO_DECAY_PATTERNS))
+        decayed = {id(p) for name, p in model.named_parameters() if name in decayed_names}
+        param_groups = []
+        for depth, group in enumerate(groups_top_down):
+            learning_rate = train_config.learning_rate / self.options.decay ** depth
+            for weight_decay, parameters in ((train_config.weight_decay, [p for p in group.parameters if id(p) in decayed]),
+                                             (0.0, [p for p in group.parameters if id(p) not in decayed])):
+                if parameters:
+                    param_groups.append({"params": parameters, "lr": learning_rate, "weight_decay": weight_decay,
+                                         "layer_group": group.name})
+        return StrategySetup(model, optimizer_grouped_parameters=param_groups,
+                             callbacks=[GradualUnfreezing(groups_top_down, self.options.groups_per_epoch)])
+
+
+class GradualUnfreezing(TrainerCallback):
+    """Unfreezes `groups_per_epoch` more layer groups, top down, at the start of every epoch."""
+
+    def __init__(self, groups_top_down: list[LayerGroup], groups_per_epoch: int):
+        self.groups = groups_top_down
+        self.groups_per_epoch = groups_per_epoch
+        self.may_train: set[int] = set()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.may_train = {id(p) for group in self.groups for p in group.parameters if p.requires_grad}
+
+    def on_epoch_begin(self, args, state, control, optimizer=None, **kwargs):
+        epoch = round(state.epoch or 0)
+        unfrozen = min(len(self.groups), (epoch + 1) * self.groups_per_epoch)
+        for index, group in enumerate(self.groups):
+            for parameter in group.parameters:
+                parameter.requires_grad_(index < unfrozen and id(parameter) in self.may_train)
+        state.log_history.append({
+            "epoch": epoch,
+            "step": state.global_step,
+            "trainable_layer_groups": [group.name for group in self.groups[:unfrozen]],
+            "layer_group_learning_rates": {g["layer_group"]: g["lr"] for g in optimizer.param_groups},
+        })

@@ -1,0 +1,72 @@
+"""embedding: cosine similarity between a text's sentence embedding and each label description's.
+
+Embeddings are made as sentence-transformers makes them for MiniLM-style models: mean pooling of the last hidden
+states over the attention mask, then L2 normalisation. Single-label probabilities are a softmax of the similarities
+times `scale` (20, the scale of the contrastive loss such models are trained with); in multi-label tasks a label is
+predicted when its similarity exceeds `threshold`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoModel
+
+from ..backbones import load_tokenizer
+from ..errors import UserError
+from .base import ZeroShotMethod, check_template, model_kind, per_label_texts, register_method, wrong_model
+
+
+@dataclass
+class EmbeddingOptions:
+    template: str = "{label}"  # the text embedded for a label; {label} is replaced by the label's description
+    label_descriptions: dict[str, str] = field(default_factory=dict)  # label -> text for {label}; default: the name
+    scale: float = 20.0  # similarities are multiplied by it before the softmax over labels
+    threshold: float = 0.3  # multi-label tasks: labels whose similarity exceeds it are predicted
+
+
+@register_method
+class EmbeddingMethod(ZeroShotMethod):
+    name = "embedding"
+    description = "cosine similarity of mean-pooled sentence embeddings of the text and of each label description"
+    options_class = EmbeddingOptions
+    supports_multi_label = True
+
+    def check_options(self):
+        check_template(self.options.template, "{label}", "A review that is {label}.")
+        if self.options.scale <= 0:
+            raise UserError(f"options.scale must be positive, got {self.options.scale}")
+
+    def check_model(self, config, model_name):
+        if model_kind(config) in ("decoder", "encoder-decoder"):
+            raise wrong_model(model_name, config, self.name, "a text encoder",
+                              "use a sentence-embedding encoder such as minilm-l6, or method=lm / seq2seq for this model")
+
+    def load(self, model, device):
+        self.device = device
+        self.tokenizer = load_tokenizer(model)  # with a pad token, which batches need
+        self.model = AutoModel.from_pretrained(model.location, **model.load_kwargs).to(device).eval()
+
+    def label_prompts(self, label_names):
+        descriptions = per_label_texts(self.options.label_descriptions, label_names, str, "label_descriptions")
+        return {label: self.options.template.replace("{label}", text) for label, text in zip(label_names, descriptions)}
+
+    def prepare(self, label_names, multi_label):
+        self.label_embeddings = self.embed(list(self.label_prompts(label_names).values()), max_length=None)
+        self.multi_label = multi_label
+
+    def probabilities(self, texts, max_length):
+        similarities = self.embed(texts, max_length) @ self.label_embeddings.T
+        if self.multi_label:
+            return torch.sigmoid(self.options.scale * (similarities - self.options.threshold))  # > 0.5 from threshold
+        return (self.options.scale * similarities).softmax(-1)
+
+    @torch.inference_mode()
+    def embed(self, texts: list[str], max_length: int | None) -> torch.Tensor:
+        batch = self.tokenizer(texts, truncation=True, max_length=max_length, padding=True,
+                               return_tensors="pt").to(self.device)
+        hidden = self.model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)

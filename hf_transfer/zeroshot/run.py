@@ -1,0 +1,269 @@
+"""The zero-shot run: data -> checkpoint -> method -> evaluation -> output folder with metrics, predictions and a card.
+
+Same data loading (`load_task_data`, hence the same splits as classify) and metrics (`classification_report`) as a
+classify run, and the same metrics.json schema (kind "zero-shot"). The output folder is written under a `.partial`
+name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..backbones import ResolvedModel, family_of, load_model_config, resolve_model
+from ..config import DataConfig, ZeroShotBaselineConfig, to_dict
+from ..data import TaskData, load_task_data
+from ..errors import UserError
+from ..metrics import classification_report
+from ..plots import confusion_matrix_plot
+from ..results import RunResult, hardware_description
+from ..training import peak_memory_mb
+from .base import ZeroShotMethod, get_method
+from .card import render_zeroshot_card
+
+EVAL_SPLITS = ("validation", "test")
+
+
+@dataclass
+class ZeroShotConfig:
+    method: str = "embedding"  # nli | lm | seq2seq | embedding
+    model: str = "minilm-l6"  # asset name, local folder or Hub id
+    options: dict[str, Any] = field(default_factory=dict)  # the method's: template, verbalizers, label_descriptions, ...
+    data: DataConfig = field(default_factory=DataConfig)  # the same split as classify; only validation/test are scored
+    splits: list[str] = field(default_factory=lambda: list(EVAL_SPLITS))
+    batch_size: int = 32  # texts per forward pass (nli: times the number of labels)
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    output_dir: str | None = None  # None: outputs/zeroshot-<method>-<model>-<dataset>
+    overwrite_output_dir: bool = True
+    license: str = "apache-2.0"
+    language: str = "en"
+
+
+def checked_model(method: ZeroShotMethod, model: str | ResolvedModel) -> tuple[ResolvedModel, Any]:
+    """The resolved checkpoint and its config, after the method has checked the config is of its kind."""
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model)
+    if resolved.from_config:
+        raise UserError(f"model {resolved.name!r} is an architecture without pretrained weights, and zero-shot "
+                        "needs what pretraining learned: name a pretrained checkpoint (asset, folder or Hub id)")
+    config = load_model_config(resolved)
+    method.check_model(config, resolved.name)
+    return resolved, config
+
+
+def check_labels(method: ZeroShotMethod, label_names: list[str], multi_label: bool) -> None:
+    if len(label_names) < 2:
+        raise UserError(f"zero-shot classification needs at least two labels, got {list(label_names)}: "
+                        "check data.labels and data.label_column")
+    if multi_label and not method.supports_multi_label:
+        raise UserError(f"method {method.name!r} picks one label per text, but the task is multi-label: "
+                        "use method=nli or method=embedding")
+    method.label_prompts(label_names)  # per-label options name known labels
+
+
+def as_text(text) -> str:
+    """Tasks with two text columns give (text, text_pair); zero-shot methods read them as one text."""
+    return text if isinstance(text, str) else "\n".join(text)
+
+
+class ZeroShotClassifier:
+    """A pretrained checkpoint used as a classifier over `label_names` through a zero-shot method, no training.
+
+        classifier = ZeroShotClassifier("embedding", "minilm-l6", ["fresh", "rotten"], options={"label_descriptions": {
+            "fresh": "An excellent, enjoyable film.", "rotten": "A boring, disappointing film."}})
+        classifier.predict(["A quietly moving film.", "Two hours I will never get back."])  # a label name per text
+        classifier.predict_proba(texts)  # (len(texts), 2) probabilities
+    """
+
+    def __init__(self, method: str | ZeroShotMethod, model: str | ResolvedModel, label_names: list[str],
+                 multi_label: bool = False, options: dict[str, Any] | None = None, batch_size: int = 32,
+                 max_length: int = 128):
+        self.method = get_method(method, options) if isinstance(method, str) else method
+        self.label_names = list(label_names)
+        self.multi_label = multi_label
+        self.batch_size = batch_size
+        self.max_length = max_length
+        check_labels(self.method, self.label_names, multi_label)
+        self.model, self.model_config = checked_model(self.method, model)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.method.load(self.model, self.device)
+        except OSError as err:  # no weights in the folder, or not in the offline cache
+            first = (str(err).splitlines() or ["unreadable"])[0][:200]
+            raise UserError(f"cannot load the weights of model {self.model.name!r} ({first}): check the folder or "
+                            "Hub id, or fetch it once online") from None
+        self.method.prepare(self.label_names, multi_label)
+
+    def predict_proba(self, texts, desc: str | None = None) -> np.ndarray:
+        """(len(texts), num_labels) probabilities: over labels (single-label) or per label (multi-label)."""
+        texts = [as_text(t) for t in texts]
+        # Similar lengths share a batch, so little compute goes to padding; rows go back in input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        probabilities = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
+        for start in tqdm(range(0, len(texts), self.batch_size), desc=desc or f"zero-shot {self.method.name}",
+                          unit="batch"):
+            rows = order[start:start + self.batch_size]
+            probabilities[rows] = self.method.probabilities([texts[i] for i in rows], self.max_length).cpu().numpy()
+        return probabilities
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """Label ids (single-label) or multi-hot rows (multi-label: probability above 0.5)."""
+        return (probabilities > 0.5).astype(int) if self.multi_label else probabilities.argmax(-1)
+
+    def predict(self, texts) -> list:
+        """The predicted label name per text; a list of names per text in multi-label tasks."""
+        decided = self.decide(self.predict_proba(texts)).tolist()
+        if self.multi_label:
+            return [[name for name, on in zip(self.label_names, row) if on] for row in decided]
+        return [self.label_names[i] for i in decided]
+
+    def evaluate(self, task: TaskData, splits=EVAL_SPLITS) -> tuple[dict[str, dict], list[dict]]:
+        """classification_report per split, and one prediction row per example (the predictions.jsonl format)."""
+        metrics, rows = {}, []
+        for split in splits:
+            probabilities = self.predict_proba(task.texts(split), desc=f"zero-shot {self.method.name}, {split}")
+            predicted = self.decide(probabilities)
+            metrics[split] = classification_report(predicted, task.splits[split]["labels"], self.label_names,
+                                                   self.multi_label)
+            rows += prediction_rows(task, split, predicted, probabilities)
+        return metrics, rows
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.method.model.parameters())
+
+
+def prediction_rows(task: TaskData, split: str, predicted: np.ndarray, probabilities: np.ndarray) -> list[dict]:
+    names = task.label_names
+
+    def named(value):
+        return [names[i] for i, on in enumerate(value) if on] if task.multi_label else names[value]
+
+    return [
+        {"split": split, "text": text, "label": named(label), "prediction": named(pred),
+         "scores": {name: round(float(p), 6) for name, p in zip(names, probs)}}
+        for text, label, pred, probs in zip(task.texts(split), task.splits[split]["labels"], predicted.tolist(),
+                                            probabilities)
+    ]
+
+
+def default_output_dir(config: ZeroShotConfig) -> Path:
+    def slug(name: str) -> str:
+        return Path(name.rstrip("/")).name.replace(".", "-")
+
+    return Path("outputs") / f"zeroshot-{config.method}-{slug(config.model)}-{slug(config.data.dataset)}"
+
+
+def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResult:
+    started = time.perf_counter()
+    output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
+    if output_dir.exists() and not config.overwrite_output_dir:
+        raise UserError(f"output folder {output_dir} exists: pass output_dir=ANOTHER or overwrite_output_dir=true")
+    unknown = [s for s in config.splits if s not in EVAL_SPLITS]
+    if unknown or "test" not in config.splits:
+        raise UserError(f"splits={config.splits} must include test and name only {' and '.join(EVAL_SPLITS)}: "
+                        "zero-shot evaluates on the held-out splits")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    # Options and the checkpoint's kind fail before the data and the weights load.
+    method = get_method(config.method, config.options)
+    model, model_config = checked_model(method, config.model)
+    task = load_task_data(config.data)
+
+    classifier = ZeroShotClassifier(method, model, task.label_names, task.multi_label,
+                                    batch_size=config.batch_size, max_length=config.data.max_length)
+    eval_started = time.perf_counter()
+    splits = [s for s in EVAL_SPLITS if s in config.splits]
+    metrics, predictions = classifier.evaluate(task, splits)
+    eval_time = time.perf_counter() - eval_started
+
+    total = classifier.num_parameters
+    result = RunResult(
+        kind="zero-shot",
+        model={"name": config.model, "location": model.location, "base_model": model.base_model,
+               "model_type": model_config.model_type, "family": family_of(model_config).name},
+        strategy={"name": "zero-shot", "method": method.name, "description": method.description,
+                  "transferred": "none", "options": to_dict(method.options),
+                  "label_prompts": method.label_prompts(task.label_names)},
+        task={"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
+              "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes()},
+        metrics=metrics,
+        parameters={"trainable": 0, "total": total, "trainable_fraction": 0.0},
+        compute={
+            "train_time_s": 0.0,
+            "train_examples_per_s": 0.0,
+            "train_tokens_per_s": 0.0,
+            "eval_time_s": eval_time,
+            "total_time_s": 0.0,  # filled in when the folder is written
+            "peak_memory_mb": peak_memory_mb(),
+            "precision": str(classifier.method.model.dtype).removeprefix("torch."),
+            "device": str(classifier.device),
+            "hardware": hardware_description(),
+            "processes": 1,
+        },
+        config=to_dict(config),
+        seed=config.data.seed,
+    )
+    _write_output(output_dir, result, predictions, command, started)
+    return result
+
+
+def _write_output(output_dir: Path, result: RunResult, predictions: list[dict], command: str | None,
+                  started: float) -> None:
+    staging = output_dir.with_name(output_dir.name + ".partial")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        with open(staging / "predictions.jsonl", "w") as handle:
+            for row in predictions:
+                handle.write(json.dumps(row) + "\n")
+        if not result.task["multi_label"]:
+            confusion_matrix_plot(result.metrics["test"]["confusion_matrix"], result.task["label_names"],
+                                  staging / "confusion_matrix.png", "test split")
+        result.compute["total_time_s"] = time.perf_counter() - started
+        result.save(staging)
+        render_zeroshot_card(result, staging, str(output_dir.resolve()), command).save(staging / "README.md")
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@dataclass
+class ZeroShotBaseline:
+    """A classify run's zero-shot baseline, checked before training and evaluated on the same test split."""
+
+    method: ZeroShotMethod
+    model: ResolvedModel
+    batch_size: int
+
+    @property
+    def name(self) -> str:
+        return f"zero-shot {self.method.name}"
+
+    def evaluate(self, task: TaskData, max_length: int) -> dict:
+        classifier = ZeroShotClassifier(self.method, self.model, task.label_names, task.multi_label,
+                                        batch_size=self.batch_size, max_length=max_length)
+        metrics, _ = classifier.evaluate(task, ["test"])
+        return {"method": self.method.name, "model": self.model.name, "metrics": metrics}
+
+
+def prepare_baseline(config: ZeroShotBaselineConfig, default_model: str, task: TaskData,
+                     batch_size: int) -> ZeroShotBaseline | None:
+    """None when no baseline is asked for; a UserError now, before training, for bad options, labels or model."""
+    if not config.method:
+        return None
+    method = get_method(config.method, config.options)
+    check_labels(method, task.label_names, task.multi_label)
+    model, _ = checked_model(method, config.model or default_model)
+    return ZeroShotBaseline(method, model, batch_size)

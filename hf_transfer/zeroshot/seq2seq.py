@@ -1,0 +1,73 @@
+"""seq2seq: an encoder-decoder (T5, Flan-T5, BART) scores each label's verbalizer as the decoder's target.
+
+The prompt is encoded once per text; its encoder states are shared by the label rows, and all labels' targets
+(tokenised as the model's training targets, with their end-of-sequence token) are scored in one decoder pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoModelForSeq2SeqLM
+from transformers.modeling_outputs import BaseModelOutput
+
+from ..backbones import load_tokenizer
+from .base import ZeroShotMethod, check_template, model_kind, per_label_texts, register_method, wrong_model
+from .lm import check_reduction, padded, reduce_log_likelihoods
+
+
+@dataclass
+class Seq2SeqOptions:
+    template: str = "{text}\nLabel:"  # the encoder input; {text} is replaced by the text
+    verbalizers: dict[str, str] = field(default_factory=dict)  # label -> decoder target; default: the label name
+    reduction: str = "sum"  # sum | mean: a target's total or per-token log-likelihood
+
+
+@register_method
+class Seq2SeqMethod(ZeroShotMethod):
+    name = "seq2seq"
+    description = "log-likelihood of each label's verbalizer as the decoder target of an encoder-decoder model"
+    options_class = Seq2SeqOptions
+
+    def check_options(self):
+        check_template(self.options.template, "{text}", "Is this review positive or negative? {text}")
+        check_reduction(self.options.reduction)
+
+    def check_model(self, config, model_name):
+        if model_kind(config) != "encoder-decoder":
+            raise wrong_model(model_name, config, self.name, "an encoder-decoder model",
+                              "use a T5/Flan-T5/BART checkpoint, or method=lm for GPT-2/Llama-style models")
+
+    def load(self, model, device):
+        self.device = device
+        self.tokenizer = load_tokenizer(model)  # with a pad token, which batches need
+        self.tokenizer.truncation_side = "left"  # long texts lose their start, never the question at the end
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(model.location, **model.load_kwargs).to(device).eval()
+
+    def label_prompts(self, label_names):
+        return dict(zip(label_names, per_label_texts(self.options.verbalizers, label_names, str, "verbalizers")))
+
+    def prepare(self, label_names, multi_label):
+        encoded = self.tokenizer(text_target=list(self.label_prompts(label_names).values()))["input_ids"]
+        self.targets, self.target_mask = (t.to(self.device) for t in padded(encoded, self.tokenizer.pad_token_id))
+
+    def probabilities(self, texts, max_length):
+        return self.log_likelihoods(texts, max_length).softmax(-1)
+
+    @torch.inference_mode()
+    def log_likelihoods(self, texts: list[str], max_length: int) -> torch.Tensor:
+        """(len(texts), num_labels): log p(target | prompt), summed or averaged over the target's tokens."""
+        prompts = [self.options.template.replace("{text}", text) for text in texts]
+        batch = self.tokenizer(prompts, truncation=True, max_length=max_length, padding=True,
+                               return_tensors="pt").to(self.device)
+        encoded = self.model.get_encoder()(**batch).last_hidden_state
+        num_labels = len(self.targets)
+        targets = self.targets.repeat(len(texts), 1)
+        logits = self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoded.repeat_interleave(num_labels, 0)),
+            attention_mask=batch["attention_mask"].repeat_interleave(num_labels, 0),
+            decoder_input_ids=self.model.prepare_decoder_input_ids_from_labels(labels=targets),
+        ).logits.float()
+        token_log_probs = logits.log_softmax(-1).gather(-1, targets[..., None]).view(len(texts), num_labels, -1)
+        return reduce_log_likelihoods(token_log_probs, self.target_mask[None], self.options.reduction)

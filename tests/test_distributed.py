@@ -1,0 +1,78 @@
+"""The classify recipe in 2 CPU processes (DDP over gloo) with recipes/accelerate/cpu-2proc.yaml.
+
+2 processes with batch 8, 1 process with batch 16, and 1 process with batch 8 accumulated twice see the same 16
+examples per optimiser step (hf_transfer.batching.LengthBucketedSampler), so with dropout off they must log
+the same loss curve.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+from conftest import VOCAB, sentiment_rows, write_csv
+from hf_transfer.classify import run_classify
+from hf_transfer.config import ClassifyConfig, load_config
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distributed")
+    model = folder / "bert"
+    BertTokenizer(vocab={token: i for i, token in enumerate(VOCAB)}).save_pretrained(model)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).bert.save_pretrained(model)
+    data = write_csv(folder / "reviews.csv", sentiment_rows(200))
+    return folder, model, data
+
+
+def overrides(model, data, output_dir, *extra):
+    return [f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+            "train.max_steps=5", "train.learning_rate=3e-3", "train.warmup_ratio=0", "train.precision=fp32",
+            "train.logging_steps=1", f"output_dir={output_dir}", *extra]
+
+
+def losses(metrics: dict) -> list[float]:
+    return [entry["loss"] for entry in metrics["training"]["log_history"] if "loss" in entry]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_cpu_processes_log_the_loss_curve_of_one_process_at_the_same_global_batch(setup):
+    folder, model, data = setup
+    out = folder / "two-processes"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"), "--main_process_port", str(free_port()),
+               str(ROOT / "recipes" / "classify.py"), *overrides(model, data, out, "train.batch_size=8")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = json.loads((out / "metrics.json").read_text())
+    assert two["compute"]["processes"] == 2
+    assert two["training"]["batch_size"] == 16 and two["training"]["optimizer_steps"] == 5
+
+    one = run_classify(load_config(ClassifyConfig, None, overrides(model, data, folder / "one", "train.batch_size=16")))
+    accumulated = run_classify(load_config(ClassifyConfig, None, overrides(
+        model, data, folder / "accumulated", "train.batch_size=8", "train.gradient_accumulation_steps=2")))
+    reference = losses({"training": one.training})
+    assert len(reference) == 5 and len(set(reference)) == 5
+    assert losses(two) == pytest.approx(reference, rel=1e-4)
+    assert losses({"training": accumulated.training}) == pytest.approx(reference, rel=1e-4)
+    # Evaluation gathers both processes' predictions back into dataset order: the same test metrics.
+    assert two["metrics"]["test"]["accuracy"] == pytest.approx(one.metrics["test"]["accuracy"])
+    assert two["metrics"]["test"]["num_examples"] == one.metrics["test"]["num_examples"]

@@ -1,0 +1,318 @@
+"""Transfer strategies: which parameters each one trains, what it saves and that the saved folder predicts as the
+run did; gradual unfreezing's schedule; bad strategy input. Tiny BERT, GPT-2, T5 and hft-attention checkpoints
+(sharing conftest's WordPiece vocabulary) are built here; nothing downloads."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from peft import AutoPeftModelForSequenceClassification
+from safetensors.torch import load_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer, GPT2Config,
+                          GPT2LMHeadModel, T5Config, T5ForConditionalGeneration, pipeline)
+
+from conftest import VOCAB, sentiment_rows, write_csv
+from hf_transfer.backbones import load_backbone
+from hf_transfer.classify import run_classify
+from hf_transfer.config import ClassifyConfig, load_config
+from hf_transfer.data import load_task_data, tokenize_splits
+from hf_transfer.errors import UserError
+from hf_transfer.models import AttentionConfig, AttentionForMaskedLM
+from hf_transfer.strategies import get_strategy
+from hf_transfer.strategies.layers import layer_groups
+from hf_transfer.training import build_trainer, training_arguments
+
+LABELS = ["neg", "pos"]
+HEADS = {"bert": "classifier", "gpt2": "score", "t5": "classification_head", "hft-attention": "classifier"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_torch_thread():
+    """The models are tiny: a second intra-op thread only adds contention on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tiny_bert, tmp_path_factory):
+    """Pretrained-style folders. GPT-2 and T5 use the tiny BERT's WordPiece vocabulary: its [SEP] ends every text,
+    which T5 classifies from, and its [PAD] pads GPT-2."""
+    root = tmp_path_factory.mktemp("strategy-checkpoints")
+    vocab = {token: i for i, token in enumerate(VOCAB)}
+    torch.manual_seed(0)
+    folders = {"bert": tiny_bert}
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(VOCAB), n_embd=16, n_layer=2, n_head=2, n_positions=64,
+                                      bos_token_id=vocab["[CLS]"], eos_token_id=vocab["[SEP]"]))
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=len(VOCAB), d_model=16, d_ff=32, d_kv=8, num_layers=2,
+                                             num_heads=2, pad_token_id=0, eos_token_id=vocab["[SEP]"],
+                                             decoder_start_token_id=0))
+    attention = AttentionForMaskedLM(AttentionConfig(vocab_size=len(VOCAB), hidden_size=16, num_attention_heads=2,
+                                                     num_hidden_layers=2, intermediate_size=32,
+                                                     max_position_embeddings=64, pad_token_id=0))
+    for name, model, eos in (("gpt2", gpt2, None), ("t5", t5, "[SEP]"), ("hft-attention", attention, None)):
+        folders[name] = root / name
+        model.save_pretrained(folders[name])
+        BertTokenizer(vocab=vocab, **({"eos_token": eos} if eos else {})).save_pretrained(folders[name])
+    return folders
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    return write_csv(tmp_path_factory.mktemp("strategy-data") / "reviews.csv", sentiment_rows(48))
+
+
+def config(model, data, output_dir, strategy, *overrides):
+    return load_config(ClassifyConfig, None, [
+        f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+        "data.max_length=32", f"strategy={strategy}", "train.epochs=1", "train.batch_size=8", "train.precision=fp32",
+        "train.logging_steps=2", f"output_dir={output_dir}", *overrides,
+    ])
+
+
+def loaded(model_name, strategy, reviews, *overrides):
+    """The classifier a run would train, after `strategy`'s setup: (strategy, setup, backbone)."""
+    run_config = config(model_name, reviews, "unused", strategy, *overrides)
+    task = load_task_data(run_config.data)
+    chosen = get_strategy(run_config.strategy, run_config.strategy_options)
+    run_config.train.learning_rate = run_config.train.learning_rate or chosen.default_learning_rate
+    backbone = load_backbone(run_config, task)
+    return chosen, chosen.setup(backbone.model, backbone.family, run_config.train), backbone, task, run_config
+
+
+def trainable(model) -> set[str]:
+    return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+
+
+def saved_predictions(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+def assert_reproduces(classifier, out):
+    """`classifier` (a text-classification pipeline) gives every saved prediction's scores again."""
+    rows = saved_predictions(out)
+    for row, scores in zip(rows, classifier([row["text"] for row in rows], top_k=None)):
+        assert {s["label"]: s["score"] for s in scores} == pytest.approx(row["scores"], abs=2e-6)
+
+
+def state_dict(folder) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which parameters train
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "t5", "hft-attention"])
+def test_each_strategy_trains_exactly_its_parameters(family, checkpoints, reviews):
+    model_name, head = checkpoints[family], HEADS[family]
+    everything = {name for name, _ in loaded(model_name, "full", reviews)[1].model.named_parameters()}
+    head_names = {name for name in everything if name.startswith(f"{head}.")}
+    assert head_names and head_names < everything
+
+    assert trainable(loaded(model_name, "full", reviews)[1].model) == everything
+    assert trainable(loaded(model_name, "frozen", reviews)[1].model) == head_names
+    probe = trainable(loaded(model_name, "linear-probe", reviews)[1].model)
+    assert probe and probe <= head_names and all(n.endswith((".weight", ".bias")) for n in probe)
+    if family == "t5":  # only the Linear that makes the logits takes the probe; the dense layer stays as it is
+        assert probe == {"classification_head.out_proj.weight", "classification_head.out_proj.bias"}
+
+    adapter, setup, _, _, _ = loaded(model_name, "adapter", reviews)
+    names = trainable(setup.model)
+    lora = {n for n in names if ".lora_" in n}
+    head_copy = {n for n in names if f".{head}.modules_to_save." in n}
+    assert lora and head_copy and names == lora | head_copy, "LoRA matrices and the head, nothing else"
+    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in lora} == set(adapter.options.peft["target_modules"])
+    counts = adapter.count_parameters(setup.model)  # the head once, though peft keeps its pretrained copy
+    lora_size = sum(p.numel() for n, p in setup.model.named_parameters() if ".lora_" in n)
+    base_size = sum(p.numel() for p in loaded(model_name, "full", reviews)[1].model.parameters())
+    head_size = sum(p.numel() for n, p in setup.model.named_parameters() if n in head_copy)
+    assert counts == {"trainable": lora_size + head_size, "total": base_size + lora_size,
+                      "trainable_fraction": (lora_size + head_size) / (base_size + lora_size)}
+
+
+@pytest.mark.parametrize("method, family, marker", [("dora", "bert", ".lora_magnitude_vector."),
+                                                    ("ia3", "gpt2", ".ia3_l."),
+                                                    ("prompt-tuning", "bert", "prompt_encoder.")])
+def test_other_adapter_methods_train_their_own_weights_and_the_head(method, family, marker, checkpoints, reviews):
+    _, setup, _, _, _ = loaded(checkpoints[family], "adapter", reviews, f"strategy_options.method={method}")
+    names = trainable(setup.model)
+    assert any(marker in n for n in names)
+    assert all(marker in n or ".lora_" in n or f"{HEADS[family]}.modules_to_save." in n for n in names)
+
+
+def test_layer_groups_run_from_embeddings_through_blocks_to_the_head(checkpoints, reviews):
+    groups = {}
+    for family in ("bert", "gpt2", "t5"):
+        _, setup, backbone, _, _ = loaded(checkpoints[family], "full", reviews)
+        groups[family] = [group.name for group in layer_groups(setup.model, backbone.family)]
+    assert groups["bert"] == ["embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1", "head"]
+    assert groups["gpt2"] == ["embeddings", "transformer.h.0", "transformer.h.1", "head"]
+    assert groups["t5"] == ["embeddings", "transformer.encoder.block.0", "transformer.encoder.block.1",
+                            "transformer.decoder.block.0", "transformer.decoder.block.1", "head"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Train, save, reload, predict the same
+
+
+def test_frozen_backbone_is_bit_identical_and_the_saved_model_predicts_the_same(checkpoints, reviews, tmp_path):
+    out = tmp_path / "frozen"
+    result = run_classify(config(checkpoints["gpt2"], reviews, out, "frozen", "train.epochs=2"))
+    assert result.training["learning_rate"] == get_strategy("frozen").default_learning_rate
+    pretrained = AutoModelForSequenceClassification.from_pretrained(checkpoints["gpt2"], num_labels=2).state_dict()
+    trained = state_dict(out)
+    backbone_keys = [key for key in trained if not key.startswith("score.")]
+    assert backbone_keys and all(torch.equal(trained[key], pretrained[key]) for key in backbone_keys)
+    assert result.parameters["trainable"] == trained["score.weight"].numel()
+    assert_reproduces(pipeline("text-classification", model=str(out)), out)
+
+
+def test_linear_probe_head_reproduces_the_fitted_logistic_regression(checkpoints, reviews, tmp_path):
+    """BERT: the probe is fit on what the classifier sees (the pooler's output) and copied into it exactly."""
+    strategy, setup, backbone, task, run_config = loaded(checkpoints["bert"], "linear-probe", reviews)
+    tokenized = tokenize_splits(task, backbone.tokenizer, 32)
+    args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
+    trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"],
+                            setup.callbacks, setup.optimizer_grouped_parameters)
+    strategy.fit(setup, trainer, task, tokenized, run_config.train)
+    chosen_C = trainer.state.log_history[-1]["linear_probe_C"]
+
+    features = {split: strategy.features(trainer, tokenized[split]) for split in ("train", "test")}
+    pooled = setup.model.bert(**backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")).pooler_output
+    assert np.allclose(features["test"], pooled.detach().numpy(), atol=1e-6), "features = the classifier's input"
+    scaler = StandardScaler().fit(features["train"])
+    probe = LogisticRegression(C=chosen_C, max_iter=1000).fit(scaler.transform(features["train"]), tokenized["train"]["labels"])
+    expected = probe.predict_proba(scaler.transform(features["test"]))
+    logits = trainer.predict(tokenized["test"]).predictions
+    # float32 inference: standardising features of small variance makes large weights whose sums round to ~1e-4
+    assert np.allclose(torch.softmax(torch.as_tensor(logits), -1).numpy(), expected, atol=1e-3)
+    assert (logits.argmax(-1) == expected.argmax(-1)).all()
+
+
+def test_linear_probe_saves_a_model_that_pipeline_loads(checkpoints, reviews, tmp_path):
+    """GPT-2: last-token features, a head without bias; the probe's accuracy is the saved model's."""
+    out = tmp_path / "probe"
+    result = run_classify(config(checkpoints["gpt2"], reviews, out, "linear-probe"))
+    probe_log = result.training["log_history"][-1]
+    assert probe_log["validation_accuracy"] == result.metrics["validation"]["accuracy"]
+    pretrained = AutoModelForSequenceClassification.from_pretrained(checkpoints["gpt2"], num_labels=2).state_dict()
+    trained = state_dict(out)
+    assert all(torch.equal(trained[key], pretrained[key]) for key in trained if key != "score.weight")
+    assert_reproduces(pipeline("text-classification", model=str(out)), out)
+
+
+def test_lora_on_t5_saves_an_adapter_that_loads_offline_and_a_merged_model(checkpoints, reviews, tmp_path):
+    out = tmp_path / "lora"
+    result = run_classify(config(checkpoints["t5"], reviews, out, "adapter", "strategy_options.r=4",
+                                 "strategy_options.merge=true"))
+    assert result.training["learning_rate"] == get_strategy("adapter").default_learning_rate
+    assert result.strategy["options"]["peft"] == {"r": 4, "target_modules": ["q", "v"],
+                                                  "modules_to_save": ["classification_head"]}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert not (out / "model.safetensors").exists(), "the main folder holds the adapter only"
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(checkpoints["t5"].resolve())
+    assert adapter_config["task_type"] == "SEQ_CLS" and "classification_head" in adapter_config["modules_to_save"]
+
+    model = AutoPeftModelForSequenceClassification.from_pretrained(
+        str(out), id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
+    assert_reproduces(pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(out)), out)
+    assert_reproduces(pipeline("text-classification", model=str(out / "merged")), out)
+
+    # Merged: only the LoRA targets (q, v) and the head differ from the pretrained weights.
+    pretrained = AutoModelForSequenceClassification.from_pretrained(checkpoints["t5"], num_labels=2).state_dict()
+    merged = state_dict(out / "merged")
+    changed = {key for key in merged if key in pretrained and not torch.equal(merged[key], pretrained[key])}
+    assert changed and all(key.endswith((".q.weight", ".v.weight")) or key.startswith("classification_head.")
+                           for key in changed)
+
+
+@pytest.mark.parametrize("method, family", [("prompt-tuning", "bert"), ("dora", "hft-attention")])
+def test_adapter_methods_reload_and_predict_the_same(method, family, checkpoints, reviews, tmp_path):
+    out = tmp_path / method
+    run_classify(config(checkpoints[family], reviews, out, "adapter", f"strategy_options.method={method}",
+                        "strategy_options.num_virtual_tokens=4" if method == "prompt-tuning" else "strategy_options.r=4"))
+    model = AutoPeftModelForSequenceClassification.from_pretrained(
+        str(out), id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
+    assert_reproduces(pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(out)), out)
+
+
+def test_gradual_unfreezing_schedule_and_discriminative_learning_rates(checkpoints, reviews, tmp_path):
+    out = tmp_path / "ulmfit"
+    result = run_classify(config(checkpoints["bert"], reviews, out, "gradual-unfreeze", "train.epochs=3",
+                                 "train.learning_rate=1e-2", "train.warmup_ratio=0", "strategy_options.decay=2"))
+    schedule = [entry for entry in result.training["log_history"] if "trainable_layer_groups" in entry]
+    layer0, layer1 = "bert.encoder.layer.0", "bert.encoder.layer.1"
+    assert [entry["trainable_layer_groups"] for entry in schedule] == [["head"], ["head", layer1],
+                                                                       ["head", layer1, layer0]]
+    peak = schedule[0]["layer_group_learning_rates"]  # no warmup: epoch 0 starts at the peak rates
+    assert peak == pytest.approx({"head": 1e-2, layer1: 5e-3, layer0: 2.5e-3, "embeddings": 1.25e-3})
+    for entry in schedule[1:]:  # the linear schedule scales every group alike
+        rates = entry["layer_group_learning_rates"]
+        assert 0 < rates["head"] < 1e-2
+        assert {group: rate / rates["head"] for group, rate in rates.items()} == pytest.approx(
+            {group: rate / 1e-2 for group, rate in peak.items()})
+
+    pretrained = AutoModelForSequenceClassification.from_pretrained(checkpoints["bert"], num_labels=2).state_dict()
+    trained = state_dict(out)
+    embeddings = [key for key in trained if key.startswith("bert.embeddings.")]
+    assert all(torch.equal(trained[key], pretrained[key]) for key in embeddings), "never unfrozen: untouched"
+    for layer in (layer0, layer1):
+        assert not torch.equal(trained[f"{layer}.attention.self.query.weight"],
+                               pretrained[f"{layer}.attention.self.query.weight"])
+    assert_reproduces(pipeline("text-classification", model=str(out)), out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input: one line that names the problem and the fix
+
+
+@pytest.mark.parametrize("strategy, options, message", [
+    ("adapter", ["strategy_options.method=lorra"], "unknown adapter method strategy_options.method='lorra': did you mean 'lora'?"),
+    ("adapter", ["strategy_options.lora_alpah=8"], "unknown option strategy_options.lora_alpah for adapter method 'lora': did you mean 'lora_alpha'?"),
+    ("adapter", ["strategy_options.method=poly"], "cannot train a sequence classifier"),
+    ("adapter", ["strategy_options.method=prompt-tuning", "strategy_options.merge=true"], "merge=true does not apply"),
+    ("gradual-unfreeze", ["strategy_options.decay=0.5"], "decay must be at least 1"),
+    ("linear-probe", ["strategy_options.C=0"], "C must be positive"),
+    ("frozen", ["strategy_options.lr=1"], "unknown config key 'strategy_options.lr'"),
+])
+def test_bad_strategy_options_fail_before_loading(strategy, options, message):
+    run_config = load_config(ClassifyConfig, None, [f"strategy={strategy}", *options])
+    with pytest.raises(UserError) as failure:
+        get_strategy(run_config.strategy, run_config.strategy_options)
+    assert message in str(failure.value) and "\n" not in str(failure.value)
+
+
+@pytest.mark.parametrize("family, strategy, options, message", [
+    ("bert", "adapter", ["strategy_options.target_modules=[query, nonexistent]"],
+     "target_modules entry 'nonexistent' matches no module of bert: its adaptable layers are named"),
+    ("gpt2", "adapter", ["strategy_options.target_modules=c_att.*"], "entry 'c_att.*' matches no module of gpt2"),
+    ("bert", "adapter", ["strategy_options.method=prefix-tuning"], "'prefix_tuning' cannot apply to bert: peft injects"),
+    ("t5", "adapter", ["strategy_options.method=prompt-tuning"], "'prompt_tuning' cannot apply to t5"),
+    ("gpt2", "adapter", ["strategy_options.method=prompt-tuning"], "'prompt_tuning' cannot apply to gpt2"),
+    ("bert", "adapter", ["strategy_options.lora_dropout=2"], "'lora' cannot apply to bert with these options"),
+])
+def test_strategies_that_cannot_apply_to_the_backbone_fail_clearly(family, strategy, options, message, checkpoints,
+                                                                    reviews, tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(UserError) as failure:
+        run_classify(config(checkpoints[family], reviews, out, strategy, *options))
+    assert message in str(failure.value) and "\n" not in str(failure.value)
+    assert not out.exists() and not out.with_name("never.partial").exists()
+
+
+@pytest.mark.parametrize("model_type, strategy, options, message", [
+    ("hft-textcnn", "gradual-unfreeze", [], "hft-textcnn has no stack of layers to unfreeze one by one"),
+    ("hft-rnn", "adapter", ["strategy_options.method=ia3"], "'ia3' cannot apply to hft-rnn with these options"),
+])
+def test_our_backbones_without_what_a_strategy_needs_fail_clearly(model_type, strategy, options, message, tiny_bert,
+                                                                   reviews, tmp_path):
+    with pytest.raises(UserError) as failure:
+        run_classify(config(model_type, reviews, tmp_path / "never", strategy, f"tokenizer={tiny_bert}",
+                            "model_config={embedding_dim: 16}", *options))
+    assert message in str(failure.value) and "\n" not in str(failure.value)
