@@ -36,8 +36,10 @@ METRIC_TITLES = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Re
 PLOT_TITLES = {"confusion_matrix.png": "Confusion matrix, test split", "loss_curve.png": "Training loss"}
 # Neutral sentences for usage snippets: never texts from the user's data, which may not be public.
 EXAMPLE_TEXTS = ("I loved every minute of it.", "This is a disgrace and it has to stop.")
+EXAMPLE_PAIRS = ({"text": "The match was cancelled.", "text_pair": "Nobody played."},
+                 {"text": "She won the race.", "text_pair": "She came last."})
 TRANSFER_EXPLANATIONS = {
-    "parameters": "the pretrained weights initialise the model and are fine-tuned",
+    "parameters": "the pretrained weights initialise the model",
     "features": "the pretrained network stays frozen and a new head learns from its features",
     "structure": "only the architecture and tokenizer; the weights start from random init",
     "none": "nothing was trained",
@@ -77,10 +79,6 @@ def render_card(result: RunResult, folder: Path, load_from: str, reproduce: str 
 
 def template_dir() -> Path:
     return Path(str(resources.files("hf_transfer.model_cards")))
-
-
-def template_path(name: str) -> Path:
-    return template_dir() / f"{name}.md"
 
 
 def _environment() -> jinja2.Environment:
@@ -293,10 +291,10 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
         model=result.model,
         source_link=source_link,
         transferred=transferred,
-        transfer_explanation=TRANSFER_EXPLANATIONS.get(transferred, ""),
+        transfer_explanation=_transfer_explanation(transferred, result.parameters["trainable_fraction"]),
         strategy=result.strategy,
         parameters=result.parameters,
-        adapter=_adapter_summary(adapter, hub_base) if adapter else None,
+        adapter=_adapter_summary(adapter, hub_base, folder / "adapter_model.safetensors") if adapter else None,
         code_files=code_files,
         task=result.task,
         dataset_label=dataset_label(result.task["dataset"]),
@@ -318,7 +316,15 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
     )
 
 
-def _adapter_summary(adapter: dict, hub_base: str | None) -> dict:
+def _transfer_explanation(transferred: str, trainable_fraction: float) -> str:
+    explanation = TRANSFER_EXPLANATIONS.get(transferred, "")
+    if transferred == "parameters":
+        explanation += ("; all of them are fine-tuned" if trainable_fraction >= 0.9999
+                        else "; only the trainable parameters changed, all others kept their pretrained values")
+    return explanation
+
+
+def _adapter_summary(adapter: dict, hub_base: str | None, weights: Path) -> dict:
     """The adapter's settings; its base named by Hub id where known (publishing points the adapter there)."""
     keys = ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save")
     summary = {key: adapter.get(key) for key in keys}
@@ -326,7 +332,19 @@ def _adapter_summary(adapter: dict, hub_base: str | None) -> dict:
     for key in ("target_modules", "modules_to_save"):  # peft stores sets as lists, sometimes with repeats
         value = summary[key]
         summary[key] = sorted(set(value)) if isinstance(value, list) else ([value] if value else [])
+    # peft adds its default head names (classifier, score) whether or not the model has them: keep the saved ones.
+    saved = _tensor_names(weights)
+    summary["modules_to_save"] = [m for m in summary["modules_to_save"] if any(f".{m}." in f".{n}" for n in saved)]
     return summary
+
+
+def _tensor_names(path: Path) -> list[str]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return []
+    with safe_open(str(path), framework="pt") as weights:
+        return list(weights.keys())
 
 
 def _comparisons(result: RunResult, margins: dict[str, float]) -> list[dict]:
@@ -362,7 +380,8 @@ def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust
         return text_to_text_usage(load_from, result)
     labels = result.task["label_names"]
     multi_label = result.task["multi_label"]
-    texts = json.dumps(list(EXAMPLE_TEXTS))
+    # Two text columns were encoded as a pair (tokenizer(first, second)); the pipeline takes pairs as dicts.
+    texts = json.dumps(list(EXAMPLE_PAIRS if len(result.task["text_columns"]) == 2 else EXAMPLE_TEXTS))
     remote = ", trust_remote_code=True" if trust_remote_code else ""
     call = f"classifier({texts}, top_k=None)" if multi_label else f"classifier({texts})"
     comment = "# multi-label: every label's sigmoid score; those above 0.5 are predicted\n" if multi_label else ""

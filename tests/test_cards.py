@@ -338,6 +338,11 @@ def test_usage_snippets_run_on_the_output_folders(outputs, tmp_path):
     for kind in KINDS:
         snippets[kind] = python_block(ModelCard.load(outputs(kind) / "README.md").text)
         assert json.dumps(str(outputs(kind))) in snippets[kind]
+    # A run on two text columns encoded them as pairs: its snippet passes pairs.
+    paired = RunResult.load(outputs("full"))
+    paired.task["text_columns"] = ["premise", "hypothesis"]
+    snippets["pairs"] = python_block(render_card(paired, outputs("full"), str(outputs("full"))).text)
+    assert '"text_pair": ' in snippets["pairs"]
     for kind, result in run_snippets(snippets, tmp_path).items():
         printed = result["printed"].strip().splitlines()[-1]
         assert "'label': " in printed and any(f"'{label}'" in printed for label in LABELS), (kind, printed)
@@ -360,14 +365,13 @@ def test_unknown_run_kind_has_no_card(outputs):
         render_card(result, outputs("full"), "x")
 
 
-def test_zero_shot_card_renders_and_parses(tmp_path):
+def zero_shot_result() -> RunResult:
+    """The record of a zero-shot evaluation; skips the test while the zero-shot card does not exist."""
     try:
         import hf_transfer.zeroshot.card  # noqa: F401  registers the "zero-shot" renderer
+        from hf_transfer.zeroshot.run import ZeroShotConfig
     except ImportError as err:
         pytest.skip(f"the zero-shot card is not there yet ({err})")
-    assert "zero-shot" in CARD_RENDERERS
-    from hf_transfer.zeroshot.run import ZeroShotConfig
-
     probs = {split: np.tile(np.array([[0.2, 0.3, 0.5]]), (len(texts), 1)) for split, texts in SPLIT_TEXTS.items()}
     result, _ = make_result("zero-shot", {"name": "tiny-nli", "location": "tiny-nli", "base_model": "test-org/tiny-nli",
                                           "model_type": "bert", "family": "bert"},
@@ -377,6 +381,12 @@ def test_zero_shot_card_renders_and_parses(tmp_path):
                             probs, {"trainable": 0, "total": 1000, "trainable_fraction": 0.0}, False)
     result.kind = "zero-shot"
     result.config = to_dict(ZeroShotConfig())
+    return result
+
+
+def test_zero_shot_card_renders_and_parses(tmp_path):
+    result = zero_shot_result()
+    assert "zero-shot" in CARD_RENDERERS
     (tmp_path / "confusion_matrix.png").write_bytes(TINY_PNG)
     render_card(result, tmp_path, "my-org/tiny-nli-zero-shot").save(tmp_path / "README.md")
     card = ModelCard.load(tmp_path / "README.md")

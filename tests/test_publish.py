@@ -22,12 +22,14 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from hf_transfer.cards import render_card
 from hf_transfer.cli import main
 from hf_transfer.config import ClassifyConfig
 from hf_transfer.classify import run_classify
 from hf_transfer.errors import UserError
 from hf_transfer.publish import plan_publish, publish_to_folder
-from test_cards import HUB_BASE, outputs, python_block, run_snippets  # noqa: F401  (outputs is a fixture)
+from test_cards import (HUB_BASE, TINY_PNG, outputs, python_block, run_snippets,  # noqa: F401  (a fixture)
+                        zero_shot_result)
 
 TOKEN = "hf_test_SECRET123"
 REPO = "test-org/tiny-classifier"
@@ -127,6 +129,20 @@ def test_publish_leaves_pickles_links_and_trainer_leftovers_behind(outputs, tmp_
     # Publishing again is idempotent: same content, same commit.
     again, _ = publish_to_folder(folder, REPO, tmp_path / "hub")
     assert again == snapshot
+
+
+def test_zero_shot_evaluation_publishes_its_card_and_record_only(tmp_path):
+    folder = tmp_path / "zero-shot-run"
+    folder.mkdir()
+    result = zero_shot_result()
+    result.save(folder)
+    (folder / "confusion_matrix.png").write_bytes(TINY_PNG)
+    (folder / "predictions.jsonl").write_text("{}\n")
+    render_card(result, folder, str(folder)).save(folder / "README.md")
+    snapshot, plan = publish_to_folder(folder, "test-org/tiny-nli-zero-shot", tmp_path / "hub")
+    assert plan.layout == "card-only"
+    assert {p.name for p in snapshot.iterdir()} == {"README.md", "metrics.json", "confusion_matrix.png"}
+    assert ModelCard.load(snapshot / "README.md").data.pipeline_tag == "zero-shot-classification"
 
 
 def test_force_publishes_a_folder_without_run_record(outputs, tmp_path):
