@@ -1,16 +1,27 @@
 """hf_transfer: transfer learning for NLP on the Hugging Face stack.
 
 Importing the package registers our own backbones (TextCNN, RNN, attention encoder) with the Auto classes.
+The public names below load on first use, so `hf-transfer --help` and light scripts don't import the whole stack.
 """
 
+import importlib
+
 from . import models  # noqa: F401  registers hft-textcnn, hft-rnn, hft-attention
-from .assets import ASSETS, asset_path
-from .classify import run_classify
-from .config import ClassifyConfig, DataConfig, TrainConfig, load_config
-from .data import TaskData, load_task_data
-from .errors import UserError
-from .results import RunResult
 
 __version__ = "0.1.0"
-__all__ = ["ASSETS", "ClassifyConfig", "DataConfig", "RunResult", "TaskData", "TrainConfig", "UserError",
-           "asset_path", "load_config", "load_task_data", "run_classify"]
+
+_PUBLIC = {
+    "ASSETS": "assets", "asset_path": "assets",
+    "ClassifyConfig": "config", "DataConfig": "config", "TrainConfig": "config", "load_config": "config",
+    "TaskData": "data", "load_task_data": "data",
+    "UserError": "errors",
+    "RunResult": "results",
+    "run_classify": "classify",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'hf_transfer' has no attribute {name!r}")
