@@ -11,9 +11,12 @@ corruption. Runs checkpoint every `save_steps` and resume from the last checkpoi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from itertools import chain
@@ -40,7 +43,7 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import models as _registers_our_backbones  # noqa: F401  hft-* model types for AutoConfig.for_model
-from .assets import ASSETS, asset_path
+from .assets import ASSETS, asset_path, cache_dir
 from .backbones import load_model_config, load_tokenizer, resolve_model
 from .errors import UserError
 from .training import cpu_has_fast_bf16
@@ -103,23 +106,26 @@ MIN_POSITIONS = 512  # position tables of at least this size, so fine-tuning may
 def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
     """Pretrain as `config` says and return the metrics also written to <output_dir>/pretrain_metrics.json.
 
-    `callbacks` are extra transformers TrainerCallbacks. All input checks run before anything is written.
+    `callbacks` are extra transformers TrainerCallbacks. Bad input raises UserError before output_dir is written.
     """
     started = time.perf_counter()
     architecture = check_config(config)
     output_dir = Path(config.output_dir or f"outputs/pretrain-{config.architecture}-{Path(config.corpus).stem}")
     files = corpus_files(config.corpus)
     resume_from = last_checkpoint(output_dir, architecture)
-    checkpoint = resolve_model(config.from_checkpoint) if config.from_checkpoint else None
-    state = PartialState()
+    checkpoint = starting_checkpoint(config, architecture)
+    state = PartialState(cpu=not torch.cuda.is_available())  # as TrainingArguments(use_cpu=...) will see it
     if config.threads:
         torch.set_num_threads(config.threads)
 
-    tokenizer = prepare_tokenizer(config, architecture, files, resume_from, checkpoint)
+    tokenizer = prepare_tokenizer(config, architecture, files, resume_from, checkpoint, state)
     if checkpoint is not None:
         model = load_checkpoint_model(checkpoint, architecture, tokenizer, config)
     else:
         model = build_model(architecture, tokenizer, config)
+    # Trainer multiplies the loss by the process count for models whose forward takes **kwargs, assuming they
+    # divide by the global token count; T5 and our backbones average per batch, which doubled their loss under DDP.
+    model.accepts_loss_kwargs = False
     if architecture.positions_key:  # pipelines truncate to this; longer inputs would overrun the position table
         tokenizer.model_max_length = getattr(model.config, architecture.positions_key)
     with state.main_process_first():  # the main process fills the datasets cache, the others read it
@@ -251,13 +257,13 @@ def last_checkpoint(output_dir: Path, architecture: Architecture) -> Path | None
     newest = steps[max(steps)]
     model_type = json.loads((newest / "config.json").read_text()).get("model_type")
     if model_type != architecture.model_type:
-        raise UserError(f"output_dir {output_dir} holds checkpoints of a {model_type} run, not {architecture.model_type}: "
-                        "pick another output_dir or delete that one")
+        raise UserError(f"output_dir {output_dir} holds checkpoints of a {model_type} run, "
+                        f"not {architecture.model_type}: pick another output_dir or delete that one")
     return newest
 
 
 def prepare_tokenizer(config: PretrainConfig, architecture: Architecture, files: list[Path], resume_from: Path | None,
-                      checkpoint) -> PreTrainedTokenizerFast:
+                      checkpoint, state: PartialState) -> PreTrainedTokenizerFast:
     """The run's tokenizer: a resumed run's own, a reused one, the checkpoint's, or one trained on the corpus."""
     if resume_from is not None:
         tokenizer = AutoTokenizer.from_pretrained(resume_from)
@@ -270,21 +276,42 @@ def prepare_tokenizer(config: PretrainConfig, architecture: Architecture, files:
             raise UserError(f"from_checkpoint {config.from_checkpoint!r} has no tokenizer: "
                             "pass tokenizer=PATH, the tokenizer it was trained with") from None
     else:
-        # Training is deterministic, so under `accelerate launch` every process trains the same tokenizer.
-        tokenizer = train_tokenizer(files, architecture.objective, config.vocab_size)
+        tokenizer = corpus_tokenizer(files, architecture.objective, config.vocab_size, state)
     _check_tokenizer_fits_objective(tokenizer, architecture, config)
     return tokenizer
 
 
 def _check_tokenizer_fits_objective(tokenizer, architecture: Architecture, config: PretrainConfig) -> None:
+    name = config.tokenizer or config.from_checkpoint
     if architecture.objective == "mlm" and tokenizer.mask_token is None:
-        raise UserError(f"tokenizer {config.tokenizer!r} has no mask token, which masked-LM pretraining of "
+        raise UserError(f"tokenizer of {name!r} has no mask token, which masked-LM pretraining of "
                         f"{config.architecture} needs: use a BERT-style tokenizer or leave tokenizer unset")
     if architecture.objective == "span" and (tokenizer.eos_token is None or not _sentinel_ids(tokenizer)):
-        raise UserError(f"tokenizer {config.tokenizer!r} lacks </s> or <extra_id_0>, which T5 span corruption "
+        raise UserError(f"tokenizer of {name!r} lacks </s> or <extra_id_0>, which T5 span corruption "
                         "needs: use a T5 tokenizer or leave tokenizer unset")
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers ship without one; eos is the customary stand-in
         tokenizer.pad_token = tokenizer.eos_token
+
+
+def corpus_tokenizer(files: list[Path], objective: str, vocab_size: int, state: PartialState):
+    """A tokenizer trained on these files, trained once and then read from $HF_TRANSFER_CACHE/tokenizers.
+
+    Training is not deterministic (ties between equally frequent merges fall either way), so every process of a
+    run, and every later run on the same corpus, reads one saved copy; the datasets cache relies on that too.
+    """
+    stamps = [(str(file.resolve()), file.stat().st_size, file.stat().st_mtime_ns) for file in files]
+    key = hashlib.sha256(json.dumps([objective, vocab_size, stamps]).encode()).hexdigest()[:16]
+    folder = cache_dir().parent / "tokenizers" / f"{objective}-{vocab_size}-{key}"
+    with state.main_process_first():
+        if not (folder / "tokenizer.json").is_file():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".training-"))
+            train_tokenizer(files, objective, vocab_size).save_pretrained(staging)
+            try:
+                staging.rename(folder)  # all at once: a reader never sees half a tokenizer
+            except OSError:  # a concurrent run saved the same tokenizer first
+                shutil.rmtree(staging)
+        return AutoTokenizer.from_pretrained(folder)
 
 
 def train_tokenizer(files: list[Path], objective: str, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -360,12 +387,21 @@ def build_model(architecture: Architecture, tokenizer, config: PretrainConfig):
     return AUTO_MODEL_CLASSES[architecture.objective].from_config(model_config)
 
 
+def starting_checkpoint(config: PretrainConfig, architecture: Architecture):
+    """The model named by from_checkpoint, if any, checked to be of the configured architecture."""
+    if not config.from_checkpoint:
+        return None
+    checkpoint = resolve_model(config.from_checkpoint)
+    model_type = load_model_config(checkpoint).model_type
+    if model_type != architecture.model_type:
+        raise UserError(f"from_checkpoint {config.from_checkpoint!r} is a {model_type} model but "
+                        f"architecture={config.architecture}: set architecture to match it")
+    return checkpoint
+
+
 def load_checkpoint_model(checkpoint, architecture: Architecture, tokenizer, config: PretrainConfig):
     """Continue pretraining a saved model; its vocabulary must be the tokenizer's."""
     model_config = load_model_config(checkpoint)
-    if model_config.model_type != architecture.model_type:
-        raise UserError(f"from_checkpoint {config.from_checkpoint!r} is a {model_config.model_type} model but "
-                        f"architecture={config.architecture}: set architecture to match it")
     if config.model_config:
         print("hf-transfer: model_config is ignored: from_checkpoint fixes the model's shape", file=sys.stderr)
     _check_vocabulary_fits(tokenizer, model_config.vocab_size, f"from_checkpoint {config.from_checkpoint!r}")

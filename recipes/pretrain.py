@@ -13,6 +13,8 @@ recipes/classify.py for fine-tuning. See hf_transfer/pretraining.py (PretrainCon
 import argparse
 from pathlib import Path
 
+from accelerate import PartialState
+
 from hf_transfer.config import load_config
 from hf_transfer.errors import exit_on_user_error
 from hf_transfer.pretraining import PretrainConfig, run_pretraining
@@ -24,13 +26,16 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "pretrain_bert.yaml"
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default: %(default)s)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, dotted for model_config: model_config.n_layer=6")
+    parser.add_argument("overrides", nargs="*",
+                        help="key=value overrides, dotted for model_config: model_config.n_layer=6")
     args = parser.parse_args(argv)
     config = load_config(PretrainConfig, args.config, args.overrides)
     metrics = run_pretraining(config)
-    print(f"{metrics['architecture']}: step {metrics['global_step']}, train loss {metrics['final_train_loss']:.3f}, "
-          f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['perplexity']:.1f}, "
-          f"{metrics['tokens_per_second']:,.0f} tokens/s; output in {metrics['output_dir']}")
+    PartialState().print(
+        f"{metrics['architecture']}: step {metrics['global_step']}, train loss {metrics['final_train_loss']:.3f}, "
+        f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['perplexity']:.1f}, "
+        f"{metrics['tokens_per_second']:,.0f} tokens/s; output in {metrics['output_dir']}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,16 @@ TINY_MODELS = {
     "hft-rnn": dict(embedding_dim=32, hidden_size=32),
 }
 LM_CLASSES = {"bert": AutoModelForMaskedLM, "gpt2": AutoModelForCausalLM, "t5": AutoModelForSeq2SeqLM,
-              "hft-attention": AutoModelForMaskedLM, "hft-textcnn": AutoModelForMaskedLM, "hft-rnn": AutoModelForCausalLM}
+              "hft-attention": AutoModelForMaskedLM, "hft-textcnn": AutoModelForMaskedLM,
+              "hft-rnn": AutoModelForCausalLM}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tokenizer_cache(tmp_path_factory):
+    """Tokenizers trained here go to a temporary cache, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_TRANSFER_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +60,10 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def tiny_config(architecture, corpus, output_dir, **changes) -> PretrainConfig:
-    settings = dict(architecture=architecture, corpus=str(corpus), vocab_size=400, model_config=TINY_MODELS[architecture],
-                    max_seq_length=32, batch_size=8, max_steps=3, save_steps=100, logging_steps=1,
-                    learning_rate=1e-3, precision="fp32", threads=1, output_dir=str(output_dir))
+    settings = dict(architecture=architecture, corpus=str(corpus), vocab_size=400,
+                    model_config=TINY_MODELS[architecture], max_seq_length=32, batch_size=8, max_steps=3,
+                    save_steps=100, logging_steps=1, learning_rate=1e-3, precision="fp32", threads=1,
+                    output_dir=str(output_dir))
     return PretrainConfig(**{**settings, **changes})
 
 
@@ -210,7 +220,8 @@ def test_continue_pretraining_from_a_checkpoint_keeps_its_tokenizer(pretrained, 
     _, bert_out = pretrained("bert")
     metrics = run_pretraining(tiny_config("bert", corpus, tmp_path / "more", from_checkpoint=str(bert_out)))
     assert metrics["global_step"] == 3 and metrics["resumed_from_step"] == 0
-    assert AutoTokenizer.from_pretrained(tmp_path / "more").get_vocab() == AutoTokenizer.from_pretrained(bert_out).get_vocab()
+    continued = AutoTokenizer.from_pretrained(tmp_path / "more")
+    assert continued.get_vocab() == AutoTokenizer.from_pretrained(bert_out).get_vocab()
 
 
 def load_recipe():
