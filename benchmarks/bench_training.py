@@ -20,8 +20,9 @@ precision used, which this script measures itself (square matmuls, best of sever
     python benchmarks/bench_training.py --accuracy ours,ours-fp32,C --steps 15 --rounds 3
     python benchmarks/bench_training.py --accuracy none --configs C,ours   # throughput only
 
-Levers measured on the 2-core avx512_bf16 machine (no AMX), 2026-11-25: see the README section / report;
-where the step time goes: `--profile` times data, forward, backward and optimizer of the recipe's step.
+Where the step time goes, and what each lever gives: `--profile --steps 10 --rounds 2` times data, forward,
+backward and optimizer of the recipe's training step and of variants (word embeddings trained or frozen, foreach
+or fused AdamW, eager or sdpa attention, fp32), alternating, in one process.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def build(side: str, args):
         config.train.learning_rate = strategy.default_learning_rate
     set_seed(config.train.seed)
     task = load_task_data(config.data)
-    backbone = load_backbone(config, task, strategy.pretrained_weights)
+    backbone = load_backbone(config, task, strategy)
     model, tokenizer = backbone.model, backbone.tokenizer
     tokenized = tokenize_splits(task, tokenizer, config.data.max_length)
     output_dir = os.path.join(args.scratch, side)
@@ -152,10 +153,10 @@ def worker(side: str, args, connection) -> None:
                                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
                 self.wait(control)
 
-    trainer.add_callback(Pause())
-    started = time.perf_counter()
+    pause = Pause()
+    trainer.add_callback(pause)
     trainer.train()
-    report = {"done": True, "seconds": time.perf_counter() - started, **counts}
+    report = {"done": True, "seconds": time.perf_counter() - pause.started, **counts}
     if trainer.state.global_step >= trainer.state.max_steps:  # trained to the end: label the test split
         model.eval()
         columns = {k: test[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in test.column_names}
@@ -167,6 +168,84 @@ def worker(side: str, args, connection) -> None:
         report["accuracy"] = float((predicted == np.asarray(test["labels"])).mean())
     report["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     connection.send(report)
+
+
+PROFILE_VARIANTS = {  # name: (TrainConfig overrides, attention implementation)
+    "recipe": ([], "sdpa"),
+    "word embeddings trained": (["train.freeze_word_embeddings=false"], "sdpa"),
+    "word embeddings frozen": (["train.freeze_word_embeddings=true"], "sdpa"),
+    "foreach AdamW (not fused)": (["optim=adamw_torch"], "sdpa"),
+    "eager attention": ([], "eager"),
+    "fp32": (["train.precision=fp32"], "sdpa"),
+}
+
+
+def profile(args) -> None:
+    """Milliseconds per training step of the recipe in data / forward / backward / optimizer, for each lever."""
+    import torch
+
+    from hf_transfer.config import ClassifyConfig, load_config
+    from hf_transfer.data import load_task_data, tokenize_splits
+    from hf_transfer.backbones import load_backbone
+    from hf_transfer.strategies import get_strategy
+    from hf_transfer.training import build_trainer, model_flops, resolve_precision, training_arguments
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = load_config(ClassifyConfig, None, [])
+    task = load_task_data(base.data)
+    prepared = {}
+    for name, (overrides, attention) in PROFILE_VARIANTS.items():
+        optim = next((o.split("=")[1] for o in overrides if o.startswith("optim=")), None)
+        config = load_config(ClassifyConfig, None, [o for o in overrides if not o.startswith("optim=")])
+        strategy = get_strategy(config.strategy)
+        config.train.learning_rate = config.train.learning_rate or strategy.default_learning_rate
+        torch.manual_seed(0)
+        backbone = load_backbone(config, task, strategy)
+        model = strategy.setup(backbone.model, backbone.family, config.train).model
+        model.set_attn_implementation(attention)
+        if config.train.freeze_word_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
+        tokenized = tokenize_splits(task, backbone.tokenizer, config.data.max_length)
+        training_args = training_arguments(config.train, os.path.join(args.scratch, "profile"),
+                                           resolve_precision(config.train.precision), False)
+        if optim:
+            training_args.optim = optim
+        trainer = build_trainer(model, training_args, backbone.tokenizer, tokenized["train"], None, [])
+        trainer.create_optimizer()
+        prepared[name] = (trainer, iter(trainer.get_train_dataloader()), {k: 0.0 for k in
+                          ("data", "forward", "backward", "optimizer")}, [0, 0.0])
+    print(f"profile: {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
+    for round_ in range(args.rounds + 1):  # round 0 warms up
+        for name, (trainer, batches, phases, totals) in prepared.items():
+            model, optimizer = trainer.model, trainer.optimizer
+            model.train()
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                batch = next(batches)
+                t1 = time.perf_counter()
+                with trainer.autocast_smart_context_manager():
+                    loss = model(**batch).loss
+                t2 = time.perf_counter()
+                loss.backward()
+                t3 = time.perf_counter()
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                t4 = time.perf_counter()
+                if round_:
+                    for key, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                        phases[key] += seconds
+                    totals[0] += len(batch["input_ids"])
+                    totals[1] += model_flops(model, batch["attention_mask"].sum(-1).tolist())
+    print(f"profile done: {time.strftime('%H:%M:%S')}  {load_average()}\n")
+    steps = args.rounds * args.steps
+    print("| variant | data ms | forward ms | backward ms | optimizer ms | step ms | examples/s | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, (_, _, phases, (examples, flops)) in prepared.items():
+        total = sum(phases.values())
+        print(f"| {name} | " + " | ".join(f"{1000 * v / steps:.0f}" for v in phases.values()) +
+              f" | {1000 * total / steps:.0f} | {examples / total:.1f} | {flops / total / 1e9:.0f} |")
 
 
 def load_average() -> str:
@@ -183,7 +262,10 @@ def main() -> None:
     parser.add_argument("--max-train-samples", type=int, default=None, help="smaller training split, for a quick look")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
     parser.add_argument("--scratch", default="/tmp/bench_training", help="Trainer output folders (nothing is saved)")
+    parser.add_argument("--profile", action="store_true", help="time the phases of the recipe's step and its levers")
     args = parser.parse_args()
+    if args.profile:
+        return profile(args)
     sides = args.configs.split(",")
     accuracy_sides = sides if args.accuracy == "all" else [] if args.accuracy == "none" else args.accuracy.split(",")
     print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
@@ -216,8 +298,9 @@ def main() -> None:
         results[side] = connection.recv()
         process.join()
         if side in accuracy_sides:
-            print(f"{side} trained to the end in {results[side]['seconds']:.0f} s: test accuracy "
-                  f"{results[side]['accuracy']:.4f}", flush=True)
+            done = results[side]
+            print(f"{side}: rest of training {done['seconds']:.0f} s ({done['examples'] / done['seconds']:.1f} "
+                  f"examples/s), test accuracy {done['accuracy']:.4f}", flush=True)
     print(f"end: {time.strftime('%H:%M:%S')}  {load_average()}")
 
     rows = {}

@@ -93,7 +93,7 @@ def bench_lm(texts: list[str], repeats: int, batch_size: int) -> list[tuple]:
         tokens = max(len(method.tokenizer(w, add_special_tokens=False)["input_ids"]) for w in words)
         agree = (ours.argmax(-1) == naive.argmax(-1)).float().mean().item()
         rows.append(("lm", f"{name} (max {tokens} tok)", len(texts) / ours_s, len(texts) / naive_s, naive_s / ours_s,
-                     f"max |diff| {(ours - naive).abs().max().item():.1e}, same argmax {agree:.0%}"))
+                     f"max abs diff {(ours - naive).abs().max().item():.1e}, same argmax {agree:.0%}"))
         print(rows[-1], flush=True)
     return rows
 
@@ -125,7 +125,7 @@ def bench_nli(texts: list[str], repeats: int, batch_size: int) -> list[tuple]:
                 same = (ours.argmax(-1) == theirs.argmax(-1)).mean()
                 rows.append(("nli", f"{name} vs pipeline(batch_size={pipeline_batch})", len(texts) / ours_s,
                              len(texts) / theirs_s, theirs_s / ours_s,
-                             f"same predictions {same:.0%}, max |diff| {np.abs(ours - theirs).max():.1e}"))
+                             f"same predictions {same:.0%}, max abs diff {np.abs(ours - theirs).max():.1e}"))
                 print(rows[-1], flush=True)
     return rows
 
@@ -140,7 +140,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    texts = load_task_data(DataConfig(max_eval_samples=args.texts)).texts("test")
+    texts = list(load_task_data(DataConfig(max_eval_samples=args.texts)).texts("test"))
     rows = []
     if args.only in (None, "lm"):
         rows += bench_lm(texts, args.repeats, args.batch_size)

@@ -82,8 +82,8 @@ def family_of(config, head: str = "classification") -> Family:
     else:
         # An unlisted architecture still runs: peft picks its own default targets and the head is found by name.
         family = Family(model_type, (), ("classifier", "score", "classification_head"))
-    if head == "text-to-text":  # no new head: the LM head that writes the label words plays its part
-        family = dataclasses.replace(family, head_modules=("lm_head",))
+    if head == "text-to-text":  # no new head: the LM head writes the label words
+        family = dataclasses.replace(family, head_modules=())
     return family
 
 
@@ -134,8 +134,8 @@ def load_model_config(model: ResolvedModel, **overrides):
     except (ValueError, TypeError, AttributeError) as err:
         if not model.from_config and not overrides:
             raise _hub_failure(model.name, "config", err) from None
-        raise UserError(f"the config of model {model.name!r} rejects the settings: {str(err).splitlines()[0]}; "
-                        "fix model_config") from None
+        raise UserError(f"the config of model {model.name!r} rejects the settings: "
+                        f"{str(err).splitlines()[0].rstrip('.')}; fix model_config") from None
 
 
 def load_tokenizer(model: ResolvedModel):
@@ -198,11 +198,14 @@ class Backbone:
         return record
 
 
-def load_backbone(config, task, pretrained_weights: bool = True) -> Backbone:
-    """The classifier `config` (a ClassifyConfig) asks for, sized for `task`'s labels.
-
-    `pretrained_weights=False` (strategy=scratch) keeps the checkpoint's architecture and tokenizer only.
+def load_backbone(config, task, strategy=None) -> Backbone:
+    """The classifier `config` (a ClassifyConfig) asks for, sized for `task`'s labels, as `strategy` (default: the
+    config's) needs it: a strategy without pretrained weights (strategy=scratch) keeps the architecture and tokenizer.
     """
+    from .strategies import get_strategy
+    from .strategies.full import FullFineTuning
+
+    strategy = strategy or get_strategy(config.strategy, config.strategy_options)
     if config.head not in HEADS:
         raise UserError(f"head takes one of {', '.join(HEADS)}, got {config.head!r}")
     if config.freeze_vectors and not config.vectors:
@@ -218,6 +221,9 @@ def load_backbone(config, task, pretrained_weights: bool = True) -> Backbone:
         if task.multi_label:
             raise UserError("head=text-to-text picks one label per text but the task is multi-label: "
                             "use head=classification")
+        if not isinstance(strategy, FullFineTuning):  # the others adapt, probe or unfreeze a classification head
+            raise UserError(f"head=text-to-text trains the whole seq2seq model, which strategy={strategy.name} does "
+                            "not: use strategy=full or strategy=scratch")
     elif config.label_words:
         raise UserError("label_words only apply to head=text-to-text: set head=text-to-text or drop label_words")
 
@@ -227,7 +233,7 @@ def load_backbone(config, task, pretrained_weights: bool = True) -> Backbone:
         raise UserError(f"tokenizer={tokenizer_name!r} is a model type, not a tokenizer: name a model asset, "
                         "a folder with a tokenizer or a Hub id")
     tokenizer = prepare_tokenizer(load_tokenizer(tokenizer_reference), family, tokenizer_name)
-    pretrained = pretrained_weights and not reference.from_config
+    pretrained = strategy.pretrained_weights and not reference.from_config
     if pretrained and config.tokenizer and tokenizer_reference.location != reference.location:
         print(f"hf-transfer: warning: tokenizer={config.tokenizer} replaces the tokenizer {config.model} was "
               "pretrained with; its embeddings were learned for other token ids", file=sys.stderr)
@@ -240,8 +246,8 @@ def load_backbone(config, task, pretrained_weights: bool = True) -> Backbone:
     if vectors and reference.from_config and hasattr(base_config, "embedding_dim"):
         dim = vectors[2].shape[1]
         if settings.setdefault("embedding_dim", dim) != dim:
-            raise UserError(f"model_config.embedding_dim={settings['embedding_dim']} but the vectors {config.vectors!r} "
-                            f"have {dim} dimensions: drop model_config.embedding_dim or set it to {dim}")
+            raise UserError(f"model_config.embedding_dim={settings['embedding_dim']} but the vectors "
+                            f"{config.vectors!r} have {dim} dimensions: drop model_config.embedding_dim or set it to {dim}")
     settings.update(num_labels=len(task.id2label), id2label=dict(task.id2label),
                     label2id={v: k for k, v in task.id2label.items()}, problem_type=task.problem_type,
                     pad_token_id=tokenizer.pad_token_id)
@@ -289,13 +295,14 @@ def _check_model_config(overrides: dict, base_config, model_name: str) -> dict:
     return dict(overrides)
 
 
-def _check_vocabulary_fits(tokenizer, model_config, tokenizer_name: str, model_name: str, tokenizer_given: bool) -> None:
+def _check_vocabulary_fits(tokenizer, model_config, tokenizer_name: str, model_name: str,
+                           tokenizer_given: bool) -> None:
     rows = getattr(model_config, "vocab_size", None)
     needed = vocabulary_size(tokenizer)
     if rows is not None and needed > rows:
         fix = ("drop tokenizer= to use the model's own tokenizer" if tokenizer_given else
-               "the checkpoint's tokenizer and weights do not belong together: save them from one model "
-               "(model.resize_token_embeddings(len(tokenizer)) first)")
+               "save the checkpoint's tokenizer and weights from one model (after "
+               "model.resize_token_embeddings(len(tokenizer)))")
         raise UserError(f"tokenizer {tokenizer_name!r} has {needed} token ids but model {model_name!r} embeds only "
                         f"{rows}: {fix}, or use strategy=scratch")
 
@@ -362,9 +369,10 @@ def _init_from_vectors(model, tokenizer, tokenizer_name: str, vectors, config, b
                         f"vectors={config.vectors}: drop vectors or pick a model with token embeddings")
     dim, rows = matrix.shape[1], embeddings.embedding_dim
     if dim != rows:
-        size_key = next(key for key in ("embedding_dim", "d_model", "n_embd", "hidden_size") if hasattr(model.config, key))
-        fix = (f"set model_config.{size_key}={dim}" if built_from_config
-               else f"vectors fit a model built from config (e.g. model=hft-textcnn) or a checkpoint with {dim}-d embeddings")
+        size_key = next(key for key in ("embedding_dim", "d_model", "n_embd", "hidden_size")
+                        if hasattr(model.config, key))
+        fix = (f"set model_config.{size_key}={dim}" if built_from_config else
+               f"vectors fit a model built from config (e.g. model=hft-textcnn) or a checkpoint with {dim}-d embeddings")
         raise UserError(f"the vectors {label!r} have {dim} dimensions but the embeddings of {config.model!r} have "
                         f"{rows}: {fix}")
     try:

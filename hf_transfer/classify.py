@@ -57,7 +57,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
 
     task = load_task_data(config.data)
     baseline = prepare_baseline(config.zeroshot_baseline, config.model, task, config.train.eval_batch_size)
-    backbone = load_backbone(config, task, strategy.pretrained_weights)
+    backbone = load_backbone(config, task, strategy)
     model, tokenizer = backbone.model, backbone.tokenizer
     setup = strategy.setup(model, backbone.family, config.train)
     if config.train.freeze_word_embeddings or config.freeze_vectors:

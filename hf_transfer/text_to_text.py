@@ -59,10 +59,8 @@ def label_targets(tokenizer, label_words: list[str]) -> tuple[torch.Tensor, torc
 
 class TextToTextClassifier(nn.Module):
     """A seq2seq LM behind the classifier interface: forward(input_ids, attention_mask, labels) ->
-    SequenceClassifierOutput(loss, logits=[batch, num_labels] label log-likelihoods), so that the Trainer, the
-    strategies and the evaluation treat it like any other classifier."""
-
-    main_input_name = "input_ids"
+    SequenceClassifierOutput(loss, logits=[batch, num_labels] label log-likelihoods), so that the Trainer and the
+    evaluation treat it like any other classifier. It trains as a whole (strategy=full or scratch)."""
 
     def __init__(self, seq2seq, tokenizer, label_words: list[str]):
         super().__init__()
@@ -83,10 +81,6 @@ class TextToTextClassifier(nn.Module):
     @property
     def config(self):
         return self.seq2seq.config
-
-    @property
-    def device(self) -> torch.device:
-        return self.seq2seq.device
 
     def get_input_embeddings(self):
         return self.seq2seq.get_input_embeddings()
@@ -136,7 +130,8 @@ def usage_snippet(load_from: str, result) -> str:
         f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(load_from)})\n\n"
         "def classify(texts):\n"
         "    \"\"\"Score each label's words as the decoder's target; the most likely one is the prediction.\"\"\"\n"
-        f"    inputs = tokenizer(texts, padding=True, truncation=True, max_length={max_length}, return_tensors=\"pt\")\n"
+        f"    inputs = tokenizer(texts, padding=True, truncation=True, max_length={max_length},\n"
+        "                       return_tensors=\"pt\")\n"
         "    scores = []\n"
         "    with torch.no_grad():\n"
         "        for target in tokenizer(text_target=model.config.label_words)[\"input_ids\"]:\n"
@@ -144,6 +139,7 @@ def usage_snippet(load_from: str, result) -> str:
         "            log_probs = model(**inputs, labels=target).logits.float().log_softmax(-1)\n"
         "            scores.append(log_probs.gather(-1, target[..., None]).squeeze(-1).sum(-1))\n"
         "    probabilities = torch.stack(scores, dim=-1).softmax(-1)\n"
-        "    return [{\"label\": model.config.id2label[int(p.argmax())], \"score\": float(p.max())} for p in probabilities]\n\n"
+        "    return [{\"label\": model.config.id2label[int(p.argmax())], \"score\": float(p.max())}\n"
+        "            for p in probabilities]\n\n"
         f"print(classify({texts}))"
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import (AutoModelForSequenceClassification, BertConfig, BertModel, CanineConfig,
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel, CanineConfig,
                           CanineForSequenceClassification, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast,
                           T5Config, T5ForConditionalGeneration)
 
@@ -153,6 +153,20 @@ def test_every_family_learns_the_task_and_records_how(runs):
         assert any(name.startswith("modeling_") for name in saved), "remote code ships with our backbones"
 
 
+def test_text_to_text_output_reloads_with_hf_transfer(runs):
+    from hf_transfer.text_to_text import TextToTextClassifier
+
+    out = runs["t5-text-to-text"][1]
+    model = TextToTextClassifier.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    expected = predictions(out)
+    batch = tokenizer([row["text"] for row in expected], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        probabilities = model(**batch).logits.softmax(-1)
+    assert [model.config.id2label[int(i)] for i in probabilities.argmax(-1)] == [row["prediction"] for row in expected]
+    assert probabilities[:, 1].tolist() == pytest.approx([row["scores"]["pos"] for row in expected], abs=1e-4)
+
+
 def test_tokenizer_quirks_are_saved_with_the_model(runs):
     gpt2 = json.loads((runs["gpt2"][1] / "tokenizer_config.json").read_text())
     assert gpt2.get("padding_side", "right") == "right" and gpt2["pad_token"] == gpt2["eos_token"]
@@ -233,7 +247,7 @@ WITHOUT_HF_TRANSFER = textwrap.dedent(
         texts = [json.loads(l)["text"] for l in open(out + "/predictions.jsonl") if '"test"' in l]
         answers[out] = pipeline("text-classification", model=out, trust_remote_code=True)(texts)
     assert "hf_transfer" not in sys.modules
-    print(json.dumps(answers))
+    print("\\n" + json.dumps(answers))  # after the unanswered "Do you wish to run the custom code? [y/N]" prompt
     """
 )
 
@@ -272,15 +286,14 @@ def test_padding_does_not_change_a_texts_logits(family, checkpoints, task):
 
 
 def test_our_backbones_default_to_minilm_wordpiece(checkpoints, task):
-    backbone = load_backbone(load_config(ClassifyConfig, None, ["model=hft-rnn", f"model_config={TINY['hft-rnn']}"]), task)
+    config = load_config(ClassifyConfig, None, ["model=hft-rnn", f"model_config={TINY['hft-rnn']}"])
+    backbone = load_backbone(config, task)
     assert backbone.tokenizer_name == "minilm-l6" and backbone.tokenizer.convert_tokens_to_ids("[CLS]") == 101
     assert backbone.model.config.vocab_size == len(backbone.tokenizer) == 30522
     assert backbone.model.config.pad_token_id == backbone.tokenizer.pad_token_id
 
 
 def test_a_pretrained_folder_of_our_backbone_transfers_its_weights(checkpoints, task, tmp_path):
-    from transformers import AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(checkpoints["bert"])
     pretrained = TextCNNForMaskedLM(TextCNNConfig(vocab_size=len(tokenizer), embedding_dim=16, num_filters=8,
                                                   filter_sizes=[2, 3]))
@@ -289,7 +302,7 @@ def test_a_pretrained_folder_of_our_backbone_transfers_its_weights(checkpoints, 
     assert type(backbone.model).__name__ == "TextCNNForSequenceClassification" and backbone.pretrained
     assert torch.equal(backbone.model.get_input_embeddings().weight, pretrained.get_input_embeddings().weight)
     assert backbone.transferred("parameters") == "parameters"
-    scratch = load_backbone(classify_config("unused", "unused", f"model={folder}"), task, pretrained_weights=False)
+    scratch = load_backbone(classify_config("unused", "unused", f"model={folder}", "strategy=scratch"), task)
     assert not torch.equal(scratch.model.get_input_embeddings().weight, pretrained.get_input_embeddings().weight)
     assert scratch.transferred("structure") == "structure"
 
@@ -316,13 +329,15 @@ def test_word_vectors_initialise_frozen_embeddings_and_are_reported(checkpoints,
     assert result.strategy["transferred"] == "features"
     assert json.loads((out / "metrics.json").read_text())["model"]["vectors"]["matched"] == len(covered)
     assert f"{len(covered)} of {len(WORDS)} tokens" in capfd.readouterr().err
-    assert re.search(r"\| Word vectors \| `vectors.txt` \(8-d\).*\(61.5%\), then stayed frozen", (out / "README.md").read_text())
+    card = (out / "README.md").read_text()
+    assert re.search(r"\| Word vectors \| `vectors.txt` \(8-d\).*\(61.5%\), then stayed frozen", card)
 
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.embedding_dim == 8, "the embedding size follows the vectors"
     vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     for word in covered:  # frozen: still exactly the vectors after training
-        assert torch.equal(model.get_input_embeddings().weight[vocab[word]], torch.tensor(vectors[word], dtype=torch.float32))
+        expected = torch.tensor(vectors[word], dtype=torch.float32)
+        assert torch.equal(model.get_input_embeddings().weight[vocab[word]], expected)
     assert result.parameters["trainable"] == result.parameters["total"] - len(VOCAB) * 8
 
 
@@ -342,7 +357,8 @@ def test_bad_vectors_and_mismatched_sizes_fail_with_one_line(checkpoints, tmp_pa
     (tmp_path / "ragged.txt").write_text("good 0.1 0.2 0.3\nbad 0.1 0.2\n")
     write_vectors(tmp_path / "vectors.txt", POSITIVE, dim=8)
     vectors = f"vectors={tmp_path / 'vectors.txt'}"
-    run_fails(classify_config(data, out, *textcnn, f"vectors={tmp_path / 'ragged.txt'}"), "line 2: expected a word and 3 numbers")
+    run_fails(classify_config(data, out, *textcnn, f"vectors={tmp_path / 'ragged.txt'}"),
+              "line 2: expected a word and 3 numbers")
     run_fails(classify_config(data, out, *textcnn, f"vectors={tmp_path / 'missing.txt'}"), "vectors '")
     run_fails(classify_config(data, out, *textcnn, "vectors=rotten-tomatoes"), "is a dataset, not word vectors")
     run_fails(classify_config(data, out, *textcnn, "freeze_vectors=true"), "freeze_vectors=true needs vectors")
@@ -384,11 +400,15 @@ def test_text_to_text_and_family_misuse_fail_with_one_line(checkpoints, tmp_path
     data = write_csv(tmp_path / "reviews.csv", sentiment_rows(40))
     out = str(tmp_path / "out")
     t5 = f"model={checkpoints['t5']}"
-    run_fails(classify_config(data, out, f"model={checkpoints['bert']}", "head=text-to-text"), "needs an encoder-decoder")
+    run_fails(classify_config(data, out, f"model={checkpoints['bert']}", "head=text-to-text"),
+              "needs an encoder-decoder")
     run_fails(classify_config(data, out, t5, "head=text-to-text"), "tokenize to the same target")  # both <unk> </s>
     run_fails(classify_config(data, out, t5, "head=text-to-text", "label_words={meh: so-so}"), "names label 'meh'")
     run_fails(classify_config(data, out, t5, "label_words={pos: good}"), "only apply to head=text-to-text")
     run_fails(classify_config(data, out, t5, "head=generate"), "head takes one of")
+    words = "label_words={pos: good, neg: bad}"
+    run_fails(classify_config(data, out, t5, "head=text-to-text", words, "strategy=frozen"),
+              "strategy=frozen does not: use strategy=full or strategy=scratch")
     no_eos = save_checkpoint(tmp_path / "t5-no-eos", T5ForConditionalGeneration.from_pretrained(checkpoints["t5"]),
                              t5_tokenizer(eos=None))
     run_fails(classify_config(data, out, f"model={no_eos}"), "does not end texts with an eos token")

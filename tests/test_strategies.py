@@ -20,7 +20,7 @@ from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data, tokenize_splits
 from hf_transfer.errors import UserError
-from hf_transfer.models import AttentionConfig, AttentionForMaskedLM
+from hf_transfer.models import AttentionConfig, AttentionForMaskedLM, RNNConfig, RNNForCausalLM
 from hf_transfer.strategies import get_strategy
 from hf_transfer.strategies.layers import layer_groups
 from hf_transfer.training import build_trainer, training_arguments
@@ -54,7 +54,9 @@ def checkpoints(tiny_bert, tmp_path_factory):
     attention = AttentionForMaskedLM(AttentionConfig(vocab_size=len(VOCAB), hidden_size=16, num_attention_heads=2,
                                                      num_hidden_layers=2, intermediate_size=32,
                                                      max_position_embeddings=64, pad_token_id=0))
-    for name, model, eos in (("gpt2", gpt2, None), ("t5", t5, "[SEP]"), ("hft-attention", attention, None)):
+    rnn = RNNForCausalLM(RNNConfig(vocab_size=len(VOCAB), embedding_dim=16, hidden_size=16, pad_token_id=0))
+    for name, model, eos in (("gpt2", gpt2, None), ("t5", t5, "[SEP]"), ("hft-attention", attention, None),
+                             ("hft-rnn", rnn, None)):
         folders[name] = root / name
         model.save_pretrained(folders[name])
         BertTokenizer(vocab=vocab, **({"eos_token": eos} if eos else {})).save_pretrained(folders[name])
@@ -80,7 +82,7 @@ def loaded(model_name, strategy, reviews, *overrides):
     task = load_task_data(run_config.data)
     chosen = get_strategy(run_config.strategy, run_config.strategy_options)
     run_config.train.learning_rate = run_config.train.learning_rate or chosen.default_learning_rate
-    backbone = load_backbone(run_config, task)
+    backbone = load_backbone(run_config, task, chosen)
     return chosen, chosen.setup(backbone.model, backbone.family, run_config.train), backbone, task, run_config
 
 
@@ -296,6 +298,7 @@ def test_bad_strategy_options_fail_before_loading(strategy, options, message):
     ("t5", "adapter", ["strategy_options.method=prompt-tuning"], "'prompt_tuning' cannot apply to t5"),
     ("gpt2", "adapter", ["strategy_options.method=prompt-tuning"], "'prompt_tuning' cannot apply to gpt2"),
     ("bert", "adapter", ["strategy_options.lora_dropout=2"], "'lora' cannot apply to bert with these options"),
+    ("hft-rnn", "adapter", ["strategy_options.method=ia3"], "'ia3' cannot apply to hft-rnn with these options"),
 ])
 def test_strategies_that_cannot_apply_to_the_backbone_fail_clearly(family, strategy, options, message, checkpoints,
                                                                     reviews, tmp_path):
@@ -306,13 +309,13 @@ def test_strategies_that_cannot_apply_to_the_backbone_fail_clearly(family, strat
     assert not out.exists() and not out.with_name("never.partial").exists()
 
 
-@pytest.mark.parametrize("model_type, strategy, options, message", [
-    ("hft-textcnn", "gradual-unfreeze", [], "hft-textcnn has no stack of layers to unfreeze one by one"),
-    ("hft-rnn", "adapter", ["strategy_options.method=ia3"], "'ia3' cannot apply to hft-rnn with these options"),
+@pytest.mark.parametrize("model_type, strategy, message", [
+    ("hft-textcnn", "gradual-unfreeze", "hft-textcnn has no stack of layers to unfreeze one by one"),
+    ("hft-textcnn", "adapter", "strategy=adapter needs pretrained weights that peft can load again"),
 ])
-def test_our_backbones_without_what_a_strategy_needs_fail_clearly(model_type, strategy, options, message, tiny_bert,
-                                                                   reviews, tmp_path):
+def test_backbones_built_from_config_without_what_a_strategy_needs_fail_clearly(model_type, strategy, message,
+                                                                                 tiny_bert, reviews, tmp_path):
     with pytest.raises(UserError) as failure:
         run_classify(config(model_type, reviews, tmp_path / "never", strategy, f"tokenizer={tiny_bert}",
-                            "model_config={embedding_dim: 16}", *options))
+                            "model_config={embedding_dim: 16}"))
     assert message in str(failure.value) and "\n" not in str(failure.value)

@@ -103,6 +103,7 @@ def data_overrides(csv: Path) -> list[str]:
 
 def test_every_method_is_registered():
     assert set(METHODS) == {"nli", "lm", "seq2seq", "embedding"}
+    assert isinstance(get_method("nli", {"template": "It is {label}."}), METHODS["nli"])
 
 
 # --- nli ---------------------------------------------------------------------------------------------------------
@@ -161,8 +162,10 @@ def test_lm_mean_reduction_divides_by_verbalizer_length(tiny_causal):
     verbalizers = {"pos": " good and great", "neg": " bad"}
     options = {"template": "{text} =", "verbalizers": verbalizers}
     summed = ZeroShotClassifier("lm", str(tiny_causal["gpt2"]), ["pos", "neg"], options=options)
-    averaged = ZeroShotClassifier("lm", str(tiny_causal["gpt2"]), ["pos", "neg"], options={**options, "reduction": "mean"})
-    lengths = torch.tensor([len(summed.method.tokenizer(v, add_special_tokens=False)["input_ids"]) for v in verbalizers.values()])
+    averaged = ZeroShotClassifier("lm", str(tiny_causal["gpt2"]), ["pos", "neg"],
+                                  options={**options, "reduction": "mean"})
+    tokenizer = summed.method.tokenizer
+    lengths = torch.tensor([len(tokenizer(v, add_special_tokens=False)["input_ids"]) for v in verbalizers.values()])
     torch.testing.assert_close(averaged.method.log_likelihoods(TEXTS, 128),
                                summed.method.log_likelihoods(TEXTS, 128) / lengths, atol=1e-5, rtol=0)
 
@@ -178,10 +181,20 @@ def test_lm_calibration_makes_a_content_free_input_uniform(tiny_causal):
     np.testing.assert_allclose(calibrated.predict_proba(TEXTS), (p / p_cf) / (p / p_cf).sum(-1, keepdims=True), atol=1e-5)
 
 
-def test_lm_scores_an_empty_prompt_from_the_start_token(tiny_causal):
-    classifier = ZeroShotClassifier("lm", str(tiny_causal["gpt2"]), ["pos", "neg"],
-                                    options={"template": "{text}", "calibrate": True})  # default inputs include ""
-    assert np.isfinite(classifier.method.content_free.numpy()).all()
+def test_lm_scores_an_empty_prompt_after_the_start_token(tiny_causal):
+    classifier = ZeroShotClassifier("lm", str(tiny_causal["gpt2"]), ["pos", "neg"], options={"template": "{text}"})
+    tokenizer = classifier.method.tokenizer
+    assert tokenizer("")["input_ids"] == []  # GPT-2 adds no start token of its own
+    shared = classifier.method.log_likelihoods(["", "the movie"], max_length=None)
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal["gpt2"]).eval()
+    for label, verbalizer in enumerate([" pos", " neg"]):
+        continuation = tokenizer(verbalizer, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            log_probs = model(torch.tensor([[tokenizer.eos_token_id] + continuation])).logits[0].log_softmax(-1)
+        expected = sum(log_probs[i, token].item() for i, token in enumerate(continuation))
+        assert shared[0, label].item() == pytest.approx(expected, abs=1e-4)
+        assert shared[1, label].item() == pytest.approx(
+            per_label_full_forward(model, tokenizer, "the movie", verbalizer), abs=1e-4)
 
 
 # --- seq2seq -----------------------------------------------------------------------------------------------------
@@ -339,7 +352,6 @@ def test_classify_checks_the_baseline_before_training(tiny_bert, reviews, tmp_pa
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
-def test_config_keeps_splits_to_held_out_ones():
+def test_only_held_out_splits_are_scored():
     with pytest.raises(UserError, match="must include test"):
         run_zeroshot(ZeroShotConfig(splits=["train", "test"], output_dir="/nonexistent/zs"))
-    assert isinstance(get_method("nli"), METHODS["nli"])

@@ -121,16 +121,20 @@ class AdapterTuning(Strategy):
 
     def setup(self, model, family, train_config) -> StrategySetup:
         model_type = model.config.model_type
+        if not model.name_or_path:
+            raise UserError(f"strategy=adapter needs pretrained weights that peft can load again under the adapter, but "
+                            f"this {model_type} model was built from its config (random weights): pretrain it "
+                            "(recipes/pretrain.py) and pass its folder as model=, or use strategy=full")
         fields = {f.name for f in dataclasses.fields(self.config_class)}
         arguments = dict(self.options.peft)
         if self.options.method == "dora":
             arguments["use_dora"] = True
         if "target_modules" in fields and arguments.get("target_modules") is None:
-            if self.config_class.__name__ == "IA3Config" and model_type in TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING:
+            if self.options.method == "ia3" and model_type in TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING:
                 pass  # peft's own choice of keys, values and feed-forward layers
             elif family.lora_targets:
                 arguments["target_modules"] = list(family.lora_targets)
-                if self.config_class.__name__ == "IA3Config":
+                if self.options.method == "ia3":
                     arguments.setdefault("feedforward_modules", [])
         if arguments.get("target_modules") is not None:
             _check_targets(model, arguments["target_modules"])
@@ -149,7 +153,7 @@ class AdapterTuning(Strategy):
         except (TypeError, ValueError, NotImplementedError, KeyError) as err:
             raise UserError(f"adapter method {self.options.method!r} cannot apply to {model_type} with these options: "
                             f"{_first_line(err)}; check strategy_options") from None
-        if model.name_or_path and Path(model.name_or_path).is_dir():
+        if Path(model.name_or_path).is_dir():
             # AutoPeftModel rebuilds the base from here: an absolute path loads offline from any working directory.
             peft_model.peft_config["default"].base_model_name_or_path = str(Path(model.name_or_path).resolve())
         return StrategySetup(peft_model)

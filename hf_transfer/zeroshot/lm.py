@@ -73,7 +73,8 @@ class CausalLMMethod(ZeroShotMethod):
         # the end of the template, right before the label.
         self.tokenizer.padding_side = self.tokenizer.truncation_side = "left"
         self.model = AutoModelForCausalLM.from_pretrained(model.location, **model.load_kwargs).to(device).eval()
-        self.start_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+        bos = self.tokenizer.bos_token_id
+        self.start_id = bos if bos is not None else self.tokenizer.eos_token_id
 
     def label_prompts(self, label_names):
         texts = per_label_texts(self.options.verbalizers, label_names, lambda label: f" {label}", "verbalizers")
@@ -85,7 +86,8 @@ class CausalLMMethod(ZeroShotMethod):
         empty = [label for label, ids in zip(verbalizers, encoded) if not ids]
         if empty:
             raise UserError(f"the verbalizer of label {empty[0]!r} encodes to no tokens: set options.verbalizers.{empty[0]}")
-        self.continuations, self.continuation_mask = (t.to(self.device) for t in padded(encoded, self.tokenizer.pad_token_id))
+        ids, mask = padded(encoded, self.tokenizer.pad_token_id)
+        self.continuations, self.continuation_mask = ids.to(self.device), mask.to(self.device)
         self.content_free = None
         if self.options.calibrate:
             self.content_free = self.log_likelihoods(self.options.content_free_inputs, max_length=None).softmax(-1).mean(0)

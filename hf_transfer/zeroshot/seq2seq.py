@@ -50,7 +50,8 @@ class Seq2SeqMethod(ZeroShotMethod):
 
     def prepare(self, label_names, multi_label):
         encoded = self.tokenizer(text_target=list(self.label_prompts(label_names).values()))["input_ids"]
-        self.targets, self.target_mask = (t.to(self.device) for t in padded(encoded, self.tokenizer.pad_token_id))
+        ids, mask = padded(encoded, self.tokenizer.pad_token_id)
+        self.targets, self.target_mask = ids.to(self.device), mask.to(self.device)
 
     def probabilities(self, texts, max_length):
         return self.log_likelihoods(texts, max_length).softmax(-1)
