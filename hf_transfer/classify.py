@@ -60,7 +60,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
     backbone = load_backbone(config, task, strategy)
     model, tokenizer = backbone.model, backbone.tokenizer
     setup = strategy.setup(model, backbone.family, config.train)
-    if config.train.freeze_word_embeddings or config.freeze_vectors:
+    if (config.train.freeze_word_embeddings and backbone.pretrained) or config.freeze_vectors:
         model.get_input_embeddings().weight.requires_grad_(False)
     parameters = strategy.count_parameters(setup.model)
     tokenized = tokenize_splits(task, tokenizer, config.data.max_length)

@@ -158,6 +158,22 @@ def test_layer_groups_run_from_embeddings_through_blocks_to_the_head(checkpoints
                             "transformer.decoder.block.0", "transformer.decoder.block.1", "head"]
 
 
+def test_gradual_unfreezing_optimizer_groups_cover_each_parameter_once(checkpoints, reviews):
+    _, setup, _, _, run_config = loaded(checkpoints["bert"], "gradual-unfreeze", reviews, "train.learning_rate=1e-3")
+    groups = setup.optimizer_grouped_parameters
+    listed = [id(p) for group in groups for p in group["params"]]
+    assert sorted(listed) == sorted(id(p) for p in setup.model.parameters())
+    names = {id(p): name for name, p in setup.model.named_parameters()}
+    for group in groups:
+        depth = ["head", "bert.encoder.layer.1", "bert.encoder.layer.0", "embeddings"].index(group["layer_group"])
+        assert group["lr"] == pytest.approx(1e-3 / 2.6 ** depth)
+        undecayed = [names[id(p)] for p in group["params"] if group["weight_decay"] == 0]
+        assert all(name.endswith(".bias") or "LayerNorm" in name for name in undecayed)
+        if group["weight_decay"]:
+            assert group["weight_decay"] == run_config.train.weight_decay
+            assert all(names[id(p)].endswith(".weight") and "LayerNorm" not in names[id(p)] for p in group["params"])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Train, save, reload, predict the same
 
@@ -185,10 +201,12 @@ def test_linear_probe_head_reproduces_the_fitted_logistic_regression(checkpoints
     chosen_C = trainer.state.log_history[-1]["linear_probe_C"]
 
     features = {split: strategy.features(trainer, tokenized[split]) for split in ("train", "test")}
-    pooled = setup.model.bert(**backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")).pooler_output
+    encoded = backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")
+    pooled = setup.model.bert(**encoded).pooler_output
     assert np.allclose(features["test"], pooled.detach().numpy(), atol=1e-6), "features = the classifier's input"
     scaler = StandardScaler().fit(features["train"])
-    probe = LogisticRegression(C=chosen_C, max_iter=1000).fit(scaler.transform(features["train"]), tokenized["train"]["labels"])
+    probe = LogisticRegression(C=chosen_C, max_iter=1000)
+    probe.fit(scaler.transform(features["train"]), tokenized["train"]["labels"])
     expected = probe.predict_proba(scaler.transform(features["test"]))
     logits = trainer.predict(tokenized["test"]).predictions
     # float32 inference: standardising features of small variance makes large weights whose sums round to ~1e-4

@@ -124,7 +124,8 @@ def _fit(x, y, multi_label: bool, num_labels: int, C: float, max_iter: int, inte
         return np.stack([p.coef_[0] for p in probes]), np.array([float(p.intercept_[0]) for p in probes])
     probe = fitted(y)
     if num_labels == 2:  # sklearn's one binary logit z becomes the pair (-z/2, z/2): same softmax
-        return np.stack([-probe.coef_[0], probe.coef_[0]]) / 2, np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+        z_weight, z_bias = probe.coef_[0], probe.intercept_[0]
+        return np.stack([-z_weight, z_weight]) / 2, np.array([-z_bias, z_bias]) / 2
     return probe.coef_, probe.intercept_
 
 

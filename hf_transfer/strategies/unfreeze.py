@@ -52,14 +52,15 @@ class GradualUnfreeze(Strategy):
     def setup(self, model, family, train_config) -> StrategySetup:
         groups_top_down = layer_groups(model, family)[::-1]
         for parameter in model.parameters():
-            parameter.requires_grad_(True)  # all of it trains by the end; the callback freezes per epoch
+            parameter.requires_grad_(True)  # all of it may train: the callback freezes what must wait
         decayed_names = set(get_parameter_names(model, [nn.LayerNorm], NO_DECAY_PATTERNS))
         decayed = {id(p) for name, p in model.named_parameters() if name in decayed_names}
         param_groups = []
         for depth, group in enumerate(groups_top_down):
             learning_rate = train_config.learning_rate / self.options.decay ** depth
-            for weight_decay, parameters in ((train_config.weight_decay, [p for p in group.parameters if id(p) in decayed]),
-                                             (0.0, [p for p in group.parameters if id(p) not in decayed])):
+            decay = [p for p in group.parameters if id(p) in decayed]
+            no_decay = [p for p in group.parameters if id(p) not in decayed]
+            for weight_decay, parameters in ((train_config.weight_decay, decay), (0.0, no_decay)):
                 if parameters:
                     param_groups.append({"params": parameters, "lr": learning_rate, "weight_decay": weight_decay,
                                          "layer_group": group.name})
