@@ -14,7 +14,9 @@ so a busy machine slows all of them alike; the median round counts. Accuracy: th
 then train to the end and label the test split (same fp32 evaluation code for all).
 
 MFU = (6 x non-embedding parameters + attention) FLOPs per real token x real tokens/s / the matmul peak of the
-precision used, which this script measures itself (square matmuls, best of several).
+precision used, which this script measures itself (square matmuls, best of several). On a CPU without
+avx512_bf16/AMX (AVX2 only) bf16 matmuls are emulated (1 GFLOP/s against 55 in fp32, one thread, measured
+2026-11-25): C then crawls, and ours runs fp32 (train.precision=auto); leave C out there (--configs A,B,ours).
 
     python benchmarks/bench_training.py                         # throughput + accuracy of every configuration
     python benchmarks/bench_training.py --accuracy ours,ours-fp32,C --steps 15 --rounds 3

@@ -24,10 +24,10 @@ from .cli import COMMANDS, Command
 from .errors import UserError
 from .training import cpu_has_fast_bf16
 
-# bf16 moved the top-2 logit gap of MiniLM-L6 on rotten-tomatoes by at most ~0.05 (2.5k test texts);
-# four times that leaves room for other models while sending only a few percent of texts to fp32.
+# bf16 keeps 8 significant bits, so logits of a few units move by hundredths; a decision closer than this to the
+# boundary is recomputed in fp32. benchmarks/bench_predict.py prints the largest shift it sees on real texts.
 RECHECK_MARGIN = 0.2
-MAX_BATCH_TOKENS = 4096  # padded tokens per batch (see the module docstring of benchmarks/bench_predict.py)
+MAX_BATCH_TOKENS = 4096  # padded tokens per batch: 1024 did as well, 16384 was slower (benchmarks/bench_predict.py)
 
 
 class Predictor:

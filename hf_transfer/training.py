@@ -1,7 +1,7 @@
 """Trainer assembly: TrainingArguments from our TrainConfig, the precision policy, prediction and FLOP helpers.
 
-Where the time goes and what each choice here bought on a 2-core avx512_bf16 CPU is in
-benchmarks/bench_training.py's docstring.
+What each choice here buys is measured by benchmarks/bench_training.py (`--profile` splits a step into data,
+forward, backward and optimizer).
 """
 
 from __future__ import annotations
