@@ -18,7 +18,7 @@ from transformers import set_seed
 from .backbones import load_backbone
 from .cards import render_card
 from .config import ClassifyConfig, to_dict
-from .data import TaskData, load_task_data, tokenize_splits
+from .data import load_task_data, name_slug, prediction_rows, tokenize_splits
 from .errors import UserError
 from .metrics import classification_report
 from .plots import confusion_matrix_plot, loss_curve_plot
@@ -33,10 +33,7 @@ EVAL_SPLITS = ("validation", "test")
 
 
 def default_output_dir(config: ClassifyConfig) -> Path:
-    def slug(name: str) -> str:
-        return Path(name.rstrip("/")).name.replace(".", "-")
-
-    return Path("outputs") / f"{slug(config.model)}-{slug(config.data.dataset)}-{config.strategy}"
+    return Path("outputs") / f"{name_slug(config.model)}-{name_slug(config.data.dataset)}-{config.strategy}"
 
 
 def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResult:
@@ -86,7 +83,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
             logits = logits[0] if isinstance(logits, tuple) else logits  # seq2seq models add encoder states
             predicted, probabilities = predictions_from_logits(logits, task.multi_label)
             metrics[split] = classification_report(predicted, tokenized[split]["labels"], task.label_names, task.multi_label)
-            predictions += _prediction_rows(task, split, predicted, probabilities)
+            predictions += prediction_rows(task, split, predicted, probabilities)
         eval_time = time.perf_counter() - eval_started
         baselines = {baseline.name: baseline.evaluate(task, config.data.max_length)} if baseline else {}
 
@@ -141,21 +138,6 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
     if config.push_to_hub and state.is_main_process:
         publish_to_hub(output_dir, config.hub_repo_id, private=config.hub_private)
     return result
-
-
-def _prediction_rows(task: TaskData, split: str, predicted, probabilities) -> list[dict]:
-    texts = task.texts(split)
-    labels = task.splits[split]["labels"]
-    names = task.label_names
-
-    def named(value):
-        return [names[i] for i, on in enumerate(value) if on] if task.multi_label else names[value]
-
-    return [
-        {"split": split, "text": text, "label": named(label), "prediction": named(pred),
-         "scores": {name: round(float(p), 6) for name, p in zip(names, probs)}}
-        for text, label, pred, probs in zip(texts, labels, predicted.tolist(), probabilities)
-    ]
 
 
 def _write_output(staging, output_dir, result, strategy, model, tokenizer, task, predictions, command, started):

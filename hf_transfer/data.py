@@ -307,3 +307,23 @@ def tokenize_splits(task: TaskData, tokenizer, max_length: int) -> DatasetDict:
         return tokenizer(*texts, truncation=True, max_length=max_length)
 
     return task.splits.map(encode, batched=True, remove_columns=task.text_columns, desc="tokenizing")
+
+
+def prediction_rows(task: TaskData, split: str, predicted, probabilities) -> list[dict]:
+    """One predictions.jsonl row per example: text, gold and predicted label names, and each label's score."""
+    names = task.label_names
+
+    def named(value):
+        return [names[i] for i, on in enumerate(value) if on] if task.multi_label else names[value]
+
+    return [
+        {"split": split, "text": text, "label": named(label), "prediction": named(pred),
+         "scores": {name: round(float(p), 6) for name, p in zip(names, probs)}}
+        for text, label, pred, probs in zip(task.texts(split), task.splits[split]["labels"], predicted.tolist(),
+                                            probabilities)
+    ]
+
+
+def name_slug(name: str) -> str:
+    """A model or dataset name as one folder-name part: `org/model.v2/` -> `model-v2`."""
+    return Path(name.rstrip("/")).name.replace(".", "-")

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..backbones import ResolvedModel, family_of, load_model_config, resolve_model
 from ..config import DataConfig, ZeroShotBaselineConfig, to_dict
-from ..data import TaskData, load_task_data
+from ..data import TaskData, load_task_data, name_slug, prediction_rows
 from ..errors import UserError
 from ..metrics import classification_report
 from ..plots import confusion_matrix_plot
@@ -140,25 +140,8 @@ class ZeroShotClassifier:
         return sum(p.numel() for p in self.method.model.parameters())
 
 
-def prediction_rows(task: TaskData, split: str, predicted: np.ndarray, probabilities: np.ndarray) -> list[dict]:
-    names = task.label_names
-
-    def named(value):
-        return [names[i] for i, on in enumerate(value) if on] if task.multi_label else names[value]
-
-    return [
-        {"split": split, "text": text, "label": named(label), "prediction": named(pred),
-         "scores": {name: round(float(p), 6) for name, p in zip(names, probs)}}
-        for text, label, pred, probs in zip(task.texts(split), task.splits[split]["labels"], predicted.tolist(),
-                                            probabilities)
-    ]
-
-
 def default_output_dir(config: ZeroShotConfig) -> Path:
-    def slug(name: str) -> str:
-        return Path(name.rstrip("/")).name.replace(".", "-")
-
-    return Path("outputs") / f"zeroshot-{config.method}-{slug(config.model)}-{slug(config.data.dataset)}"
+    return Path("outputs") / f"zeroshot-{config.method}-{name_slug(config.model)}-{name_slug(config.data.dataset)}"
 
 
 def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResult:
