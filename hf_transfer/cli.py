@@ -40,6 +40,14 @@ def _classify(args):
     print(f"test accuracy {result.metrics['test']['accuracy']:.4f}, macro F1 {result.metrics['test']['f1_macro']:.4f}")
 
 
+def _pretrain(args):
+    from .config import load_config
+    from .pretraining import PretrainConfig, run_pretraining
+
+    metrics = run_pretraining(load_config(PretrainConfig, args.config, args.overrides))
+    print(f"eval loss {metrics.get('eval_loss')}, perplexity {metrics.get('perplexity')}")
+
+
 def _assets_arguments(parser):
     parser.add_argument("action", choices=["list", "fetch"], help="list the assets, or fetch some into the cache")
     parser.add_argument("names", nargs="*", help="assets to fetch (default: all)")
@@ -59,6 +67,8 @@ def _assets(args):
 
 
 COMMANDS["classify"] = Command("fine-tune, evaluate and card a text classifier", _classify_arguments, _classify)
+COMMANDS["pretrain"] = Command("train a tokenizer and pretrain a backbone on a text corpus",
+                               lambda parser: add_config_arguments(parser, None), _pretrain)
 COMMANDS["assets"] = Command("list or fetch the named offline assets", _assets_arguments, _assets)
 
 
@@ -66,7 +76,7 @@ def _register_optional_commands() -> None:
     """Subcommands that live in their own modules register themselves on import."""
     import importlib
 
-    for module in ("pretraining", "zeroshot", "publish", "predict"):
+    for module in ("zeroshot", "publish", "predict"):
         try:
             importlib.import_module(f"hf_transfer.{module}")
         except ModuleNotFoundError as err:
