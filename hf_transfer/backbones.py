@@ -40,7 +40,7 @@ HEADS = ("classification", "text-to-text")
 class Family:
     name: str
     lora_targets: tuple[str, ...]  # peft target_modules suffixes for adapters
-    head_modules: tuple[str, ...]  # classification head: always trainable, saved with adapters (modules_to_save)
+    head_modules: tuple[str, ...]  # classification head, module paths: always trainable, saved with adapters
     decoder_only: bool = False  # pad token from eos, right padding; classified from the last non-pad token
     encoder_decoder: bool = False  # texts end with eos, where the head reads them; head=text-to-text possible
 
@@ -48,7 +48,8 @@ class Family:
 FAMILIES = {
     family.name: family
     for family in [
-        Family("bert", ("query", "value"), ("classifier",)),
+        # BERT's dense+tanh pooler is its head's hidden layer, as in RoBERTa's and T5's heads (absent there: skipped)
+        Family("bert", ("query", "value"), ("bert.pooler", "classifier")),
         Family("distilbert", ("q_lin", "v_lin"), ("pre_classifier", "classifier")),
         Family("gpt2", ("c_attn",), ("score",), decoder_only=True),
         Family("llama", ("q_proj", "v_proj"), ("score",), decoder_only=True),

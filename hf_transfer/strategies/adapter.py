@@ -15,9 +15,7 @@ The task type is always SEQ_CLS. Defaults filled in where the user sets none:
   DEFAULT_LORA_TARGETS). IA3 uses peft's own key/value/feed-forward choice where peft knows the model type,
   else the family's targets with no feed-forward modules. Every listed target must match a module.
 - modules_to_save: the family's head (`Family.head_modules`), added to any the user lists, so the head always
-  trains and is saved (peft's default, classifier/score, misses T5's `classification_head`). BERT's pooler stays
-  frozen unless listed (`strategy_options.modules_to_save=[pooler]`: +148k parameters on MiniLM; it helped at a
-  low learning rate in the quick check, not at the default one).
+  trains and is saved (peft's default, classifier/score, misses T5's `classification_head` and BERT's pooler).
 - learning rate (unless train.learning_rate is set): DEFAULT_LEARNING_RATES, 2e-3 for LoRA and DoRA.
 - num_virtual_tokens: 20 for prompt methods.
 
@@ -57,6 +55,7 @@ from transformers.pytorch_utils import Conv1D
 from ..config import from_dict
 from ..errors import UserError
 from .base import Strategy, StrategySetup, register_strategy
+from .layers import head_modules
 
 MERGED_DIR = "merged"
 # peft methods that cannot train a sequence classifier: causal-LM only, or they need per-example task ids.
@@ -144,7 +143,7 @@ class AdapterTuning(Strategy):
         if arguments.get("target_modules") is not None:
             _check_targets(model, arguments["target_modules"])
         if "modules_to_save" in fields:
-            heads = [name for name in family.head_modules if name in dict(model.named_children())]
+            heads = head_modules(model, family)
             arguments["modules_to_save"] = sorted(set(heads) | set(arguments.get("modules_to_save") or []))
         if self.prompt_learning:
             arguments.setdefault("num_virtual_tokens", DEFAULT_VIRTUAL_TOKENS)

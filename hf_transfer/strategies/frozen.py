@@ -1,8 +1,9 @@
 """Feature transfer with a frozen backbone: only the classification head trains (`strategy=frozen`).
 
-The head is the family's head module(s) (`Family.head_modules`): BERT's `classifier` (on the pretrained pooler),
-GPT-2's `score`, T5's whole `classification_head` (dense + out_proj). Every other weight keeps its pretrained
-value bit for bit. The output folder is a whole model that `transformers.pipeline` loads.
+The head is the family's head modules (`Family.head_modules`): BERT's pooler (dense + tanh on the CLS state) and
+`classifier`, GPT-2's `score`, T5's whole `classification_head` (dense + tanh + out_proj), our backbones'
+`classifier`. Every other weight keeps its pretrained value bit for bit. The output folder is a whole model that
+`transformers.pipeline` loads.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Where a classifier's head and layer groups are, for strategies that freeze or schedule parts of it.
 
-The head is the top-level module(s) named in `Family.head_modules` (`classifier`, `score`, `classification_head`).
-Layer groups, bottom to top, follow ULMFiT: everything below the first transformer block (embeddings), one group
-per block, then the head. A block is an element of a ModuleList whose length is the config's layer count
-(`num_hidden_layers`, and `num_decoder_layers` for encoder-decoders); parameters registered between or after
-blocks (BERT's pooler, GPT-2's `ln_f`, T5's final layer norms) join the block below them.
+The head is the modules named in `Family.head_modules`, by path (`classifier`, `score`, `classification_head`,
+BERT's `bert.pooler` + `classifier`). Layer groups, bottom to top, follow ULMFiT: everything below the first
+transformer block (embeddings), one group per block, then the head. A block is an element of a ModuleList whose
+length is the config's layer count (`num_hidden_layers`, and `num_decoder_layers` for encoder-decoders);
+parameters registered between or after blocks (GPT-2's `ln_f`, T5's final layer norms) join the block below them.
 """
 
 from __future__ import annotations
@@ -17,15 +17,20 @@ from ..errors import UserError
 
 
 def head_modules(model, family) -> dict[str, nn.Module]:
-    """The classification head's top-level modules, by name; a UserError when the model has none of them."""
-    children = dict(model.named_children())
-    heads = {name: children[name] for name in family.head_modules if name in children}
+    """The classification head's modules by path, those of `family.head_modules` that the model has (RoBERTa, in
+    BERT's family, has no `bert.pooler`); a UserError when it has none of them."""
+    modules = dict(model.named_modules())
+    heads = {name: modules[name] for name in family.head_modules if name in modules}
     if not heads:
         raise UserError(
-            f"cannot find the classification head of {model.config.model_type} (looked for a top-level module named "
-            f"{' or '.join(family.head_modules)}): register the family's head in hf_transfer.backbones.FAMILIES"
+            f"cannot find the classification head of {model.config.model_type} (looked for a module named "
+            f"{' or '.join(family.head_modules) or 'nothing'}): register the family's head in hf_transfer.backbones.FAMILIES"
         )
     return heads
+
+
+def _inside(name: str, modules) -> bool:
+    return any(name == module or name.startswith(f"{module}.") for module in modules)
 
 
 def output_layer(model, family) -> tuple[nn.Module, str, nn.Linear]:
@@ -69,7 +74,7 @@ def layer_groups(model, family) -> list[LayerGroup]:
     by_name = {"embeddings": groups[0]}
     head_group = LayerGroup("head")
     for name, parameter in model.named_parameters():
-        if name.split(".", 1)[0] in heads:
+        if _inside(name, heads):
             head_group.parameters.append(parameter)
             continue
         block = next((group for prefix, group in block_of.items() if name.startswith(prefix)), None)
@@ -86,7 +91,7 @@ def _block_stacks(model, exclude: set[str]) -> list[tuple[str, nn.ModuleList]]:
     depths = {getattr(config, key, None) for key in ("num_hidden_layers", "num_decoder_layers")} - {None, 0}
     stacks = []
     for name, module in model.named_modules():
-        if name.split(".", 1)[0] in exclude or any(name.startswith(f"{outer}.") for outer, _ in stacks):
+        if _inside(name, exclude) or _inside(name, [outer for outer, _ in stacks]):
             continue  # the head, or a ModuleList inside a block (T5's T5Block.layer)
         if isinstance(module, nn.ModuleList) and len(module) in depths:
             stacks.append((name, module))
