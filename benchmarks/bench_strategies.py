@@ -3,8 +3,11 @@ peak memory, on the default dataset and backbone (MiniLM-L6, Rotten Tomatoes) un
 
 Every run is `recipes/classify.py` in its own process (peak memory is a per-process high-water mark), each with
 the strategy's default learning rate unless an override sets train.learning_rate; the numbers are read back from
-each run's metrics.json. Prints a markdown table, writes one CSV row per run and checks the issue's target:
-LoRA within 1.0 accuracy point of full fine-tuning with under 2% of the parameters trainable.
+each run's metrics.json. A run folder that already holds a metrics.json (a finished run: classify renames its
+folder into place only when complete) is read instead of run again, so an interrupted table resumes and several
+invocations can fill one table side by side; use another --root for fresh runs. Prints a markdown table, writes
+one CSV row per run and checks the issue's target: LoRA within 1.0 accuracy point of full fine-tuning with under
+2% of the parameters trainable.
 
     python benchmarks/bench_strategies.py                                   # every variant, seeds 1 2 3
     python benchmarks/bench_strategies.py --variants full lora --seeds 1   # a subset
@@ -44,9 +47,10 @@ def run(variant: str, setting: list[str], seed: int, overrides: list[str], root:
     slug = "-".join([variant, *(s.replace("=", "_") for s in setting), f"seed{seed}"])
     output_dir = root / slug
     args = [*VARIANTS[variant], *overrides, *setting, f"train.seed={seed}", f"output_dir={output_dir}"]
-    done = subprocess.run([sys.executable, str(RECIPE), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{slug} failed:\n{done.stderr[-3000:]}")
+    if not (output_dir / "metrics.json").is_file():
+        done = subprocess.run([sys.executable, str(RECIPE), *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{slug} failed:\n{done.stderr[-3000:]}")
     metrics = json.loads((output_dir / "metrics.json").read_text())
     return {
         "variant": variant, "setting": " ".join(setting), "seed": seed,

@@ -11,7 +11,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
 from accelerate import PartialState
 from transformers import set_seed
 
@@ -26,7 +25,7 @@ from .publish import check_hub_target, publish_to_hub
 from .results import RunResult, hardware_description
 from .strategies import get_strategy
 from .training import (build_trainer, peak_memory_mb, predict_logits, predictions_from_logits, resolve_precision,
-                       training_arguments)
+                       set_threads, training_arguments)
 from .zeroshot import prepare_baseline
 
 EVAL_SPLITS = ("validation", "test")
@@ -44,8 +43,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None) -> RunResul
         raise UserError(f"output folder {output_dir} exists: pass output_dir=ANOTHER or overwrite_output_dir=true")
     if config.push_to_hub:
         check_hub_target(config.hub_repo_id)  # a bad repo id or missing token fails now, not after training
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    set_threads(config.train.threads)
     strategy = get_strategy(config.strategy, config.strategy_options)  # bad options fail before any loading
     if config.train.learning_rate is None:
         config.train.learning_rate = strategy.default_learning_rate

@@ -46,7 +46,7 @@ from . import models as _registers_our_backbones  # noqa: F401  hft-* model type
 from .assets import ASSETS, asset_path, cache_dir
 from .backbones import load_model_config, load_tokenizer, resolve_model
 from .errors import UserError
-from .training import cpu_has_fast_bf16
+from .training import cpu_has_fast_bf16, set_threads
 
 PRECISIONS = ("auto", "bf16", "fp32")
 T5_SENTINELS = 100  # <extra_id_0> ... <extra_id_99>, as in the original T5 vocabulary
@@ -74,7 +74,7 @@ class PretrainConfig:
     save_steps: int = 200  # checkpoint interval; a re-run with the same output_dir resumes from the last one
     logging_steps: int = 50
     precision: str = "auto"  # auto | bf16 | fp32; auto = bf16 on GPUs and CPUs with native bf16, for hidden >= 256
-    threads: int | None = None  # torch intra-op threads; None: torch's default. 1 is far faster on a busy CPU
+    threads: int | None = None  # torch intra-op threads; None: torch's default (a share of the cores under accelerate launch)
     seed: int = 42
     output_dir: str | None = None  # None: outputs/pretrain-<architecture>-<corpus>
 
@@ -115,8 +115,7 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
     resume_from = last_checkpoint(output_dir, architecture)
     checkpoint = starting_checkpoint(config, architecture)
     state = PartialState(cpu=not torch.cuda.is_available())  # as TrainingArguments(use_cpu=...) will see it
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
 
     tokenizer = prepare_tokenizer(config, architecture, files, resume_from, checkpoint, state)
     if checkpoint is not None:

@@ -7,6 +7,7 @@ forward, backward and optimizer).
 from __future__ import annotations
 
 import functools
+import os
 import resource
 
 import numpy as np
@@ -29,6 +30,21 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def set_threads(requested: int | None) -> None:
+    """torch's intra-op threads: `requested` if given, else torch's default, except under `accelerate launch` on a CPU.
+    Without --cpu, accelerate starts every process with OMP_NUM_THREADS=1 (its --num_cpu_threads_per_process
+    default), which ran the default recipe at half speed on 2 cores; there each process gets its share of the cores."""
+    if requested:
+        torch.set_num_threads(requested)
+        return
+    launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
+    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if launched_by_accelerate and not torch.cuda.is_available() and torch.get_num_threads() < share:
+        print(f"torch threads: {share} (accelerate launch set OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
+              "train.threads=N picks another count)", flush=True)
+        torch.set_num_threads(share)
 
 
 def resolve_precision(requested: str) -> str:

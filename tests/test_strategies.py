@@ -131,6 +131,7 @@ def test_each_strategy_trains_exactly_its_parameters(family, checkpoints, review
     head_copy = {n for n in names if any(f".{head}.modules_to_save." in n for head in heads)}
     assert lora and head_copy and names == lora | head_copy, "LoRA matrices and the head, nothing else"
     assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in lora} == set(adapter.options.peft["target_modules"])
+    assert adapter.options.peft["lora_alpha"] == 16, "alpha defaults to twice peft's rank 8"
     counts = adapter.count_parameters(setup.model)  # the head once, though peft keeps its pretrained copy
     lora_size = sum(p.numel() for n, p in setup.model.named_parameters() if ".lora_" in n)
     base_size = sum(p.numel() for p in loaded(model_name, "full", reviews)[1].model.parameters())

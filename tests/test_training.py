@@ -1,4 +1,9 @@
-"""Trainer assembly: loss scaling under gradient accumulation, length-bucketed batches, evaluation order, FLOPs."""
+"""Trainer assembly: loss scaling under gradient accumulation, length-bucketed batches, evaluation order, FLOPs,
+thread count."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -114,3 +119,22 @@ def test_model_flops_follow_six_n_plus_attention():
     assert n == sum(p.numel() for p in model.parameters()) - embeddings
     assert model_flops(model, [10, 20]) == pytest.approx(6 * n * 30 + 12 * 2 * 32 * (100 + 400))
     assert model_flops(model, [10], training=False) == pytest.approx(2 * n * 10 + 4 * 2 * 32 * 100)
+
+
+THREADS_PROBE = "import torch; from hf_transfer.training import set_threads; set_threads({}); print(torch.get_num_threads())"
+
+
+@pytest.mark.parametrize("requested, launched_by_accelerate, expected", [
+    (None, True, "cores"),  # accelerate launch's OMP_NUM_THREADS=1 is replaced by the process's share of the cores
+    (None, False, 1),  # a user's own OMP_NUM_THREADS=1 stands
+    (1, True, 1),  # so does train.threads
+])
+def test_set_threads_undoes_accelerate_launchs_single_thread_default(requested, launched_by_accelerate, expected):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("ACCELERATE_MIXED_PRECISION", None)
+    if launched_by_accelerate:
+        env["ACCELERATE_MIXED_PRECISION"] = "no"  # set by `accelerate launch` in every process it starts
+    done = subprocess.run([sys.executable, "-c", THREADS_PROBE.format(requested)], env=env, capture_output=True,
+                          text=True, check=True)
+    cores = len(os.sched_getaffinity(0))
+    assert int(done.stdout.split()[-1]) == (cores if expected == "cores" else expected)
