@@ -33,6 +33,10 @@ VARIANTS = {
     "frozen": ["strategy=frozen"],
     "linear-probe": ["strategy=linear-probe"],
     "lora": ["strategy=adapter", "strategy_options.method=lora"],
+    # LoRA on every linear layer of the encoder blocks at rank 4 (QLoRA's finding: how many layers carry adapters
+    # matters more than the rank); BERT-family module names.
+    "lora-all-linear": ["strategy=adapter", "strategy_options.method=lora", "strategy_options.r=4",
+                        "strategy_options.target_modules=[query,key,value,output.dense,intermediate.dense]"],
     "dora": ["strategy=adapter", "strategy_options.method=dora"],
     "ia3": ["strategy=adapter", "strategy_options.method=ia3"],
     "prompt-tuning": ["strategy=adapter", "strategy_options.method=prompt-tuning"],
