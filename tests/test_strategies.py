@@ -235,7 +235,7 @@ def test_lora_on_t5_saves_an_adapter_that_loads_offline_and_a_merged_model(check
     result = run_classify(config(checkpoints["t5"], reviews, out, "adapter", "strategy_options.r=4",
                                  "strategy_options.merge=true"))
     assert result.training["learning_rate"] == get_strategy("adapter").default_learning_rate
-    assert result.strategy["options"]["peft"] == {"r": 4, "target_modules": ["q", "v"],
+    assert result.strategy["options"]["peft"] == {"r": 4, "lora_alpha": 8, "target_modules": ["q", "v"],
                                                   "modules_to_save": ["classification_head"]}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     assert not (out / "model.safetensors").exists(), "the main folder holds the adapter only"
