@@ -170,7 +170,7 @@ def test_gradual_unfreezing_optimizer_groups_cover_each_parameter_once(checkpoin
     names = {id(p): name for name, p in setup.model.named_parameters()}
     for group in groups:
         depth = ["head", "bert.encoder.layer.1", "bert.encoder.layer.0", "embeddings"].index(group["layer_group"])
-        assert group["lr"] == pytest.approx(1e-3 / 2.6 ** depth)
+        assert group["lr"] == pytest.approx(1e-3 / 1.25 ** depth)
         undecayed = [names[id(p)] for p in group["params"] if group["weight_decay"] == 0]
         assert all(name.endswith(".bias") or "LayerNorm" in name for name in undecayed)
         if group["weight_decay"]:
@@ -269,7 +269,8 @@ def test_adapter_methods_reload_and_predict_the_same(method, family, checkpoints
 def test_gradual_unfreezing_schedule_and_discriminative_learning_rates(checkpoints, reviews, tmp_path):
     out = tmp_path / "ulmfit"
     result = run_classify(config(checkpoints["bert"], reviews, out, "gradual-unfreeze", "train.epochs=3",
-                                 "train.learning_rate=1e-2", "train.warmup_ratio=0", "strategy_options.decay=2"))
+                                 "train.learning_rate=1e-2", "train.warmup_ratio=0", "strategy_options.decay=2",
+                                 "strategy_options.groups_per_epoch=1"))
     schedule = [entry for entry in result.training["log_history"] if "trainable_layer_groups" in entry]
     layer0, layer1 = "bert.encoder.layer.0", "bert.encoder.layer.1"
     assert [entry["trainable_layer_groups"] for entry in schedule] == [["head"], ["head", layer1],
@@ -290,6 +291,15 @@ def test_gradual_unfreezing_schedule_and_discriminative_learning_rates(checkpoin
         assert not torch.equal(trained[f"{layer}.attention.self.query.weight"],
                                pretrained[f"{layer}.attention.self.query.weight"])
     assert_reproduces(pipeline("text-classification", model=str(out)), out)
+
+
+def test_gradual_unfreezing_by_default_trains_every_group_in_the_last_epoch(checkpoints, reviews, tmp_path):
+    result = run_classify(config(checkpoints["bert"], reviews, tmp_path / "ulmfit", "gradual-unfreeze",
+                                 "train.epochs=2"))
+    schedule = [entry["trainable_layer_groups"] for entry in result.training["log_history"]
+                if "trainable_layer_groups" in entry]
+    layer0, layer1 = "bert.encoder.layer.0", "bert.encoder.layer.1"
+    assert schedule == [["head", layer1], ["head", layer1, layer0, "embeddings"]]  # 4 groups over 2 epochs
 
 
 # ---------------------------------------------------------------------------------------------------------------

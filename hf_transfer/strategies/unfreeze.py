@@ -1,11 +1,17 @@
 """ULMFiT-style gradual unfreezing with discriminative learning rates (`strategy=gradual-unfreeze`).
 
 Layer groups (hf_transfer.strategies.layers): embeddings, one per transformer block, the head. The group at
-depth d below the head gets learning rate `train.learning_rate / decay**d` (option `decay`, ULMFiT's 2.6), through
+depth d below the head gets learning rate `train.learning_rate / decay**d` (option `decay`), through
 one optimizer param group per layer group (split, as Trainer does, into weight-decayed and not: biases and norms
 are not decayed). Trainer's scheduler is a LambdaLR that multiplies every group's own peak rate by the same factor,
 so warmup and decay keep the ratios. At the start of epoch e (0-based) the top (e + 1) * `groups_per_epoch`
 groups train and the rest are frozen; frozen parameters get no gradient, so AdamW leaves them untouched.
+
+Defaults differ from ULMFiT's (one group per epoch, decay 2.6, for a 3-layer LSTM trained for many epochs): with
+MiniLM-L6's 8 groups and the recipe's 2 epochs those left all but the head and the top block frozen, and the
+embeddings at 1/800 of the head's rate (test accuracy 0.7525 against full fine-tuning's 0.8423, seed 1). So by
+default every group trains in the last epoch (`groups_per_epoch` = groups / epochs, rounded up) and the rate
+decays by 1.25 per group, the layer-wise decay ELECTRA used for transformers (0.8 per layer).
 Each epoch's trainable groups and their current learning rates go to the Trainer's log history (metrics.json).
 
 Needs a backbone with a stack of blocks (BERT, GPT-2, T5, hft-attention); hft-textcnn and hft-rnn have none.
@@ -14,6 +20,7 @@ A parameter frozen before training starts (train.freeze_word_embeddings) is neve
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torch import nn
@@ -30,8 +37,8 @@ NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)",
 
 @dataclass
 class GradualUnfreezeOptions:
-    decay: float = 2.6  # each layer group's learning rate is the one above it divided by this
-    groups_per_epoch: int = 1  # layer groups unfrozen at the start of each epoch, top down
+    decay: float = 1.25  # each layer group's learning rate is the one above it divided by this
+    groups_per_epoch: int | None = None  # groups unfrozen at each epoch's start, top down; None: all by the last
 
 
 @register_strategy
@@ -46,7 +53,7 @@ class GradualUnfreeze(Strategy):
         super().__init__(options)
         if self.options.decay < 1:
             raise UserError(f"strategy_options.decay must be at least 1 (1: one learning rate), got {self.options.decay}")
-        if self.options.groups_per_epoch < 1:
+        if self.options.groups_per_epoch is not None and self.options.groups_per_epoch < 1:
             raise UserError(f"strategy_options.groups_per_epoch must be at least 1, got {self.options.groups_per_epoch}")
 
     def setup(self, model, family, train_config) -> StrategySetup:
@@ -69,15 +76,19 @@ class GradualUnfreeze(Strategy):
 
 
 class GradualUnfreezing(TrainerCallback):
-    """Unfreezes `groups_per_epoch` more layer groups, top down, at the start of every epoch."""
+    """Unfreezes `groups_per_epoch` more layer groups, top down, at the start of every epoch (None: as many as
+    make every group train in the last epoch)."""
 
-    def __init__(self, groups_top_down: list[LayerGroup], groups_per_epoch: int):
+    def __init__(self, groups_top_down: list[LayerGroup], groups_per_epoch: int | None):
         self.groups = groups_top_down
         self.groups_per_epoch = groups_per_epoch
         self.may_train: set[int] = set()
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.may_train = {id(p) for group in self.groups for p in group.parameters if p.requires_grad}
+        if self.groups_per_epoch is None:
+            epochs = max(1, math.ceil(state.num_train_epochs))
+            self.groups_per_epoch = math.ceil(len(self.groups) / epochs)
 
     def on_epoch_begin(self, args, state, control, optimizer=None, **kwargs):
         epoch = round(state.epoch or 0)
