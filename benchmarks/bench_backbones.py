@@ -35,6 +35,7 @@ import torch
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, DataConfig, load_config
 from hf_transfer.data import load_task_data
+from summary import mean_std  # benchmarks/summary.py, beside this script
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,6 @@ def run(row: Row, seed: int, paths: dict, overrides: list[str], root: Path, keep
         "transferred": result.strategy["transferred"], "vectors_coverage": vectors.get("coverage"),
         "device": result.compute["hardware"],
     }
-
-
-def mean_std(values: list[float], digits: int) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def table(results: list[dict]) -> str:

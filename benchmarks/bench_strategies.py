@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from summary import mean_std  # benchmarks/summary.py, beside this script
+
 RECIPE = Path(__file__).parents[1] / "recipes" / "classify.py"
 # name -> overrides; each strategy with its default options, the adapter methods separately.
 VARIANTS = {
@@ -64,12 +66,6 @@ def run(variant: str, setting: list[str], seed: int, overrides: list[str], root:
         "peak_memory_mb": metrics["compute"]["peak_memory_mb"], "device": metrics["compute"]["hardware"],
         "output_dir": str(output_dir),
     }
-
-
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def table(rows: list[dict]) -> str:

@@ -25,7 +25,8 @@ C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 def joined(task, split: str) -> list[str]:
-    return [" ".join(columns) for columns in zip(*(task.splits[split][c] for c in task.text_columns))]
+    """One string per example: text pairs (two text columns) joined by a space."""
+    return [text if isinstance(text, str) else " ".join(text) for text in task.texts(split)]
 
 
 def main(argv: list[str]) -> None:

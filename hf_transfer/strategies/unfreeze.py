@@ -6,13 +6,13 @@ one optimizer param group per layer group (split, as Trainer does, into weight-d
 are not decayed). Trainer's scheduler is a LambdaLR that multiplies every group's own peak rate by the same factor,
 so warmup and decay keep the ratios. At the start of epoch e (0-based) the top (e + 1) * `groups_per_epoch`
 groups train and the rest are frozen; frozen parameters get no gradient, so AdamW leaves them untouched.
+Each epoch's trainable groups and their current learning rates go to the Trainer's log history (metrics.json).
 
 Defaults differ from ULMFiT's (one group per epoch, decay 2.6, for a 3-layer LSTM trained for many epochs): with
 MiniLM-L6's 8 groups and the recipe's 2 epochs those left all but the head and the top block frozen, and the
 embeddings at 1/800 of the head's rate (test accuracy 0.7525 against full fine-tuning's 0.8423, seed 1). So by
 default every group trains in the last epoch (`groups_per_epoch` = groups / epochs, rounded up) and the rate
 decays by 1.25 per group, the layer-wise decay ELECTRA used for transformers (0.8 per layer).
-Each epoch's trainable groups and their current learning rates go to the Trainer's log history (metrics.json).
 
 Needs a backbone with a stack of blocks (BERT, GPT-2, T5, hft-attention); hft-textcnn and hft-rnn have none.
 A parameter frozen before training starts (train.freeze_word_embeddings) is never unfrozen.
