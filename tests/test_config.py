@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import pytest
 
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.errors import UserError
+from hf_transfer.strategies import get_strategy
 
 
 def test_yaml_then_overrides_in_order(tmp_path):
@@ -18,11 +21,17 @@ def test_yaml_then_overrides_in_order(tmp_path):
     assert config.train.group_by_length is False
 
 
-def test_defaults_match_the_recipe_config():
-    from pathlib import Path
+CONFIGS = Path(__file__).parents[1] / "recipes" / "configs"
 
-    recipe = Path(__file__).parents[1] / "recipes" / "configs" / "classify.yaml"
-    assert load_config(ClassifyConfig, recipe) == ClassifyConfig()
+
+def test_defaults_match_the_recipe_config():
+    assert load_config(ClassifyConfig, CONFIGS / "classify.yaml") == ClassifyConfig()
+
+
+@pytest.mark.parametrize("recipe", sorted(CONFIGS.glob("classify*.yaml")), ids=lambda path: path.stem)
+def test_every_shipped_classify_config_loads_and_its_strategy_takes_its_options(recipe):
+    config = load_config(ClassifyConfig, recipe)
+    assert get_strategy(config.strategy, config.strategy_options).name == config.strategy
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ run did; gradual unfreezing's schedule; bad strategy input. Tiny BERT, GPT-2, T5
 (sharing conftest's WordPiece vocabulary) are built here; nothing downloads."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,6 +265,32 @@ def test_adapter_methods_reload_and_predict_the_same(method, family, checkpoints
     model = AutoPeftModelForSequenceClassification.from_pretrained(
         str(out), id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
     assert_reproduces(pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(out)), out)
+
+
+def test_shipped_lora_config_adapts_every_encoder_linear_trains_the_biases_and_reloads(checkpoints, reviews, tmp_path):
+    out = tmp_path / "lora-config"
+    shipped = Path(__file__).parents[1] / "recipes" / "configs" / "classify_lora.yaml"
+    run_config = load_config(ClassifyConfig, shipped, [
+        f"model={checkpoints['bert']}", f"data.dataset={reviews}", "data.text_columns=review",
+        "data.label_column=sentiment", "data.max_length=32", "train.epochs=1", "train.batch_size=8",
+        "train.precision=fp32", "strategy_options.merge=true", f"output_dir={out}"])
+    run_classify(run_config)
+    saved = load_file(str(out / "adapter_model.safetensors"))
+    adapted = {key.split(".lora_A")[0].split("encoder.layer.")[1] for key in saved if ".lora_A" in key}
+    assert adapted == {f"{layer}.{module}" for layer in (0, 1) for module in (
+        "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+        "intermediate.dense", "output.dense")}
+    def plain(key):  # the name in a BertModel checkpoint
+        return key.removeprefix("base_model.model.").removeprefix("bert.").replace(".base_layer.", ".")
+
+    biases = {plain(key) for key in load_file(str(checkpoints["bert"] / "model.safetensors")) if key.endswith(".bias")}
+    biases -= {key for key in biases if key.startswith("pooler.")}  # the pooler is in the head, saved whole
+    assert biases and biases <= {plain(key) for key in saved}, "bias=all trains and saves every bias"
+
+    model = AutoPeftModelForSequenceClassification.from_pretrained(
+        str(out), id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
+    assert_reproduces(pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(out)), out)
+    assert_reproduces(pipeline("text-classification", model=str(out / "merged")), out)
 
 
 def test_gradual_unfreezing_schedule_and_discriminative_learning_rates(checkpoints, reviews, tmp_path):
