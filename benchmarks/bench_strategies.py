@@ -83,11 +83,12 @@ def lora_targets(rows: list[dict]) -> list[str]:
     def accuracy(variant):
         return [r["test_accuracy"] for r in rows if r["variant"] == variant and not r["setting"]]
 
-    lines = []
+    full, lines = accuracy("full"), []
     for variant in ("lora", "lora-all-linear"):
-        if not accuracy("full") or not accuracy(variant):
+        lora = accuracy(variant)
+        if not full or not lora:
             continue
-        gap = 100 * (statistics.mean(accuracy("full")) - statistics.mean(accuracy(variant)))
+        gap = 100 * (statistics.mean(full) - statistics.mean(lora))
         fraction = next(r["trainable_fraction"] for r in rows if r["variant"] == variant)
         met = gap <= 1.0 and fraction < 0.02
         lines.append(f"{variant} is {gap:.2f} points below full fine-tuning with {100 * fraction:.2f}% of the "

@@ -280,6 +280,7 @@ def test_shipped_lora_config_adapts_every_encoder_linear_trains_the_biases_and_r
     assert adapted == {f"{layer}.{module}" for layer in (0, 1) for module in (
         "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
         "intermediate.dense", "output.dense")}
+
     def plain(key):  # the name in a BertModel checkpoint
         return key.removeprefix("base_model.model.").removeprefix("bert.").replace(".base_layer.", ".")
 

@@ -13,8 +13,9 @@ The task type is always SEQ_CLS. Defaults filled in where the user sets none:
 
 - target_modules: the family's `Family.lora_targets` (BERT query/value, GPT-2 c_attn, T5 q/v, our backbones'
   DEFAULT_LORA_TARGETS), the LoRA paper's choice. On MiniLM-L6 every encoder linear at r=6 with the biases
-  training did better (+0.9 points over 3 seeds, 1.8% trainable): recipes/configs/classify_lora.yaml. IA3 uses peft's own key/value/feed-forward choice where peft knows the model type,
-  else the family's targets with no feed-forward modules. Every listed target must match a module.
+  training did better (+0.9 points over 3 seeds, 1.8% trainable): recipes/configs/classify_lora.yaml.
+  IA3 uses peft's own key/value/feed-forward choice where peft knows the model type, else the family's
+  targets with no feed-forward modules. Every listed target must match a module.
 - modules_to_save: the family's head (`Family.head_modules`), added to any the user lists, so the head always
   trains and is saved (peft's default, classifier/score, misses T5's `classification_head` and BERT's pooler).
 - learning rate (unless train.learning_rate is set): DEFAULT_LEARNING_RATES, 2e-3 for LoRA and DoRA.
