@@ -35,8 +35,8 @@ VARIANTS = {
     "frozen": ["strategy=frozen"],
     "linear-probe": ["strategy=linear-probe"],
     "lora": ["strategy=adapter", "strategy_options.method=lora"],
-    # LoRA at rank 6 on every linear layer of the encoder blocks, biases training too (the config says why).
-    "lora-all-linear": ["--config", str(RECIPE.parent / "configs" / "classify_lora.yaml")],
+    # The measured-best LoRA: every encoder linear, the word embeddings at rank 1, the biases (the config says why).
+    "lora-config": ["--config", str(RECIPE.parent / "configs" / "classify_lora.yaml")],
     "dora": ["strategy=adapter", "strategy_options.method=dora"],
     "ia3": ["strategy=adapter", "strategy_options.method=ia3"],
     "prompt-tuning": ["strategy=adapter", "strategy_options.method=prompt-tuning"],
@@ -84,7 +84,7 @@ def lora_targets(rows: list[dict]) -> list[str]:
         return [r["test_accuracy"] for r in rows if r["variant"] == variant and not r["setting"]]
 
     full, lines = accuracy("full"), []
-    for variant in ("lora", "lora-all-linear"):
+    for variant in ("lora", "lora-config"):
         lora = accuracy(variant)
         if not full or not lora:
             continue
