@@ -68,7 +68,8 @@ def build(side: str, args):
     from hf_transfer.config import ClassifyConfig, load_config
     from hf_transfer.data import load_task_data, tokenize_splits
     from hf_transfer.strategies import get_strategy
-    from hf_transfer.training import build_trainer, resolve_precision, training_arguments
+    from hf_transfer.runtime import resolve_precision
+    from hf_transfer.training import build_trainer, training_arguments
 
     overrides = [f"data.max_train_samples={args.max_train_samples}"] if args.max_train_samples else []
     if side == "ours-fp32":
@@ -192,7 +193,8 @@ def profile(args) -> None:
     from hf_transfer.data import load_task_data, tokenize_splits
     from hf_transfer.backbones import load_backbone
     from hf_transfer.strategies import get_strategy
-    from hf_transfer.training import build_trainer, model_flops, resolve_precision, training_arguments
+    from hf_transfer.runtime import resolve_precision
+    from hf_transfer.training import build_trainer, model_flops, training_arguments
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -341,7 +343,7 @@ def _uses_bf16(side: str) -> bool:
     if side == "C":
         return True
     from hf_transfer.config import ClassifyConfig
-    from hf_transfer.training import resolve_precision
+    from hf_transfer.runtime import resolve_precision
 
     return resolve_precision(ClassifyConfig().train.precision) == "bf16"
 

@@ -22,10 +22,10 @@ from .errors import UserError
 from .metrics import classification_report
 from .plots import confusion_matrix_plot, loss_curve_plot
 from .publish import check_hub_target, publish_to_hub
-from .results import RunResult, hardware_description
+from .results import RunResult
+from .runtime import hardware_description, peak_memory_mb, resolve_precision, set_threads
 from .strategies import get_strategy
-from .training import (build_trainer, peak_memory_mb, predict_logits, predictions_from_logits, resolve_precision,
-                       set_threads, training_arguments)
+from .training import build_trainer, predict_logits, predictions_from_logits, training_arguments
 from .zeroshot import prepare_baseline
 
 EVAL_SPLITS = ("validation", "test")

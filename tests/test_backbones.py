@@ -343,11 +343,13 @@ def test_word_vectors_initialise_frozen_embeddings_and_are_reported(checkpoints,
 
 
 def run_fails(config, message):
+    """`config` is a run config, or the arguments of classify_config for one that is refused when it loads."""
+    output_dir = config.output_dir if isinstance(config, ClassifyConfig) else str(config[1])
     with pytest.raises(UserError) as caught:
-        run_classify(config)
+        run_classify(config if isinstance(config, ClassifyConfig) else classify_config(*config))
     text = str(caught.value)
     assert message in text and "\n" not in text, text
-    assert not os.path.exists(config.output_dir) and not os.path.exists(config.output_dir + ".partial")
+    assert not os.path.exists(output_dir) and not os.path.exists(output_dir + ".partial")
     return text
 
 
@@ -362,7 +364,7 @@ def test_bad_vectors_and_mismatched_sizes_fail_with_one_line(checkpoints, tmp_pa
               "line 2: expected a word and 3 numbers")
     run_fails(classify_config(data, out, *textcnn, f"vectors={tmp_path / 'missing.txt'}"), "vectors '")
     run_fails(classify_config(data, out, *textcnn, "vectors=rotten-tomatoes"), "is a dataset, not word vectors")
-    run_fails(classify_config(data, out, *textcnn, "freeze_vectors=true"), "freeze_vectors=true needs vectors")
+    run_fails((data, out, *textcnn, "freeze_vectors=true"), "freeze_vectors=true needs vectors")
     run_fails(classify_config(data, out, *textcnn, vectors, "model_config={embedding_dim: 16}"),
               "model_config.embedding_dim=16 but the vectors")
     run_fails(classify_config(data, out, "model=hft-attention", f"tokenizer={checkpoints['bert']}", vectors),
@@ -405,8 +407,8 @@ def test_text_to_text_and_family_misuse_fail_with_one_line(checkpoints, tmp_path
               "needs an encoder-decoder")
     run_fails(classify_config(data, out, t5, "head=text-to-text"), "tokenize to the same target")  # both <unk> </s>
     run_fails(classify_config(data, out, t5, "head=text-to-text", "label_words={meh: so-so}"), "names label 'meh'")
-    run_fails(classify_config(data, out, t5, "label_words={pos: good}"), "only apply to head=text-to-text")
-    run_fails(classify_config(data, out, t5, "head=generate"), "head takes one of")
+    run_fails((data, out, t5, "label_words={pos: good}"), "only apply to head=text-to-text")
+    run_fails((data, out, t5, "head=generate"), "head takes one of")
     words = "label_words={pos: good, neg: bad}"
     run_fails(classify_config(data, out, t5, "head=text-to-text", words, "strategy=frozen"),
               "strategy=frozen does not: use strategy=full or strategy=scratch")

@@ -369,7 +369,7 @@ def zero_shot_result() -> RunResult:
     """The record of a zero-shot evaluation; skips the test while the zero-shot card does not exist."""
     try:
         import hf_transfer.zeroshot.card  # noqa: F401  registers the "zero-shot" renderer
-        from hf_transfer.zeroshot.run import ZeroShotConfig
+        from hf_transfer.config import ZeroShotConfig
     except ImportError as err:
         pytest.skip(f"the zero-shot card is not there yet ({err})")
     probs = {split: np.tile(np.array([[0.2, 0.3, 0.5]]), (len(texts), 1)) for split, texts in SPLIT_TEXTS.items()}

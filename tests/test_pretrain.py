@@ -22,7 +22,8 @@ from transformers import (
 
 from hf_transfer.config import load_config
 from hf_transfer.errors import UserError
-from hf_transfer.pretraining import PretrainConfig, SpanCorruptionCollator, run_pretraining
+from hf_transfer.config import PretrainConfig
+from hf_transfer.pretraining import SpanCorruptionCollator, run_pretraining
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "pretrain.py"
 WORDS = ("thou art the king and queen of fair verona my lord good night sweet prince love doth speak what light "

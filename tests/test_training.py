@@ -121,7 +121,7 @@ def test_model_flops_follow_six_n_plus_attention():
     assert model_flops(model, [10], training=False) == pytest.approx(2 * n * 10 + 4 * 2 * 32 * 100)
 
 
-THREADS_PROBE = "import torch; from hf_transfer.training import set_threads; set_threads({}); print(torch.get_num_threads())"
+THREADS_PROBE = "import torch; from hf_transfer.runtime import set_threads; set_threads({}); print(torch.get_num_threads())"
 
 
 @pytest.mark.parametrize("requested, launched_by_accelerate, expected", [

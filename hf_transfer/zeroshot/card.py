@@ -23,7 +23,7 @@ def _cell(value) -> str:
 
 @register_card_renderer("zero-shot")
 def render_zeroshot_card(result: RunResult, folder: Path, load_from: str, reproduce: str | None = None) -> ModelCard:
-    from .run import ZeroShotConfig
+    from ..config import ZeroShotConfig
 
     title = load_from.rstrip("/").rsplit("/", 1)[-1]
     method = result.strategy["method"]

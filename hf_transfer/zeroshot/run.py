@@ -19,32 +19,17 @@ import torch
 from tqdm.auto import tqdm
 
 from ..backbones import ResolvedModel, family_of, load_model_config, resolve_model
-from ..config import DataConfig, ZeroShotBaselineConfig, to_dict
+from ..config import ZEROSHOT_SPLITS, ZeroShotBaselineConfig, ZeroShotConfig, to_dict
 from ..data import TaskData, load_task_data, name_slug, prediction_rows
 from ..errors import UserError
 from ..metrics import classification_report
 from ..plots import confusion_matrix_plot
-from ..results import RunResult, hardware_description
-from ..training import peak_memory_mb
+from ..results import RunResult
+from ..runtime import hardware_description, peak_memory_mb
 from .base import ZeroShotMethod, get_method
 from .card import render_zeroshot_card
 
-EVAL_SPLITS = ("validation", "test")
-
-
-@dataclass
-class ZeroShotConfig:
-    method: str = "embedding"  # nli | lm | seq2seq | embedding
-    model: str = "minilm-l6"  # asset name, local folder or Hub id
-    options: dict[str, Any] = field(default_factory=dict)  # the method's: template, verbalizers, label_descriptions, ...
-    data: DataConfig = field(default_factory=DataConfig)  # the same split as classify; only validation/test are scored
-    splits: list[str] = field(default_factory=lambda: list(EVAL_SPLITS))
-    batch_size: int = 32  # texts per forward pass (nli: times the number of labels)
-    threads: int | None = None  # torch intra-op threads; None leaves torch's default
-    output_dir: str | None = None  # None: outputs/zeroshot-<method>-<model>-<dataset>
-    overwrite_output_dir: bool = True
-    license: str = "apache-2.0"
-    language: str = "en"
+EVAL_SPLITS = ZEROSHOT_SPLITS
 
 
 def checked_model(method: ZeroShotMethod, model: str | ResolvedModel) -> tuple[ResolvedModel, Any]:
@@ -149,10 +134,6 @@ def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResul
     output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
     if output_dir.exists() and not config.overwrite_output_dir:
         raise UserError(f"output folder {output_dir} exists: pass output_dir=ANOTHER or overwrite_output_dir=true")
-    unknown = [s for s in config.splits if s not in EVAL_SPLITS]
-    if unknown or "test" not in config.splits:
-        raise UserError(f"splits={config.splits} must include test and name only {' and '.join(EVAL_SPLITS)}: "
-                        "zero-shot evaluates on the held-out splits")
     if config.threads:
         torch.set_num_threads(config.threads)
     # Options and the checkpoint's kind fail before the data and the weights load.

@@ -1,0 +1,91 @@
+"""One hardware policy for every pipeline (fine-tuning, zero-shot, pretraining, prediction): the device, the
+precision `auto` resolves to, torch's thread count, and how peak memory and the hardware are reported.
+
+What each choice buys is measured by benchmarks/bench_training.py and benchmarks/bench_predict.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import resource
+
+import torch
+
+from .errors import UserError
+
+# Below this hidden size bf16 autocast on a CPU costs more in casts than its matmuls gain (tiny models, our
+# backbones at their defaults); measured with benchmarks/bench_training.py on an avx512_bf16 CPU.
+MIN_BF16_HIDDEN_SIZE = 256
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_fast_bf16() -> bool:
+    """avx512_bf16 or AMX: bf16 autocast measured 1.5-1.75x faster here on BERT-shaped training steps; on AVX2-only
+    CPUs bf16 is emulated and ~100x slower than fp32."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_precision(requested: str, hidden_size: int | None = None) -> str:
+    """`bf16`, `fp16` or `fp32` for a run that asked for `requested` (auto | bf16 | fp16 | fp32).
+
+    auto: on a GPU bf16 where it is supported (Ampere or newer), else fp16 (Trainer scales the loss); on a CPU bf16
+    where the CPU has native bf16 and the model is not tiny (`hidden_size` >= MIN_BF16_HIDDEN_SIZE, when given),
+    else fp32. Raises UserError for fp16 without a GPU.
+    """
+    if requested == "fp16" and not torch.cuda.is_available():
+        raise UserError("train.precision=fp16 needs a GPU; on a CPU use bf16 or fp32")
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    small = hidden_size is not None and hidden_size < MIN_BF16_HIDDEN_SIZE
+    return "bf16" if cpu_has_fast_bf16() and not small else "fp32"
+
+
+def set_threads(requested: int | None) -> None:
+    """torch's intra-op threads: `requested` if given, else torch's default, except under `accelerate launch` on a CPU.
+
+    Without --cpu, accelerate starts every process with OMP_NUM_THREADS=1 (its --num_cpu_threads_per_process
+    default), which ran the default recipe at half speed on 2 cores; there each process gets its share of the cores.
+    """
+    if requested:
+        torch.set_num_threads(requested)
+        return
+    launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
+    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if launched_by_accelerate and not torch.cuda.is_available() and torch.get_num_threads() < share:
+        print(f"torch threads: {share} (accelerate launch set OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
+              "train.threads=N picks another count)", flush=True)
+        torch.set_num_threads(share)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (CPU) or peak allocated GPU memory, in MiB."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def hardware_description() -> str:
+    """`N x GPU name`, or `CPU: model name, T threads` (from /proc/cpuinfo where there is one)."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}, {torch.get_num_threads()} threads"
