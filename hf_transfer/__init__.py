@@ -1,22 +1,25 @@
 """hf_transfer: transfer learning for NLP on the Hugging Face stack.
 
-Importing the package registers our own backbones (TextCNN, RNN, attention encoder) with the Auto classes.
-The public names below load on first use, so `hf-transfer --help` and light scripts don't import the whole stack.
+The public names below load on first use, so `hf-transfer --help` and light scripts start without torch.
+`import hf_transfer.models` registers our own backbones (TextCNN, RNN, attention encoder) with the Auto classes;
+every hf_transfer pipeline does it before loading a model, and saved folders of ours also load elsewhere with
+`trust_remote_code=True`.
 """
 
 import importlib
-
-from . import models  # noqa: F401  registers hft-textcnn, hft-rnn, hft-attention
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
     "ASSETS": "assets", "asset_path": "assets",
-    "ClassifyConfig": "config", "DataConfig": "config", "TrainConfig": "config", "load_config": "config",
+    "ClassifyConfig": "config", "DataConfig": "config", "TrainConfig": "config", "ZeroShotConfig": "config",
+    "load_config": "config",
     "TaskData": "data", "load_task_data": "data",
     "UserError": "errors",
     "RunResult": "results",
     "run_classify": "classify",
+    "run_zeroshot": "zeroshot.run",
+    "ZeroShotClassifier": "zeroshot.run",
 }
 __all__ = sorted(_PUBLIC)
 

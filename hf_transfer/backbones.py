@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequence
 
 from .assets import ASSETS, asset_path
 from .errors import UserError
+from .log import logger
 
 DEFAULT_TOKENIZER = "minilm-l6"  # for our backbones built from config: a 30k WordPiece vocabulary, lowercased
 HEADS = ("classification", "text-to-text")
@@ -152,7 +152,7 @@ def load_tokenizer(model: ResolvedModel):
     return tokenizer
 
 
-def prepare_tokenizer(tokenizer, family: Family, name: str):
+def apply_family_quirks(tokenizer, family: Family, name: str):
     """Apply the family's tokenizer quirks (see the module docstring); the tokenizer is saved with the model."""
     if family.decoder_only:
         tokenizer.padding_side = "right"
@@ -201,45 +201,71 @@ class Backbone:
 
 def load_backbone(config, task, strategy=None) -> Backbone:
     """The classifier `config` (a ClassifyConfig) asks for, sized for `task`'s labels, as `strategy` (default: the
-    config's) needs it: a strategy without pretrained weights (strategy=scratch) keeps the architecture and tokenizer.
-    """
-    from .strategies import get_strategy
-    from .strategies.full import FullFineTuning
+    config's) needs it: a strategy without pretrained weights (strategy=scratch) keeps the architecture and
+    tokenizer only.
 
-    strategy = strategy or get_strategy(config.strategy, config.strategy_options)
-    if config.head not in HEADS:
-        raise UserError(f"head takes one of {', '.join(HEADS)}, got {config.head!r}")
-    if config.freeze_vectors and not config.vectors:
-        raise UserError("freeze_vectors=true needs vectors=NAME_OR_FILE; "
-                        "to freeze the embeddings without vectors set train.freeze_word_embeddings=true")
+    Raises UserError when the model, tokenizer or vectors cannot be found or do not fit each other, the head or the
+    task; nothing is trained here.
+    """
+    if strategy is None:
+        from .strategies import get_strategy
+
+        strategy = get_strategy(config.strategy, config.strategy_options)
     reference = resolve_model(config.model)
     base_config = load_model_config(reference)
     family = family_of(base_config, config.head)
-    if config.head == "text-to-text":
-        if not family.encoder_decoder:
-            raise UserError(f"head=text-to-text needs an encoder-decoder model such as T5; {config.model!r} is a "
-                            f"{base_config.model_type} model: use head=classification")
-        if task.multi_label:
-            raise UserError("head=text-to-text picks one label per text but the task is multi-label: "
-                            "use head=classification")
-        if not isinstance(strategy, FullFineTuning):  # the others adapt, probe or unfreeze a classification head
-            raise UserError(f"head=text-to-text trains the whole seq2seq model, which strategy={strategy.name} does "
-                            "not: use strategy=full or strategy=scratch")
-    elif config.label_words:
-        raise UserError("label_words only apply to head=text-to-text: set head=text-to-text or drop label_words")
+    _check_head(config, base_config, family, task)
+    pretrained = strategy.pretrained_weights and not reference.from_config
+    tokenizer, tokenizer_name = _run_tokenizer(config, reference, family, pretrained)
+    vectors = _read_vectors(config.vectors) if config.vectors else None
+    settings = _classifier_settings(config, reference, base_config, family, tokenizer, task, pretrained, vectors)
+    model_config = load_model_config(reference, **settings)
+    _check_vocabulary_fits(tokenizer, model_config, tokenizer_name, config.model, bool(config.tokenizer))
 
+    if config.head == "text-to-text":
+        from .text_to_text import TextToTextClassifier, check_label_words
+
+        label_words = check_label_words(task.label_names, config.label_words)
+        seq2seq = load_weights(AutoModelForSeq2SeqLM, reference, model_config, pretrained)
+        model = TextToTextClassifier(seq2seq, tokenizer, label_words)
+    else:
+        model = load_weights(AutoModelForSequenceClassification, reference, model_config, pretrained)
+
+    backbone = Backbone(model, tokenizer, family, reference, tokenizer_name, config.head, pretrained)
+    if vectors:
+        backbone.vectors = _init_from_vectors(model, tokenizer, tokenizer_name, vectors, config, not pretrained)
+    return backbone
+
+
+def _check_head(config, base_config, family: Family, task) -> None:
+    """head=text-to-text needs an encoder-decoder and a single-label task (the strategy's side: check_head)."""
+    if config.head != "text-to-text":
+        return
+    if not family.encoder_decoder:
+        raise UserError(f"head=text-to-text needs an encoder-decoder model such as T5; {config.model!r} is a "
+                        f"{base_config.model_type} model: use head=classification")
+    if task.multi_label:
+        raise UserError("head=text-to-text picks one label per text but the task is multi-label: "
+                        "use head=classification")
+
+
+def _run_tokenizer(config, reference: ResolvedModel, family: Family, pretrained: bool):
+    """(tokenizer with the family's quirks applied, the name it is recorded under)."""
     tokenizer_name = config.tokenizer or (DEFAULT_TOKENIZER if reference.from_config else config.model)
     tokenizer_reference = resolve_model(tokenizer_name) if config.tokenizer or reference.from_config else reference
     if tokenizer_reference.from_config:
         raise UserError(f"tokenizer={tokenizer_name!r} is a model type, not a tokenizer: name a model asset, "
                         "a folder with a tokenizer or a Hub id")
-    tokenizer = prepare_tokenizer(load_tokenizer(tokenizer_reference), family, tokenizer_name)
-    pretrained = strategy.pretrained_weights and not reference.from_config
+    tokenizer = apply_family_quirks(load_tokenizer(tokenizer_reference), family, tokenizer_name)
     if pretrained and config.tokenizer and tokenizer_reference.location != reference.location:
-        print(f"hf-transfer: warning: tokenizer={config.tokenizer} replaces the tokenizer {config.model} was "
-              "pretrained with; its embeddings were learned for other token ids", file=sys.stderr)
+        logger.warning(f"tokenizer={config.tokenizer} replaces the tokenizer {config.model} was pretrained "
+                       "with; its embeddings were learned for other token ids")
+    return tokenizer, tokenizer_name
 
-    vectors = _read_vectors(config.vectors) if config.vectors else None
+
+def _classifier_settings(config, reference, base_config, family: Family, tokenizer, task, pretrained: bool,
+                         vectors) -> dict:
+    """Config overrides for the run's model: the user's model_config, then labels, vocabulary and special tokens."""
     settings = _check_model_config(config.model_config, base_config, config.model)
     if not pretrained:  # random init: the embedding fits the tokenizer
         own_size = None if reference.from_config or config.tokenizer else getattr(base_config, "vocab_size", None)
@@ -256,36 +282,7 @@ def load_backbone(config, task, strategy=None) -> Backbone:
         settings["eos_token_id"] = tokenizer.eos_token_id  # T5's head reads the eos the tokenizer appends
         if getattr(base_config, "decoder_start_token_id", None) is None:
             settings["decoder_start_token_id"] = tokenizer.pad_token_id  # T5's convention
-    model_config = load_model_config(reference, **settings)
-    _check_vocabulary_fits(tokenizer, model_config, tokenizer_name, config.model, bool(config.tokenizer))
-
-    if config.head == "text-to-text":
-        from .text_to_text import TextToTextClassifier, check_label_words
-
-        label_words = check_label_words(task.label_names, config.label_words)
-        seq2seq = _load_weights(AutoModelForSeq2SeqLM, reference, model_config, pretrained)
-        model = TextToTextClassifier(seq2seq, tokenizer, label_words)
-    else:
-        model = _load_weights(AutoModelForSequenceClassification, reference, model_config, pretrained)
-    # Trainer skips its gradient-accumulation loss scaling for models whose forward takes **kwargs;
-    # these models average their own loss, so they must be scaled like any other.
-    model.accepts_loss_kwargs = False
-
-    backbone = Backbone(model, tokenizer, family, reference, tokenizer_name, config.head, pretrained)
-    if vectors:
-        backbone.vectors = _init_from_vectors(model, tokenizer, tokenizer_name, vectors, config, not pretrained)
-    return backbone
-
-
-def load_classifier(model: ResolvedModel, tokenizer, id2label: dict, problem_type: str, pretrained: bool = True):
-    """AutoModelForSequenceClassification of a checkpoint with our labels; `pretrained=False` keeps its architecture."""
-    config = load_model_config(model, num_labels=len(id2label), id2label=dict(id2label),
-                               label2id={v: k for k, v in id2label.items()}, problem_type=problem_type,
-                               pad_token_id=tokenizer.pad_token_id)
-    _check_vocabulary_fits(tokenizer, config, model.name, model.name, tokenizer_given=False)
-    classifier = _load_weights(AutoModelForSequenceClassification, model, config, pretrained and not model.from_config)
-    classifier.accepts_loss_kwargs = False
-    return classifier
+    return settings
 
 
 def _check_model_config(overrides: dict, base_config, model_name: str) -> dict:
@@ -306,6 +303,17 @@ def _check_vocabulary_fits(tokenizer, model_config, tokenizer_name: str, model_n
                "model.resize_token_embeddings(len(tokenizer)))")
         raise UserError(f"tokenizer {tokenizer_name!r} has {needed} token ids but model {model_name!r} embeds only "
                         f"{rows}: {fix}, or use strategy=scratch")
+
+
+def load_weights(auto_class, reference: ResolvedModel, model_config, pretrained: bool):
+    """`auto_class` (an Auto model class) with `model_config`: the checkpoint's weights, or random init.
+
+    Marks the model `accepts_loss_kwargs = False`: Trainer skips its gradient-accumulation loss scaling for models
+    whose forward takes **kwargs, but these average their own loss, so they must be scaled like any other.
+    """
+    model = _load_weights(auto_class, reference, model_config, pretrained)
+    model.accepts_loss_kwargs = False
+    return model
 
 
 def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained: bool):
@@ -380,9 +388,9 @@ def _init_from_vectors(model, tokenizer, tokenizer_name: str, vectors, config, b
         report = init_embeddings_from_vectors(model, tokenizer, (words, matrix), freeze=config.freeze_vectors)
     except ValueError as err:
         raise UserError(str(err).splitlines()[0]) from None
-    print(f"hf-transfer: vectors {label}: {report['matched']:,} of {report['vocab_size']:,} tokens of "
-          f"{tokenizer_name} covered ({100 * report['coverage']:.1f}%), {dim}-d, "
-          f"{'frozen' if config.freeze_vectors else 'fine-tuned'}", file=sys.stderr)
+    logger.info(f"vectors {label}: {report['matched']:,} of {report['vocab_size']:,} tokens of {tokenizer_name} "
+                f"covered ({100 * report['coverage']:.1f}%), {dim}-d, "
+                f"{'frozen' if config.freeze_vectors else 'fine-tuned'}")
     return {"name": label, "dim": dim, "coverage": report["coverage"], "matched": report["matched"],
             "vocab_size": report["vocab_size"], "frozen": config.freeze_vectors}
 

@@ -1,60 +1,165 @@
-"""`hf-transfer`: one console command, a subcommand per job.
+"""`hf-transfer`: one console command, a subcommand per job; also the entry the recipes share (`run_recipe`).
 
-Each subcommand module registers itself in COMMANDS with a function that adds its arguments and one that runs it.
+The only module that knows argparse. It imports the pipelines lazily, when a subcommand runs, so that `--help` and
+light commands start without torch; no pipeline imports it.
+
+    hf-transfer classify [--config FILE] [key=value ...]    fine-tune, evaluate and card a classifier
+    hf-transfer zeroshot [--config FILE] [key=value ...]    evaluate a checkpoint without training
+    hf-transfer pretrain [--config FILE] [key=value ...]    pretrain a backbone on a text corpus
+    hf-transfer predict OUTPUT_DIR texts.txt                label a file of texts with a trained run
+    hf-transfer publish OUTPUT_DIR --repo-id ORG/NAME       push a run to the Hub, or --to a local hub folder
+    hf-transfer assets list|fetch [NAME ...]                the named offline assets
+
+`hf-transfer SUBCOMMAND --help` lists every config key of a run with its default and help.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from .errors import exit_on_user_error
+from .log import is_main_process
 
 
-@dataclass
-class Command:
+@dataclass(frozen=True)
+class ConfigCommand:
+    """A subcommand that runs a pipeline from a config: `--config FILE` plus `key=value` overrides."""
+
     help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], None]
+    config_class: str  # a class in hf_transfer.config
+    run: str  # "module:function" taking the config, returning a RunResult (or the pretraining dict)
+    summary: Callable[[object, object], str]  # (config, result) -> the line printed when the run ends
 
 
-COMMANDS: dict[str, Command] = {}
+def _classify_summary(config, result) -> str:
+    test = result.metrics["test"]
+    return (f"test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}; "
+            f"output in {config.output_dir or 'outputs/'}")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | None) -> None:
+def _zeroshot_summary(config, result) -> str:
+    test = result.metrics["test"]
+    return (f"zero-shot {result.strategy['method']}: test accuracy {test['accuracy']:.4f}, "
+            f"macro F1 {test['f1_macro']:.4f}; output in {config.output_dir or 'outputs/'}")
+
+
+def _pretrain_summary(config, metrics) -> str:
+    return (f"{metrics['architecture']}: step {metrics['global_step']}, train loss {metrics['final_train_loss']:.3f}, "
+            f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['perplexity']:.1f}, "
+            f"{metrics['tokens_per_second']:,.0f} tokens/s; output in {metrics['output_dir']}")
+
+
+CONFIG_COMMANDS = {
+    "classify": ConfigCommand("fine-tune, evaluate and card a text classifier", "ClassifyConfig",
+                              "hf_transfer.classify:run_classify", _classify_summary),
+    "zeroshot": ConfigCommand("evaluate a pretrained checkpoint zero-shot: nli, lm, seq2seq or embedding",
+                              "ZeroShotConfig", "hf_transfer.zeroshot.run:run_zeroshot", _zeroshot_summary),
+    "pretrain": ConfigCommand("train a tokenizer and pretrain a backbone on a text corpus", "PretrainConfig",
+                              "hf_transfer.pretraining:run_pretraining", _pretrain_summary),
+}
+
+
+def _keys_epilog(config_class: str) -> str:
+    from . import config
+
+    rows = config.config_help(getattr(config, config_class))
+    width = max(len(key) for key, _, _ in rows)
+    lines = ["config keys (set in the YAML file or as key=value; sections are dotted):"]
+    lines += [f"  {key:<{width}}  {help_text} (default: {default})" for key, default, help_text in rows]
+    return "\n".join(lines)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, default_config: str | Path | None) -> None:
     parser.add_argument("--config", default=default_config, help="YAML config (default: %(default)s)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, dotted for sections: train.epochs=3")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="overrides, dotted for sections: train.epochs=3 data.dataset=my.csv")
 
 
-def _classify_arguments(parser):
-    add_config_arguments(parser, None)  # ClassifyConfig's defaults are recipes/configs/classify.yaml
-
-
-def _classify(args):
-    from .classify import run_classify
-    from .config import ClassifyConfig, load_config
-
-    result = run_classify(load_config(ClassifyConfig, args.config, args.overrides))
-    print(f"test accuracy {result.metrics['test']['accuracy']:.4f}, macro F1 {result.metrics['test']['f1_macro']:.4f}")
-
-
-def _pretrain(args):
+def _run_config_command(name: str, args: argparse.Namespace) -> None:
     from .config import load_config
-    from .config import PretrainConfig
-    from .pretraining import run_pretraining
+    from . import config as config_module
 
-    metrics = run_pretraining(load_config(PretrainConfig, args.config, args.overrides))
-    print(f"eval loss {metrics.get('eval_loss')}, perplexity {metrics.get('perplexity')}")
+    command = CONFIG_COMMANDS[name]
+    config = load_config(getattr(config_module, command.config_class), args.config, args.overrides)
+    module, function = command.run.split(":")
+    result = getattr(importlib.import_module(module), function)(config)
+    if is_main_process():  # one summary from a distributed run
+        print(command.summary(config, result), flush=True)
 
 
-def _assets_arguments(parser):
+def run_recipe(name: str, default_config: str | Path, argv: list[str] | None = None, description: str = "") -> None:
+    """The body of every recipe script (recipes/*.py): parse `--config` and overrides, run, print the summary.
+
+    A UserError ends the process with one line on stderr and exit status 2.
+    """
+    parser = argparse.ArgumentParser(description=description, epilog=_keys_epilog(CONFIG_COMMANDS[name].config_class),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_arguments(parser, default_config)
+    exit_on_user_error(lambda: _run_config_command(name, parser.parse_args(argv)))()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Subcommands without a run config
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="output folder of `hf-transfer classify` (or any sequence classifier folder)")
+    parser.add_argument("texts", help=".txt (one text per line), .jsonl or .csv/.tsv file")
+    parser.add_argument("--text-column", default="text", help="field holding the text in .jsonl/.csv (default: text)")
+    parser.add_argument("--output", help="JSONL file to write (default: standard output)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="auto: bf16 with fp32 re-checks where the hardware has fast bf16, else fp32")
+    parser.add_argument("--max-batch-tokens", type=int, help="padded tokens per batch (default: hf_transfer.predict's "
+                                                             "MAX_BATCH_TOKENS, 4096, measured by bench_predict)")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .predict import predict_file
+
+    predict_file(args.model, args.texts, text_column=args.text_column, output=args.output,
+                 precision=args.precision, max_batch_tokens=args.max_batch_tokens)
+
+
+def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output_dir", type=Path, help="output folder of a run (holds metrics.json and README.md)")
+    parser.add_argument("--repo-id", required=True, help="ORG/NAME of the model repo")
+    parser.add_argument("--private", action="store_true", help="create the repo private (a Hub push to a new repo)")
+    parser.add_argument("--revision", help="branch to commit to (default: main; created if missing)")
+    parser.add_argument("--commit-message", help="default: what was trained, how and on what")
+    parser.add_argument("--to", type=Path, metavar="DIR",
+                        help="write a local Hub cache folder instead of pushing "
+                             "(load with HF_HUB_CACHE=DIR HF_HUB_OFFLINE=1)")
+    parser.add_argument("--force", action="store_true",
+                        help="publish even without metrics.json or a valid card "
+                             "(pickles, symlinks and tokens stay refused)")
+
+
+def _publish(args: argparse.Namespace) -> None:
+    from .publish import publish_to_folder, publish_to_hub
+
+    if args.to is not None:
+        snapshot, plan = publish_to_folder(args.output_dir, args.repo_id, args.to, revision=args.revision,
+                                           force=args.force)
+        where = f"{snapshot} (load {args.repo_id!r} with HF_HUB_CACHE={args.to} HF_HUB_OFFLINE=1)"
+    else:
+        where, plan = publish_to_hub(args.output_dir, args.repo_id, private=args.private, revision=args.revision,
+                                     commit_message=args.commit_message, force=args.force)
+    print(f"published {plan.layout}: {', '.join(plan.names)} -> {where}")
+    if plan.skipped:
+        print("left behind: " + ", ".join(f"{name} ({why})" for name, why in plan.skipped.items()))
+
+
+def _assets_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["list", "fetch"], help="list the assets, or fetch some into the cache")
     parser.add_argument("names", nargs="*", help="assets to fetch (default: all)")
 
 
-def _assets(args):
+def _assets(args: argparse.Namespace) -> None:
     from .assets import ASSETS, asset_path, cache_dir, get_asset
 
     if args.action == "list":
@@ -67,33 +172,29 @@ def _assets(args):
         print(f"{name}: {asset_path(name)}")
 
 
-COMMANDS["classify"] = Command("fine-tune, evaluate and card a text classifier", _classify_arguments, _classify)
-COMMANDS["pretrain"] = Command("train a tokenizer and pretrain a backbone on a text corpus",
-                               lambda parser: add_config_arguments(parser, None), _pretrain)
-COMMANDS["assets"] = Command("list or fetch the named offline assets", _assets_arguments, _assets)
-
-
-def _register_optional_commands() -> None:
-    """Subcommands that live in their own modules register themselves on import."""
-    import importlib
-
-    for module in ("zeroshot", "publish", "predict"):
-        try:
-            importlib.import_module(f"hf_transfer.{module}")
-        except ModuleNotFoundError as err:
-            if err.name != f"hf_transfer.{module}":
-                raise
+OTHER_COMMANDS = {
+    "predict": ("label a file of texts with a trained classifier, fast", _predict_arguments, _predict),
+    "publish": ("push a run's output folder to the Hub, or write it as a local hub folder (--to)", _publish_arguments,
+                _publish),
+    "assets": ("list or fetch the named offline assets", _assets_arguments, _assets),
+}
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    _register_optional_commands()
+    """`hf-transfer SUBCOMMAND ...`; exit status 2 with one line on stderr for anything the user can fix."""
     parser = argparse.ArgumentParser(prog="hf-transfer", description="Transfer learning for NLP, measured and published.")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, command in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=command.help, description=command.help)
-        command.add_arguments(sub)
-        sub.set_defaults(run=command.run)
+    for name, command in CONFIG_COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help,
+                                    epilog=_keys_epilog(command.config_class),
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_config_arguments(sub, None)
+        sub.set_defaults(run=lambda args, name=name: _run_config_command(name, args))
+    for name, (help_text, add_arguments, run) in OTHER_COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
     args = parser.parse_args(argv)
     args.run(args)
 

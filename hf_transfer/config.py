@@ -112,6 +112,9 @@ class TrainConfig:
     freeze_word_embeddings: bool = setting(False, help="keep pretrained word embeddings fixed (faster steps; -1.1 "
                                                        "validation points on the default task)")
     logging_steps: int = setting(50, help="optimiser steps between loss log entries")
+    checkpoint_steps: int | None = setting(200, help="optimiser steps between checkpoints in OUTPUT_DIR.partial; "
+                                                     "rerunning an interrupted run resumes from the last one (null: "
+                                                     "no checkpoints)")
     eval_every_epoch: bool = setting(False, help="evaluate on the validation split after every epoch")
     seed: int = setting(42, help="seed of the training randomness (initialisation, dropout, batch order)")
     threads: int | None = setting(None, help="torch intra-op threads; null: torch's default (a share of the cores "
@@ -120,7 +123,7 @@ class TrainConfig:
     def __post_init__(self):
         _positive("train.", epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
                   eval_batch_size=self.eval_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
-                  logging_steps=self.logging_steps, threads=self.threads)
+                  logging_steps=self.logging_steps, threads=self.threads, checkpoint_steps=self.checkpoint_steps)
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"train.warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
 
@@ -164,7 +167,10 @@ class ClassifyConfig:
     train: TrainConfig = setting(factory=TrainConfig, help="")
     zeroshot_baseline: ZeroShotBaselineConfig = setting(factory=ZeroShotBaselineConfig, help="")
     output_dir: str | None = setting(None, help="null: outputs/<model>-<dataset>-<strategy>")
-    overwrite_output_dir: bool = setting(True, help="replace a finished output folder of the same name")
+    overwrite_output_dir: bool = setting(False, help="replace a finished output folder of the same name (false: "
+                                                     "such a run is refused before it starts)")
+    resume: bool = setting(True, help="resume an interrupted run of the same settings from its last checkpoint in "
+                                      "OUTPUT_DIR.partial (false: start over)")
     license: str = setting("apache-2.0", help="license in the model card")
     language: str = setting("en", help="language code in the model card")
     push_to_hub: bool = setting(False, help="publish the output folder to the Hub when the run ends")
@@ -177,8 +183,6 @@ class ClassifyConfig:
                             "to freeze the embeddings without vectors set train.freeze_word_embeddings=true")
         if self.label_words and self.head != "text-to-text":
             raise UserError("label_words only apply to head=text-to-text: set head=text-to-text or drop label_words")
-        if self.push_to_hub and not self.hub_repo_id:
-            raise UserError("push_to_hub=true needs hub_repo_id=ORG/NAME")
 
 
 ZEROSHOT_SPLITS = ("validation", "test")
@@ -198,7 +202,8 @@ class ZeroShotConfig:
     batch_size: int = setting(32, help="texts per forward pass (nli: times the number of labels)")
     threads: int | None = setting(None, help="torch intra-op threads; null leaves torch's default")
     output_dir: str | None = setting(None, help="null: outputs/zeroshot-<method>-<model>-<dataset>")
-    overwrite_output_dir: bool = setting(True, help="replace a finished output folder of the same name")
+    overwrite_output_dir: bool = setting(False, help="replace a finished output folder of the same name (false: "
+                                                     "such a run is refused before it starts)")
     license: str = setting("apache-2.0", help="license in the card")
     language: str = setting("en", help="language code in the card")
 

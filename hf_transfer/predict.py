@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from .batching import length_sorted_batches, pad_batch
-from .cli import COMMANDS, Command
 from .errors import UserError
+from .run_folder import write_file_atomically
 from .runtime import cpu_has_fast_bf16
 
 # bf16 keeps 8 significant bits, so logits of a few units move by hundredths; a decision closer than this to the
@@ -124,28 +124,16 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     raise UserError(f"cannot read texts from {path.name}: use a .txt (one text per line), .jsonl or .csv/.tsv file")
 
 
-def _arguments(parser):
-    parser.add_argument("model", help="output folder of `hf-transfer classify` (or any sequence classifier folder)")
-    parser.add_argument("texts", help=".txt (one text per line), .jsonl or .csv/.tsv file")
-    parser.add_argument("--text-column", default="text", help="field holding the text in .jsonl/.csv (default: text)")
-    parser.add_argument("--output", help="JSONL file to write (default: standard output)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                        help="auto: bf16 with fp32 re-checks where the hardware has fast bf16, else fp32")
-    parser.add_argument("--max-batch-tokens", type=int, default=MAX_BATCH_TOKENS, help="padded tokens per batch")
+def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_column: str = "text",
+                 output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None) -> None:
+    """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output.
 
-
-def _run_command(args):
-    texts = read_texts(args.texts, args.text_column)
-    rows = Predictor(args.model, args.precision, args.max_batch_tokens).predict(texts)
+    The output file is written under a `.partial` name and renamed when complete (run_folder.write_file_atomically).
+    """
+    texts = read_texts(texts_path, text_column)
+    rows = Predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS).predict(texts)
     lines = (json.dumps({"text": text, **row}) + "\n" for text, row in zip(texts, rows))
-    if not args.output:
+    if output:
+        write_file_atomically(output, lambda handle: handle.writelines(lines))
+    else:
         sys.stdout.writelines(lines)
-        return
-    output = Path(args.output)
-    partial = output.with_name(output.name + ".partial")  # renamed when complete: no half-written file
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.writelines(lines)
-    partial.replace(output)
-
-
-COMMANDS["predict"] = Command("label a file of texts with a trained classifier, fast", _arguments, _run_command)

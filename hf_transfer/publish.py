@@ -28,7 +28,6 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
 from .cards import read_json, remote_code_files, render_card
-from .cli import COMMANDS, Command
 from .errors import UserError
 from .results import METRICS_FILE, RunResult
 
@@ -356,34 +355,3 @@ def publish_to_folder(output_dir: Path, repo_id: str, hub_dir: Path, *, revision
     ref.parent.mkdir(parents=True, exist_ok=True)
     ref.write_text(commit)
     return snapshot, plan
-
-
-def _publish_arguments(parser):
-    parser.add_argument("output_dir", type=Path, help="output folder of a run (holds metrics.json and README.md)")
-    parser.add_argument("--repo-id", required=True, help="ORG/NAME of the model repo")
-    parser.add_argument("--private", action="store_true", help="create the repo private (a Hub push to a new repo)")
-    parser.add_argument("--revision", help="branch to commit to (default: main; created if missing)")
-    parser.add_argument("--commit-message", help="default: what was trained, how and on what")
-    parser.add_argument("--to", type=Path, metavar="DIR",
-                        help="write a local Hub cache folder instead of pushing "
-                             "(load with HF_HUB_CACHE=DIR HF_HUB_OFFLINE=1)")
-    parser.add_argument("--force", action="store_true",
-                        help="publish even without metrics.json or a valid card "
-                             "(pickles, symlinks and tokens stay refused)")
-
-
-def _publish(args):
-    if args.to is not None:
-        snapshot, plan = publish_to_folder(args.output_dir, args.repo_id, args.to, revision=args.revision,
-                                           force=args.force)
-        where = f"{snapshot} (load {args.repo_id!r} with HF_HUB_CACHE={args.to} HF_HUB_OFFLINE=1)"
-    else:
-        where, plan = publish_to_hub(args.output_dir, args.repo_id, private=args.private, revision=args.revision,
-                                     commit_message=args.commit_message, force=args.force)
-    print(f"published {plan.layout}: {', '.join(plan.names)} -> {where}")
-    if plan.skipped:
-        print("left behind: " + ", ".join(f"{name} ({why})" for name, why in plan.skipped.items()))
-
-
-COMMANDS["publish"] = Command("push a run's output folder to the Hub, or write it as a local hub folder (--to)",
-                              _publish_arguments, _publish)

@@ -14,6 +14,7 @@ import resource
 import torch
 
 from .errors import UserError
+from .log import logger
 
 # Below this hidden size bf16 autocast on a CPU costs more in casts than its matmuls gain (tiny models, our
 # backbones at their defaults); measured with benchmarks/bench_training.py on an avx512_bf16 CPU.
@@ -64,8 +65,8 @@ def set_threads(requested: int | None) -> None:
     launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
     share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if launched_by_accelerate and not torch.cuda.is_available() and torch.get_num_threads() < share:
-        print(f"torch threads: {share} (accelerate launch set OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
-              "train.threads=N picks another count)", flush=True)
+        logger.info(f"torch threads: {share} (accelerate launch set OMP_NUM_THREADS="
+                    f"{os.environ.get('OMP_NUM_THREADS')}; train.threads=N picks another count)")
         torch.set_num_threads(share)
 
 

@@ -6,15 +6,23 @@ forward, backward and optimizer).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import safetensors.torch
 import torch
+from peft import PeftModel
 from torch.utils.data import SequentialSampler
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, TrainingArguments
+from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .batching import LengthBucketedSampler
 from .config import TrainConfig
 
 def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool) -> TrainingArguments:
+    """TrainingArguments for `config` (learning_rate resolved), checkpointing into `output_dir` every
+    `config.checkpoint_steps` optimiser steps (only the newest checkpoint is kept)."""
     return TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=config.epochs,
@@ -32,7 +40,9 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         use_cpu=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         eval_strategy="epoch" if evaluate_each_epoch else "no",
-        save_strategy="no",  # the recipe saves the final model itself, atomically
+        save_strategy="steps" if config.checkpoint_steps else "no",  # for resuming; the final model is saved apart
+        save_steps=config.checkpoint_steps or 500,
+        save_total_limit=1,
         logging_strategy="steps",
         logging_steps=config.logging_steps,
         logging_first_step=True,
@@ -61,12 +71,28 @@ class TransferTrainer(Trainer):
         global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
         return LengthBucketedSampler(lengths, global_batch, seed=args.data_seed)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Checkpoints of our wrappers (head=text-to-text), which are no PreTrainedModel and tie the seq2seq
+        model's embeddings: safetensors' save_model keeps one name per tied group, where Trainer's save_file
+        refuses shared tensors. Loading it back (Trainer's non-strict load_state_dict) fills the whole group."""
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if isinstance(model, (PreTrainedModel, PeftModel)):
+            return super()._save(output_dir, state_dict)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save:
+            os.makedirs(output_dir, exist_ok=True)
+            safetensors.torch.save_model(model, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+            torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
     def _get_eval_sampler(self, eval_dataset):
         # One process: in order. Several: None lets accelerate shard in order and gather back in order.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
-def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval_dataset, callbacks, optimizer_groups=None):
+def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval_dataset, callbacks, optimizer_groups=None,
+                  data_collator=None):
+    """A TransferTrainer; `optimizer_groups` (param groups with their own learning rates) get a fused AdamW, and
+    `data_collator` defaults to dynamic padding (DataCollatorWithPadding)."""
     optimizers = (None, None)
     if optimizer_groups is not None:
         optimizers = (torch.optim.AdamW(optimizer_groups, lr=args.learning_rate, weight_decay=args.weight_decay,
@@ -77,7 +103,7 @@ def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None),
+        data_collator=data_collator or DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None),
         callbacks=callbacks,
         optimizers=optimizers,
     )

@@ -183,7 +183,7 @@ def predictions(out, split="test"):
 FRESH_PROCESS = textwrap.dedent(
     """
     import json, re, sys
-    import hf_transfer  # registers our backbones: their folders then load without trust_remote_code
+    import hf_transfer.models  # registers our backbones: their folders then load without trust_remote_code
     from transformers import pipeline
 
     answers = {}

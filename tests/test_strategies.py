@@ -23,7 +23,7 @@ from hf_transfer.data import load_task_data, tokenize_splits
 from hf_transfer.errors import UserError
 from hf_transfer.models import AttentionConfig, AttentionForMaskedLM, RNNConfig, RNNForCausalLM
 from hf_transfer.strategies import get_strategy
-from hf_transfer.strategies.layers import layer_groups
+from hf_transfer.strategies.layers import layer_groups, output_layer
 from hf_transfer.training import build_trainer, training_arguments
 
 LABELS = ["neg", "pos"]
@@ -131,8 +131,8 @@ def test_each_strategy_trains_exactly_its_parameters(family, checkpoints, review
     lora = {n for n in names if ".lora_" in n}
     head_copy = {n for n in names if any(f".{head}.modules_to_save." in n for head in heads)}
     assert lora and head_copy and names == lora | head_copy, "LoRA matrices and the head, nothing else"
-    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in lora} == set(adapter.options.peft["target_modules"])
-    assert adapter.options.peft["lora_alpha"] == 16, "alpha defaults to twice peft's rank 8"
+    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in lora} == set(setup.options["peft"]["target_modules"])
+    assert setup.options["peft"]["lora_alpha"] == 16, "alpha defaults to twice peft's rank 8"
     counts = adapter.count_parameters(setup.model)  # the head once, though peft keeps its pretrained copy
     lora_size = sum(p.numel() for n, p in setup.model.named_parameters() if ".lora_" in n)
     base_size = sum(p.numel() for p in loaded(model_name, "full", reviews)[1].model.parameters())
@@ -202,10 +202,11 @@ def test_linear_probe_head_reproduces_the_fitted_logistic_regression(checkpoints
     args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
     trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"],
                             setup.callbacks, setup.optimizer_grouped_parameters)
-    strategy.fit(setup, trainer, task, tokenized, run_config.train)
+    strategy.train(setup, trainer, task, tokenized)
     chosen_C = trainer.state.log_history[-1]["linear_probe_C"]
 
-    features = {split: strategy.features(trainer, tokenized[split]) for split in ("train", "test")}
+    output = output_layer(setup.model, setup.family)
+    features = {split: strategy.features(trainer, tokenized[split], output) for split in ("train", "test")}
     encoded = backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")
     pooled = setup.model.bert(**encoded).pooler_output
     assert np.allclose(features["test"], pooled.detach().numpy(), atol=1e-6), "features = the classifier's input"

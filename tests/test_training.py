@@ -12,7 +12,9 @@ from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 from conftest import VOCAB, sentiment_rows
-from hf_transfer.backbones import load_classifier, load_tokenizer, resolve_model
+from transformers import AutoModelForSequenceClassification
+
+from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
 from hf_transfer.config import TrainConfig
 from hf_transfer.training import build_trainer, model_flops, non_embedding_parameters, predict_logits, training_arguments
@@ -40,13 +42,20 @@ def reviews(no_dropout_bert):
                        remove_columns=["text"])
 
 
+def classifier(reference, tokenizer):
+    """The reference checkpoint as a neg/pos classifier, loaded as runs load it (hf_transfer.backbones)."""
+    config = load_model_config(reference, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1},
+                               pad_token_id=tokenizer.pad_token_id)
+    return load_weights(AutoModelForSequenceClassification, reference, config, pretrained=True)
+
+
 def train_losses(model_folder, dataset, tmp_path, **train):
     config = TrainConfig(**{"epochs": 1, "learning_rate": 1e-3, "precision": "fp32", "logging_steps": 1, "max_steps": 4,
                             "warmup_ratio": 0.0, **train})
     reference = resolve_model(str(model_folder))
     tokenizer = load_tokenizer(reference)
     torch.manual_seed(0)
-    model = load_classifier(reference, tokenizer, {0: "neg", 1: "pos"}, "single_label_classification")
+    model = classifier(reference, tokenizer)
     args = training_arguments(config, str(tmp_path / "trainer"), "fp32", False)
     trainer = build_trainer(model, args, tokenizer, dataset, None, [])
     trainer.train()
@@ -56,7 +65,7 @@ def train_losses(model_folder, dataset, tmp_path, **train):
 
 def test_gradient_accumulation_gives_the_loss_curve_of_the_full_batch(no_dropout_bert, reviews, tmp_path):
     # Trainer divides each micro-batch loss by the accumulation steps only for models that do not take **kwargs
-    # in forward; load_classifier marks ours so. Unscaled, accumulating 4 micro-batches reports 4x the loss.
+    # in forward; load_weights marks ours so. Unscaled, accumulating 4 micro-batches reports 4x the loss.
     full_loss, full_norm = train_losses(no_dropout_bert, reviews, tmp_path / "full", batch_size=32)
     accumulated_loss, accumulated_norm = train_losses(no_dropout_bert, reviews, tmp_path / "accumulated", batch_size=8,
                                                       gradient_accumulation_steps=4)
@@ -90,7 +99,7 @@ def test_length_bucketed_sampler_covers_every_example_once_in_similar_length_bat
 def test_predict_logits_returns_rows_in_dataset_order(no_dropout_bert, reviews, tmp_path):
     reference = resolve_model(str(no_dropout_bert))
     tokenizer = load_tokenizer(reference)
-    model = load_classifier(reference, tokenizer, {0: "neg", 1: "pos"}, "single_label_classification").eval()
+    model = classifier(reference, tokenizer).eval()
     config = TrainConfig(eval_batch_size=16, group_by_length=True)
     trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews, None, [])
     logits = predict_logits(trainer, reviews)

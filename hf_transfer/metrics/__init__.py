@@ -17,7 +17,8 @@ AVERAGES = ("macro", "micro", "weighted")
 
 @functools.lru_cache(maxsize=None)
 def load_metric(name: str, multilabel: bool = False) -> evaluate.EvaluationModule:
-    """Load one of our metric modules (accuracy, precision, recall, f1, confusion_matrix) by path."""
+    """Load one of our metric modules (accuracy, precision_recall_f1, confusion_matrix) by path; ValueError for an
+    unknown name."""
     folder = METRICS_DIR / name
     if not (folder / f"{name}.py").is_file():
         known = sorted(p.name for p in METRICS_DIR.iterdir() if (p / f"{p.name}.py").is_file())
@@ -32,12 +33,11 @@ def classification_report(predictions, references, label_names: list[str], multi
     label_ids = list(range(len(label_names)))
     scoring = dict(predictions=predictions.tolist(), references=references.tolist())
     report = {"accuracy": load_metric("accuracy", multi_label).compute(**scoring)["accuracy"]}
-    per_class = {}
-    for name in ("precision", "recall", "f1"):
-        metric = load_metric(name, multi_label)
-        for average in AVERAGES:
-            report[f"{name}_{average}"] = metric.compute(**scoring, average=average, labels=label_ids)[name]
-        per_class[name] = metric.compute(**scoring, average=None, labels=label_ids)[name]
+    metric = load_metric("precision_recall_f1", multi_label)
+    averaged = {average: metric.compute(**scoring, average=average, labels=label_ids) for average in AVERAGES}
+    report.update({f"{name}_{average}": averaged[average][name] for name in ("precision", "recall", "f1")
+                   for average in AVERAGES})
+    per_class = metric.compute(**scoring, average=None, labels=label_ids)
     support = references.sum(axis=0) if multi_label else np.bincount(references, minlength=len(label_names))
     report["per_class"] = {
         label: {

@@ -156,7 +156,6 @@ class AdapterTuning(Strategy):
         if self.prompt_learning:
             arguments.setdefault("num_virtual_tokens", DEFAULT_VIRTUAL_TOKENS)
             _check_prompt_learning(self.options.method, model, family)
-        self.options.peft = {key: value for key, value in arguments.items() if key != "use_dora"}
 
         try:
             # a copy: PeftModelForSequenceClassification appends classifier/score to modules_to_save in place
@@ -168,7 +167,9 @@ class AdapterTuning(Strategy):
         if Path(model.name_or_path).is_dir():
             # AutoPeftModel rebuilds the base from here: an absolute path loads offline from any working directory.
             peft_model.peft_config["default"].base_model_name_or_path = str(Path(model.name_or_path).resolve())
-        return StrategySetup(peft_model)
+        applied = {"method": self.options.method, "merge": self.options.merge,
+                   "peft": {key: value for key, value in arguments.items() if key != "use_dora"}}
+        return StrategySetup(peft_model, family, options=applied)
 
     def count_parameters(self, model) -> dict:
         # peft keeps the head's pretrained copy next to the trained one; the saved classifier has one head.
@@ -179,12 +180,13 @@ class AdapterTuning(Strategy):
         trainable = sum(p.numel() for p in parameters if p.requires_grad)
         return {"trainable": trainable, "total": total, "trainable_fraction": trainable / total if total else 0.0}
 
-    def save(self, model, tokenizer, output_dir: Path) -> None:
-        model.save_pretrained(output_dir)  # adapter_config.json + adapter weights, the head included
+    def save(self, setup, tokenizer, output_dir: Path) -> None:
+        setup.model.save_pretrained(output_dir)  # adapter_config.json + adapter weights, the head included
         tokenizer.save_pretrained(output_dir)
         if self.options.merge:
-            merged = model.merge_and_unload()  # in place: the run is over, the unmerged model is not used again
-            super().save(merged, tokenizer, Path(output_dir) / MERGED_DIR)
+            merged = setup.model.merge_and_unload()  # in place: the run is over, the unmerged model is not used again
+            merged.save_pretrained(Path(output_dir) / MERGED_DIR, safe_serialization=True)
+            tokenizer.save_pretrained(Path(output_dir) / MERGED_DIR)
 
 
 def _check_targets(model, targets) -> None:

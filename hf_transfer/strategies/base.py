@@ -1,4 +1,10 @@
-"""The strategy interface and its registry."""
+"""The strategy interface and its registry.
+
+A strategy is chosen by name (`strategy=`) with its options (`strategy_options`), checked when it is built. It
+decides whether pretrained weights load (`pretrained_weights`), which heads it can train (`supports_head`), which
+parameters train and at what learning rate (`setup`, which returns everything it resolved in a StrategySetup and
+changes nothing else), how training runs (`train`: Trainer.train by default), and what is saved (`save`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Any, ClassVar
 
 from transformers import TrainerCallback
 
-from ..config import from_dict
+from ..config import from_dict, to_dict
 from ..errors import UserError
 from ..training import count_parameters
 
@@ -20,10 +26,13 @@ class NoOptions:
 
 @dataclass
 class StrategySetup:
-    model: Any  # what the Trainer trains: the classifier, or a peft model around it
+    """What `Strategy.setup` resolved for one run."""
+
+    model: Any  # what trains and predicts: the classifier, or a peft model around it
+    family: Any  # the backbone's backbones.Family
     optimizer_grouped_parameters: list[dict] | None = None  # None: Trainer's AdamW over the trainable parameters
     callbacks: list[TrainerCallback] = field(default_factory=list)
-    trains_with_trainer: bool = True  # False: the strategy's own `fit` replaces the Trainer (linear probe)
+    options: dict[str, Any] = field(default_factory=dict)  # the options as applied (defaults filled), for records
 
 
 class Strategy:
@@ -32,33 +41,40 @@ class Strategy:
     options_class: ClassVar[type] = NoOptions
     pretrained_weights: ClassVar[bool] = True  # False: same architecture from random init
     transferred: ClassVar[str] = "parameters"  # parameters | features | structure, for cards
-    default_learning_rate: float = 1e-4  # used unless the run sets train.learning_rate
+    default_learning_rate: ClassVar[float] = 1e-4  # used unless the run sets train.learning_rate
+    heads: ClassVar[tuple[str, ...]] = ("classification",)  # the `head=` values this strategy can train
 
     def __init__(self, options: dict[str, Any] | None = None):
+        """Parse and check `options` (strategy_options); raises UserError for an unknown or bad option."""
         self.options = from_dict(self.options_class, dict(options or {}), prefix="strategy_options.")
 
+    def check_head(self, head: str) -> None:
+        """Raise UserError, before anything loads, when this strategy cannot train `head`."""
+        if head not in self.heads:
+            raise UserError(f"head={head} trains the whole seq2seq model, which strategy={self.name} does not: use "
+                            "strategy=full or strategy=scratch")
+
     def setup(self, model, family, train_config) -> StrategySetup:
+        """Prepare `model` (freeze, wrap) for training with `train_config` (its learning_rate resolved)."""
         raise NotImplementedError
 
-    def fit(self, setup: StrategySetup, trainer, task, tokenized, train_config) -> None:
-        """Train without trainer.train(); only for strategies whose setup says trains_with_trainer=False.
+    def train(self, setup: StrategySetup, trainer, task, tokenized, resume_from: Path | None = None) -> None:
+        """Train `setup.model`. `trainer` is the run's Trainer, built but not trained; by default it trains,
+        resuming from the checkpoint folder `resume_from` when given."""
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-        `trainer` is the run's Trainer, built but not trained: its predict() runs the model as evaluation will.
-        """
-        raise NotImplementedError
+    def applied_options(self) -> dict[str, Any]:
+        """The options as a dict, before setup fills model-dependent defaults (StrategySetup.options has those)."""
+        return to_dict(self.options)
 
     def count_parameters(self, model) -> dict:
         """{trainable, total, trainable_fraction} of the model that trains, as metrics.json reports them."""
         return count_parameters(model)
 
-    def save(self, model, tokenizer, output_dir: Path) -> None:
+    def save(self, setup: StrategySetup, tokenizer, output_dir: Path) -> None:
         """Write what loads the trained classifier back, tokenizer included, into `output_dir`."""
-        model.save_pretrained(output_dir, safe_serialization=True)
+        setup.model.save_pretrained(output_dir, safe_serialization=True)
         tokenizer.save_pretrained(output_dir)
-
-    def model_for_inference(self, model):
-        """The model that predicts: adapters may be merged here."""
-        return model
 
 
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -70,6 +86,7 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
 
 
 def get_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:
+    """The strategy registered as `name`, built with `options`; UserError for an unknown name or bad options."""
     if name not in STRATEGIES:
         raise UserError(f"unknown strategy {name!r}: choose one of {', '.join(sorted(STRATEGIES))}")
     return STRATEGIES[name](options)

@@ -29,4 +29,4 @@ class FrozenBackbone(Strategy):
 
     def setup(self, model, family, train_config) -> StrategySetup:
         freeze_all_but(model, head_modules(model, family).values())
-        return StrategySetup(model)
+        return StrategySetup(model, family)

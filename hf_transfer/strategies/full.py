@@ -10,11 +10,12 @@ class FullFineTuning(Strategy):
     name = "full"
     description = "all weights start from the checkpoint and train"
     transferred = "parameters"
+    heads = ("classification", "text-to-text")
 
     def setup(self, model, family, train_config) -> StrategySetup:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        return StrategySetup(model)
+        return StrategySetup(model, family)
 
 
 @register_strategy

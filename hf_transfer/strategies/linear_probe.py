@@ -56,16 +56,18 @@ class LinearProbe(Strategy):
             raise UserError(f"strategy_options.max_iter must be at least 1, got {self.options.max_iter}")
 
     def setup(self, model, family, train_config) -> StrategySetup:
-        self.output = output_layer(model, family)
-        freeze_all_but(model, [self.output[2]])
-        return StrategySetup(model, trains_with_trainer=False)
+        freeze_all_but(model, [output_layer(model, family)[2]])
+        return StrategySetup(model, family)
 
-    def fit(self, setup, trainer, task, tokenized, train_config) -> None:
+    def train(self, setup, trainer, task, tokenized, resume_from=None) -> None:
+        """Fit the probe on the train split's features (no optimiser steps: nothing to resume) and copy it into
+        the output layer; the chosen C goes to the Trainer's log history."""
         num_labels = setup.model.config.num_labels
-        train_x, valid_x = (self.features(trainer, tokenized[split]) for split in ("train", "validation"))
+        output = output_layer(setup.model, setup.family)
+        train_x, valid_x = (self.features(trainer, tokenized[split], output) for split in ("train", "validation"))
         train_y, valid_y = (np.asarray(tokenized[split]["labels"]) for split in ("train", "validation"))
         _check_every_label_seen(train_y, task.label_names, task.multi_label)
-        layer = self.output[2]
+        layer = output[2]
         # GPT-2's and Llama's `score` has no bias: then the probe has no intercept and features are only scaled.
         intercept = layer.bias is not None
         scaler = StandardScaler(with_mean=intercept).fit(train_x)
@@ -88,9 +90,11 @@ class LinearProbe(Strategy):
             "train_loss": _log_loss(train_x @ weight.T + bias, train_y, task.multi_label),
         })
 
-    def features(self, trainer, dataset) -> np.ndarray:
-        """What the output layer sees for each example of `dataset`, by the same forward pass as evaluation."""
-        parent, attribute, layer = self.output
+    @staticmethod
+    def features(trainer, dataset, output) -> np.ndarray:
+        """[examples, features]: what the output layer `output` (parent, attribute, layer; see layers.output_layer)
+        sees for each example of `dataset`, by the same forward pass as evaluation."""
+        parent, attribute, layer = output
         setattr(parent, attribute, nn.Identity())
         try:
             outputs = trainer.predict(dataset.remove_columns("labels")).predictions

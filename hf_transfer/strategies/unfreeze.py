@@ -71,7 +71,7 @@ class GradualUnfreeze(Strategy):
                 if parameters:
                     param_groups.append({"params": parameters, "lr": learning_rate, "weight_decay": weight_decay,
                                          "layer_group": group.name})
-        return StrategySetup(model, optimizer_grouped_parameters=param_groups,
+        return StrategySetup(model, family, optimizer_grouped_parameters=param_groups,
                              callbacks=[GradualUnfreezing(groups_top_down, self.options.groups_per_epoch)])
 
 

@@ -9,7 +9,6 @@
 `ZeroShotClassifier` is the in-memory API; a classify run adds one as a baseline with `zeroshot_baseline.method=`.
 """
 
-from ..cli import COMMANDS, Command, add_config_arguments
 from .base import METHODS, ZeroShotMethod, get_method, register_method
 from . import embedding, lm, nli, seq2seq  # noqa: F401,E402  (each import registers its method)
 from .run import (ZeroShotBaseline, ZeroShotClassifier, ZeroShotConfig, prepare_baseline,  # noqa: E402
@@ -17,18 +16,3 @@ from .run import (ZeroShotBaseline, ZeroShotClassifier, ZeroShotConfig, prepare_
 
 __all__ = ["METHODS", "ZeroShotBaseline", "ZeroShotClassifier", "ZeroShotConfig", "ZeroShotMethod", "get_method",
            "prepare_baseline", "register_method", "run_zeroshot"]
-
-
-def _arguments(parser):
-    add_config_arguments(parser, None)  # ZeroShotConfig's defaults; recipes/configs/zeroshot*.yaml are tuned runs
-
-
-def _run(args):
-    from ..config import load_config
-
-    result = run_zeroshot(load_config(ZeroShotConfig, args.config, args.overrides))
-    test = result.metrics["test"]
-    print(f"zero-shot {result.strategy['method']}: test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}")
-
-
-COMMANDS["zeroshot"] = Command("evaluate a pretrained checkpoint zero-shot: nli, lm, seq2seq or embedding", _arguments, _run)

@@ -1,16 +1,13 @@
 """The zero-shot run: data -> checkpoint -> method -> evaluation -> output folder with metrics, predictions and a card.
 
 Same data loading (`load_task_data`, hence the same splits as classify) and metrics (`classification_report`) as a
-classify run, and the same metrics.json schema (kind "zero-shot"). The output folder is written under a `.partial`
-name and renamed when complete.
+classify run, and the same metrics.json schema (kind "zero-shot"), written by the same run-folder layer.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +17,14 @@ from tqdm.auto import tqdm
 
 from ..backbones import ResolvedModel, family_of, load_model_config, resolve_model
 from ..config import ZEROSHOT_SPLITS, ZeroShotBaselineConfig, ZeroShotConfig, to_dict
-from ..data import TaskData, load_task_data, name_slug, prediction_rows
+from ..data import TaskData, load_task_data, prediction_rows
 from ..errors import UserError
 from ..metrics import classification_report
-from ..plots import confusion_matrix_plot
 from ..results import RunResult
+from ..run_folder import RunFolder, default_output_dir
 from ..runtime import hardware_description, peak_memory_mb
+from ..tasks import TextClassification
 from .base import ZeroShotMethod, get_method
-from .card import render_zeroshot_card
 
 EVAL_SPLITS = ZEROSHOT_SPLITS
 
@@ -125,82 +122,56 @@ class ZeroShotClassifier:
         return sum(p.numel() for p in self.method.model.parameters())
 
 
-def default_output_dir(config: ZeroShotConfig) -> Path:
-    return Path("outputs") / f"zeroshot-{config.method}-{name_slug(config.model)}-{name_slug(config.data.dataset)}"
-
-
 def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResult:
+    """Evaluate `config.model` zero-shot on the held-out splits and write its output folder (metrics.json,
+    predictions.jsonl, plots, card); returns the run's record. Raises UserError for bad options, a checkpoint of
+    the wrong kind or bad data, before the weights load where it can."""
     started = time.perf_counter()
-    output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
-    if output_dir.exists() and not config.overwrite_output_dir:
-        raise UserError(f"output folder {output_dir} exists: pass output_dir=ANOTHER or overwrite_output_dir=true")
+    output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(
+        "zeroshot", config.method, config.model, config.data.dataset)
     if config.threads:
         torch.set_num_threads(config.threads)
-    # Options and the checkpoint's kind fail before the data and the weights load.
-    method = get_method(config.method, config.options)
-    model, model_config = checked_model(method, config.model)
-    task = load_task_data(config.data)
+    with RunFolder(output_dir, overwrite=config.overwrite_output_dir) as folder:
+        # Options and the checkpoint's kind fail before the data and the weights load.
+        method = get_method(config.method, config.options)
+        model, model_config = checked_model(method, config.model)
+        task = load_task_data(config.data)
 
-    classifier = ZeroShotClassifier(method, model, task.label_names, task.multi_label,
-                                    batch_size=config.batch_size, max_length=config.data.max_length)
-    eval_started = time.perf_counter()
-    splits = [s for s in EVAL_SPLITS if s in config.splits]
-    metrics, predictions = classifier.evaluate(task, splits)
-    eval_time = time.perf_counter() - eval_started
+        classifier = ZeroShotClassifier(method, model, task.label_names, task.multi_label,
+                                        batch_size=config.batch_size, max_length=config.data.max_length)
+        eval_started = time.perf_counter()
+        splits = [s for s in EVAL_SPLITS if s in config.splits]
+        metrics, predictions = classifier.evaluate(task, splits)
+        eval_time = time.perf_counter() - eval_started
 
-    total = classifier.num_parameters
-    result = RunResult(
-        kind="zero-shot",
-        model={"name": config.model, "location": model.location, "base_model": model.base_model,
-               "model_type": model_config.model_type, "family": family_of(model_config).name},
-        strategy={"name": "zero-shot", "method": method.name, "description": method.description,
-                  "transferred": "none", "options": to_dict(method.options),
-                  "label_prompts": method.label_prompts(task.label_names)},
-        task={"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
-              "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes()},
-        metrics=metrics,
-        parameters={"trainable": 0, "total": total, "trainable_fraction": 0.0},
-        compute={
-            "train_time_s": 0.0,
-            "train_examples_per_s": 0.0,
-            "train_tokens_per_s": 0.0,
-            "eval_time_s": eval_time,
-            "total_time_s": 0.0,  # filled in when the folder is written
-            "peak_memory_mb": peak_memory_mb(),
-            "precision": str(classifier.method.model.dtype).removeprefix("torch."),
-            "device": str(classifier.device),
-            "hardware": hardware_description(),
-            "processes": 1,
-        },
-        config=to_dict(config),
-        seed=config.data.seed,
-    )
-    _write_output(output_dir, result, predictions, command, started)
+        result = RunResult(
+            kind="zero-shot",
+            model={"name": config.model, "location": model.location, "base_model": model.base_model,
+                   "model_type": model_config.model_type, "family": family_of(model_config).name},
+            strategy={"name": "zero-shot", "method": method.name, "description": method.description,
+                      "transferred": "none", "options": to_dict(method.options),
+                      "label_prompts": method.label_prompts(task.label_names)},
+            task=TextClassification.record(task),
+            metrics=metrics,
+            parameters={"trainable": 0, "total": classifier.num_parameters, "trainable_fraction": 0.0},
+            compute={
+                "train_time_s": 0.0,
+                "train_examples_per_s": 0.0,
+                "train_tokens_per_s": 0.0,
+                "eval_time_s": eval_time,
+                "total_time_s": 0.0,  # set when the folder is written
+                "peak_memory_mb": peak_memory_mb(),
+                "precision": str(classifier.method.model.dtype).removeprefix("torch."),
+                "device": str(classifier.device),
+                "hardware": hardware_description(),
+                "processes": 1,
+            },
+            config=to_dict(config),
+            seed=config.data.seed,
+        )
+        folder.write_outputs(result, predictions, command, started)
+        folder.commit()
     return result
-
-
-def _write_output(output_dir: Path, result: RunResult, predictions: list[dict], command: str | None,
-                  started: float) -> None:
-    staging = output_dir.with_name(output_dir.name + ".partial")
-    try:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        with open(staging / "predictions.jsonl", "w") as handle:
-            for row in predictions:
-                handle.write(json.dumps(row) + "\n")
-        if not result.task["multi_label"]:
-            confusion_matrix_plot(result.metrics["test"]["confusion_matrix"], result.task["label_names"],
-                                  staging / "confusion_matrix.png", "test split")
-        result.compute["total_time_s"] = time.perf_counter() - started
-        result.save(staging)
-        render_zeroshot_card(result, staging, str(output_dir.resolve()), command).save(staging / "README.md")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 @dataclass

@@ -1,0 +1,56 @@
+"""Task families behind one run path: what differs between classifying whole texts and other tasks.
+
+A task family reads its data, tokenizes it, picks the Auto class and peft task type of its models, evaluates
+predictions and writes prediction rows. `hf_transfer.classify.run_classify` runs any of them with the same
+backbones, strategies, training, run folder and cards (`config.task` picks one from TASKS).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .data import TaskData, load_task_data, prediction_rows, tokenize_splits
+from .metrics import classification_report
+from .training import predict_logits, predictions_from_logits
+
+EVAL_SPLITS = ("validation", "test")
+
+
+class TextClassification:
+    """One label (or a set of labels) per text or text pair; accuracy, precision, recall and F1 per split."""
+
+    name: ClassVar[str] = "text-classification"
+    result_kind: ClassVar[str] = "classification"  # RunResult.kind, which picks the card
+
+    @staticmethod
+    def load_data(data_config) -> TaskData:
+        return load_task_data(data_config)
+
+    @staticmethod
+    def tokenize(task: TaskData, tokenizer, data_config):
+        return tokenize_splits(task, tokenizer, data_config.max_length)
+
+    @staticmethod
+    def data_collator(tokenizer):
+        return None  # the Trainer's default: dynamic padding
+
+    @staticmethod
+    def evaluate(trainer, task: TaskData, tokenized, splits=EVAL_SPLITS) -> tuple[dict[str, dict], list[dict]]:
+        """(report per split, predictions.jsonl rows): the trained model's predictions on each split, in order."""
+        metrics, rows = {}, []
+        for split in splits:
+            predicted, probabilities = predictions_from_logits(predict_logits(trainer, tokenized[split]),
+                                                               task.multi_label)
+            metrics[split] = classification_report(predicted, tokenized[split]["labels"], task.label_names,
+                                                   task.multi_label)
+            rows += prediction_rows(task, split, predicted, probabilities)
+        return metrics, rows
+
+    @staticmethod
+    def record(task: TaskData) -> dict:
+        """The `task` section of metrics.json."""
+        return {"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
+                "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes()}
+
+
+TASKS = {family.name: family for family in (TextClassification,)}
