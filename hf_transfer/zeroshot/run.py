@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..backbones import ResolvedModel, family_of, load_model_config, resolve_model
+from ..cards import render_card
 from ..config import ZEROSHOT_SPLITS, ZeroShotBaselineConfig, ZeroShotConfig, to_dict
 from ..data import TaskData, load_task_data, name_slug, prediction_rows
 from ..errors import UserError
@@ -27,7 +28,6 @@ from ..plots import confusion_matrix_plot
 from ..results import RunResult
 from ..runtime import hardware_description, peak_memory_mb
 from .base import ZeroShotMethod, get_method
-from .card import render_zeroshot_card
 
 EVAL_SPLITS = ZEROSHOT_SPLITS
 
@@ -193,7 +193,7 @@ def _write_output(output_dir: Path, result: RunResult, predictions: list[dict], 
                                   staging / "confusion_matrix.png", "test split")
         result.compute["total_time_s"] = time.perf_counter() - started
         result.save(staging)
-        render_zeroshot_card(result, staging, str(output_dir.resolve()), command).save(staging / "README.md")
+        render_card(result, staging, str(output_dir.resolve()), command).save(staging / "README.md")
         if output_dir.exists():
             shutil.rmtree(output_dir)
         output_dir.parent.mkdir(parents=True, exist_ok=True)
