@@ -365,10 +365,20 @@ def test_unknown_run_kind_has_no_card(outputs):
         render_card(result, outputs("full"), "x")
 
 
+def test_every_renderer_module_registers_its_kind():
+    import importlib
+
+    from hf_transfer.cards import RENDERER_MODULES
+
+    for kind, module in RENDERER_MODULES.items():
+        importlib.import_module(module)
+        assert CARD_RENDERERS[kind].__module__ == module, f"{module} does not register a renderer for {kind!r}"
+
+
 def zero_shot_result() -> RunResult:
     """The record of a zero-shot evaluation; skips the test while the zero-shot card does not exist."""
     try:
-        import hf_transfer.zeroshot.card  # noqa: F401  registers the "zero-shot" renderer
+        import hf_transfer.cards.zeroshot  # noqa: F401  registers the "zero-shot" renderer
         from hf_transfer.config import ZeroShotConfig
     except ImportError as err:
         pytest.skip(f"the zero-shot card is not there yet ({err})")

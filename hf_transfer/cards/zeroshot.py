@@ -1,4 +1,8 @@
-"""The card of a zero-shot evaluation (model_cards/zeroshot.md), registered with hf_transfer.cards for kind "zero-shot"."""
+"""The card of a zero-shot evaluation (kind "zero-shot"): model_cards/zeroshot.md.
+
+Nothing was trained, so instead of hyperparameters it shows the method's settings and what each label became for
+the model (hypothesis, verbalizer or description), and its usage snippet builds the same ZeroShotClassifier.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from ..cards import (TRANSFER_EXPLANATIONS, accuracy_margin, card_data, dataset_label, plots_in, register_card_renderer,
-                     render_template, reproduce_command)
-from ..config import to_dict
+from ..config import ZeroShotConfig, to_dict
 from ..results import RunResult
+from .base import (EXAMPLE_TEXTS, TRANSFER_EXPLANATIONS, accuracy_margins, card_data, card_title, dataset_label,
+                   plots_in, render_template, reproduce_command, source_link)
+from .registry import register_card_renderer
 
 PER_LABEL_OPTIONS = ("verbalizers", "label_descriptions")  # shown per label, through strategy.label_prompts
 TRAINING_KEYS = ("train_time_s", "train_examples_per_s", "train_tokens_per_s")  # zeros in metrics.json: nothing trained
@@ -23,9 +28,13 @@ def _cell(value) -> str:
 
 @register_card_renderer("zero-shot")
 def render_zeroshot_card(result: RunResult, folder: Path, load_from: str, reproduce: str | None = None) -> ModelCard:
-    from ..config import ZeroShotConfig
+    """The card of a zero-shot run, `result` (kind "zero-shot"), whose output files are in `folder`.
 
-    title = load_from.rstrip("/").rsplit("/", 1)[-1]
+    `load_from` and `reproduce` are as for `hf_transfer.cards.render_card`. The headline is the test split; the
+    strategy record needs "method", "options" and "label_prompts" (label -> text). A record without a field the
+    card states (e.g. no "test" split in `result.metrics`) raises KeyError.
+    """
+    title = card_title(load_from)
     method = result.strategy["method"]
     labels = result.task["label_names"]
     hub_base = result.model.get("base_model")
@@ -35,7 +44,7 @@ def render_zeroshot_card(result: RunResult, folder: Path, load_from: str, reprod
     data = card_data(result, title, library_name="transformers", tags=tags, pipeline_tag="zero-shot-classification",
                      base_model=hub_base)
     test = result.metrics["test"]
-    margins = {split: accuracy_margin(m["accuracy"], m["num_examples"]) for split, m in result.metrics.items()}
+    margins = accuracy_margins(result.metrics)
     summary = (
         f"Zero-shot classification of {result.task['description']} by `{result.model['name']}` with the "
         f"**{method}** method: no training, the labels ({', '.join(labels)}) reach the model through prompts. "
@@ -47,7 +56,7 @@ def render_zeroshot_card(result: RunResult, folder: Path, load_from: str, reprod
         "from hf_transfer.zeroshot import ZeroShotClassifier\n\n"
         f"classifier = ZeroShotClassifier(\n    {method!r}, {result.model['name']!r}, {labels!r},\n"
         f"    multi_label={result.task['multi_label']}, options={options!r})\n"
-        "print(classifier.predict([\"I loved every minute of it.\", \"This is a disgrace and it has to stop.\"]))"
+        f"print(classifier.predict({json.dumps(list(EXAMPLE_TEXTS))}))"
     )
     data_config = result.config.get("data", {})
     evaluated = sum(m["num_examples"] for m in result.metrics.values())
@@ -58,7 +67,7 @@ def render_zeroshot_card(result: RunResult, folder: Path, load_from: str, reprod
         title=title,
         summary=summary,
         model=result.model,
-        source_link=f"[{hub_base}](https://huggingface.co/{hub_base})" if hub_base else f"`{result.model['name']}`",
+        source_link=source_link(result.model),
         strategy=result.strategy,
         transfer_explanation=TRANSFER_EXPLANATIONS["none"],
         settings={key: _cell(value) for key, value in options.items() if key not in PER_LABEL_OPTIONS},
