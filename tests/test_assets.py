@@ -141,10 +141,19 @@ def test_files_picks_single_members_and_names_a_missing_one(index):
 # Concurrency: real processes fetching one asset from a find-links folder
 
 FETCH = """
-import json, sys
+import json, sys, types
+# hf_transfer/__init__ imports torch and transformers (it registers our backbones), seconds per process on a busy
+# machine that the asset cache never uses: the real hf_transfer.assets is loaded under a bare package instead.
+package = types.ModuleType("hf_transfer")
+package.__path__ = [sys.argv[2]]
+sys.modules["hf_transfer"] = package
 from hf_transfer.assets import Asset, fetch
-print(fetch(Asset(**json.loads(sys.argv[1]))), flush=True)
+asset = Asset(**json.loads(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.readline()  # fetchers start fetching when told, together
+print(fetch(asset), flush=True)
 """
+PACKAGE = Path(assets.__file__).parent
 HOLD_LOCK = """
 import sys, time
 from filelock import FileLock
@@ -155,9 +164,20 @@ time.sleep(600)
 """
 
 
-def start(script, *args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=os.environ.copy(), **kwargs)
+def start(script, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], text=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+
+
+def ready(*processes):
+    for process in processes:
+        assert process.stdout.readline().strip() in ("ready", "locked"), process.stderr.read()[-500:]
+
+
+def go(*fetchers):
+    for fetcher in fetchers:
+        fetcher.stdin.write("go\n")
+        fetcher.stdin.flush()
 
 
 def many_files_wheel(index):
@@ -191,7 +211,9 @@ def test_concurrent_fetches_make_one_copy_and_never_touch_it_under_a_reader(inde
 
     thread = threading.Thread(target=reader)
     thread.start()
-    fetchers = [start(FETCH, json.dumps(asdict(asset))) for _ in range(2)]
+    fetchers = [start(FETCH, json.dumps(asdict(asset)), PACKAGE) for _ in range(2)]
+    ready(*fetchers)
+    go(*fetchers)
     results = [p.communicate(timeout=300) for p in fetchers]
     done.set()
     thread.join()
@@ -219,8 +241,9 @@ def test_a_fetcher_that_died_blocks_nothing(index):
     (target / asset.members / "part000.txt").write_text("stale")
 
     holder = start(HOLD_LOCK, target.parent / f"{target.name}.lock")
-    assert holder.stdout.readline().strip() == "locked"
-    fetcher = start(FETCH, json.dumps(asdict(asset)))
+    fetcher = start(FETCH, json.dumps(asdict(asset)), PACKAGE)
+    ready(holder, fetcher)
+    go(fetcher)
     assert "waiting for another process fetching asset 'fake'" in fetcher.stderr.readline()
     holder.kill()  # SIGKILL: the kernel drops its lock
     holder.wait()
