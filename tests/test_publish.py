@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -129,6 +130,38 @@ def test_publish_leaves_pickles_links_and_trainer_leftovers_behind(outputs, tmp_
     # Publishing again is idempotent: same content, same commit.
     again, _ = publish_to_folder(folder, REPO, tmp_path / "hub")
     assert again == snapshot
+
+
+def test_hard_links_are_never_published(outputs, tmp_path):
+    folder = shutil.copytree(outputs("full"), tmp_path / "run")
+    secret = tmp_path / "id_ed25519"
+    secret.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    os.link(secret, folder / "attention.png")  # a plot's name, another file's content
+    os.link(folder / "loss_curve.png", tmp_path / "loss_curve-backup.png")  # a real plot, but with a second name
+
+    snapshot, plan = publish_to_folder(folder, REPO, tmp_path / "hub")
+
+    assert {p.name for p in snapshot.iterdir()} == PUBLISHED["full"] - {"loss_curve.png"}
+    for name in ("attention.png", "loss_curve.png"):
+        assert plan.skipped[name].startswith("hard link: the file has other names"), plan.skipped
+    blobs = list((snapshot.parent.parent / "blobs").iterdir())
+    assert all(b"PRIVATE KEY" not in b.read_bytes() for b in blobs)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_local_hub_files_get_the_mode_of_any_new_file(outputs, tmp_path, umask):
+    folder = shutil.copytree(outputs("full"), tmp_path / "run")
+    (folder / "model.safetensors").chmod(0o600)  # as safetensors 0.8 saves it
+    previous = os.umask(umask)
+    try:
+        snapshot, _ = publish_to_folder(folder, REPO, tmp_path / "hub")
+    finally:
+        os.umask(previous)
+    repo_dir = snapshot.parent.parent
+    files = [*(repo_dir / "blobs").iterdir(), repo_dir / "refs" / "main"]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o666 & ~umask}  # 0644 under the usual umask
+    folders = [repo_dir, repo_dir / "blobs", snapshot]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in folders} == {0o777 & ~umask}
 
 
 def test_zero_shot_evaluation_publishes_its_card_and_record_only(tmp_path):
@@ -316,6 +349,8 @@ def broken_copy(outputs, tmp_path, change: str) -> Path:
     elif change == "pickle weights":
         (folder / "model.safetensors").unlink()
         (folder / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    elif change == "hard-linked weights":
+        os.link(folder / "model.safetensors", tmp_path / "elsewhere.safetensors")
     elif change == "token in a file":
         config = json.loads((folder / "tokenizer_config.json").read_text())
         (folder / "tokenizer_config.json").write_text(json.dumps({**config, "token": TOKEN}))
@@ -330,6 +365,8 @@ def broken_copy(outputs, tmp_path, change: str) -> Path:
     ("bad card", [], r"README.md is not valid: it does not parse"),
     ("card without model-index", [], r"is not valid: it has no model-index \(eval results\)"),
     ("pickle weights", ["--force"], r"no model.safetensors \(only pytorch_model.bin\): only safetensors are published"),
+    ("hard-linked weights", ["--force"], r"model.safetensors is a hard link: .*links are never published: "
+                                         r"replace it with a copy of the file"),
     (None, ["--repo-id", "no-namespace"], r"repo id 'no-namespace' is not of the form ORG/NAME"),
     (None, ["--repo-id", "a/b/c"], r"repo id 'a/b/c' is not of the form ORG/NAME"),
     (None, ["--repo-id", "org/bad--name"], r"repo id 'org/bad--name' is invalid: use letters"),
