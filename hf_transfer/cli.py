@@ -165,7 +165,7 @@ def _assets(args: argparse.Namespace) -> None:
     if args.action == "list":
         print(f"cache: {cache_dir()} (set HF_TRANSFER_CACHE to move it)")
         for name, asset in ASSETS.items():
-            print(f"{name:20s} {asset.kind:8s} {asset.requirement:28s} {asset.description}")
+            print(f"{name:20s} {asset.kind:13s} {asset.requirement:28s} {asset.description}")
         return
     for name in args.names or list(ASSETS):
         get_asset(name)
