@@ -208,6 +208,21 @@ def get_asset(name: str) -> Asset:
     return ASSETS[name]
 
 
+def names_of_kind(kind: str) -> list[str]:
+    """The registered assets of one kind (model, dataset, token-dataset, vectors, corpus), in registry order."""
+    return [name for name, asset in ASSETS.items() if asset.kind == kind]
+
+
+def require_kind(name: str, kind: str, noun: str | None = None) -> Asset:
+    """The asset `name`, which must be of `kind`: a UserError naming the assets of that kind otherwise (`noun`
+    names the kind in the message, default "a KIND")."""
+    asset = get_asset(name)
+    if asset.kind != kind:
+        raise UserError(f"asset {name!r} is a {asset.kind}, not {noun or 'a ' + kind}: {kind} assets are "
+                        f"{', '.join(names_of_kind(kind))}")
+    return asset
+
+
 def asset_path(name: str) -> Path:
     """The local path an asset resolves to, fetching it on first use."""
     asset = get_asset(name)

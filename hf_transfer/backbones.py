@@ -28,8 +28,8 @@ import transformers
 from torch import nn
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from .assets import ASSETS, asset_path
-from .errors import UserError
+from .assets import ASSETS, asset_path, names_of_kind, require_kind
+from .errors import UserError, first_line
 from .log import logger
 
 DEFAULT_TOKENIZER = "minilm-l6"  # for our backbones built from config: a 30k WordPiece vocabulary, lowercased
@@ -101,10 +101,7 @@ def resolve_model(name: str) -> ResolvedModel:
     if name in our_model_types():
         return ResolvedModel(name, name, {}, None, from_config=True)
     if name in ASSETS:
-        asset = ASSETS[name]
-        if asset.kind != "model":
-            models_known = ", ".join(n for n, a in ASSETS.items() if a.kind == "model")
-            raise UserError(f"asset {name!r} is a {asset.kind}, not a model: model assets are {models_known}")
+        asset = require_kind(name, "model")
         kwargs = {"gguf_file": asset.gguf_file} if asset.gguf_file else {}
         return ResolvedModel(name, str(asset_path(name)), kwargs, asset.extra.get("hub_id"))
     path = Path(name).expanduser()
@@ -119,7 +116,7 @@ def resolve_model(name: str) -> ResolvedModel:
 def _hub_failure(name: str, what: str, err: Exception) -> UserError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     assets = ", ".join(n for n, a in ASSETS.items() if a.kind == "model")
-    why = "offline mode is on (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else str(err).splitlines()[0][:160]
+    why = "offline mode is on (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else first_line(err, 160)
     return UserError(f"cannot load the {what} of model {name!r}: {why}; name a model asset ({assets}), a local folder or a Hub id")
 
 
@@ -136,7 +133,7 @@ def load_model_config(model: ResolvedModel, **overrides):
         if not model.from_config and not overrides:
             raise _hub_failure(model.name, "config", err) from None
         raise UserError(f"the config of model {model.name!r} rejects the settings: "
-                        f"{str(err).splitlines()[0].rstrip('.')}; fix model_config") from None
+                        f"{first_line(err)}; fix model_config") from None
 
 
 def load_tokenizer(model: ResolvedModel):
@@ -349,19 +346,17 @@ def _read_vectors(name: str):
     from .models import load_word_vectors
 
     if name in ASSETS:
-        if ASSETS[name].kind != "vectors":
-            known = ", ".join(n for n, a in ASSETS.items() if a.kind == "vectors")
-            raise UserError(f"asset {name!r} is a {ASSETS[name].kind}, not word vectors: vectors assets are {known}")
+        require_kind(name, "vectors", "word vectors")
         location, label = asset_path(name), name
     else:
         location, label = Path(name).expanduser(), Path(name).name
         if not location.exists():
-            known = ", ".join(n for n, a in ASSETS.items() if a.kind == "vectors")
-            raise UserError(f"vectors {name!r} not found: name a vectors asset ({known}) or a word2vec/GloVe text file")
+            raise UserError(f"vectors {name!r} not found: name a vectors asset ({', '.join(names_of_kind('vectors'))}) "
+                            "or a word2vec/GloVe text file")
     try:
         words, matrix = load_word_vectors(location)
     except ValueError as err:
-        raise UserError(str(err).splitlines()[0]) from None
+        raise UserError(first_line(err)) from None
     return label, words, matrix
 
 
@@ -387,7 +382,7 @@ def _init_from_vectors(model, tokenizer, tokenizer_name: str, vectors, config, b
     try:
         report = init_embeddings_from_vectors(model, tokenizer, (words, matrix), freeze=config.freeze_vectors)
     except ValueError as err:
-        raise UserError(str(err).splitlines()[0]) from None
+        raise UserError(first_line(err)) from None
     logger.info(f"vectors {label}: {report['matched']:,} of {report['vocab_size']:,} tokens of {tokenizer_name} "
                 f"covered ({100 * report['coverage']:.1f}%), {dim}-d, "
                 f"{'frozen' if config.freeze_vectors else 'fine-tuned'}")

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
@@ -280,7 +280,7 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | tupl
         try:
             values = _parse_yaml(path.read_text())
         except yaml.YAMLError as err:
-            raise UserError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}): fix the file") from None
+            raise UserError(f"config file {path} is not valid YAML ({first_line(err)}): fix the file") from None
         values = {} if values is None else values
         if not isinstance(values, dict):
             raise UserError(f"config file {path} must hold a mapping of keys to values, not {type(_plain(values)).__name__}")

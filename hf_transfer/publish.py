@@ -30,7 +30,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
 from .cards import read_json, remote_code_files, render_card
-from .errors import UserError
+from .errors import UserError, first_line
 from .results import METRICS_FILE, RunResult
 
 CARD_FILE = "README.md"
@@ -166,7 +166,7 @@ def _load_result(root: Path, force: bool) -> RunResult | None:
     try:
         return RunResult.load(root)
     except (ValueError, TypeError, KeyError) as err:
-        raise UserError(f"{root / METRICS_FILE} is not a run record ({str(err).splitlines()[0][:120]}): "
+        raise UserError(f"{root / METRICS_FILE} is not a run record ({first_line(err, 120)}): "
                         "publish the folder of a finished run, or pass --force") from None
 
 
@@ -179,7 +179,7 @@ def _check_card(root: Path, force: bool) -> None:
             card = ModelCard.load(path)
             problem = None if card.data.eval_results else "it has no model-index (eval results)"
         except Exception as err:  # ModelCard.load raises ValueError, yaml errors and more for a broken header
-            problem = f"it does not parse ({str(err).strip().splitlines()[0][:120]})"
+            problem = f"it does not parse ({first_line(err, 120)})"
     if problem and not force:
         raise UserError(f"the model card {path} is not valid: {problem}; re-run the classify run, or pass --force")
 
@@ -323,8 +323,8 @@ def publish_to_hub(output_dir: Path, repo_id: str, *, private: bool = False, rev
 
 
 def _first_line(err: BaseException, token: str) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text.replace(token, "***")[:200]
+    """The error's first line with the token masked (masked before trimming, so no part of it survives)."""
+    return first_line(err, limit=10_000).replace(token, "***")[:200]
 
 
 def _hub_error(err: BaseException, repo_id: str, token: str) -> str:

@@ -20,41 +20,15 @@ import json
 import torch
 from torch import nn
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .errors import UserError
+from .label_texts import per_label_texts, seq2seq_target_log_probs, seq2seq_targets
 
 
 def check_label_words(label_names: list[str], label_words: dict) -> list[str]:
     """The target text of every label, in label order: `label_words[label]`, else the label's name."""
-    given = {str(label): words for label, words in label_words.items()}  # YAML reads `1: yes` with an int key
-    unknown = sorted(set(given) - set(label_names))
-    if unknown:
-        raise UserError(f"label_words names label {unknown[0]!r}, which the task does not have "
-                        f"({', '.join(label_names)}): fix the key")
-    words = [given.get(label, label) for label in label_names]
-    for label, text in zip(label_names, words):
-        if not isinstance(text, str) or not text.strip():
-            raise UserError(f"label_words gives label {label!r} the empty or non-text value {text!r}: give it words")
-    return words
-
-
-def label_targets(tokenizer, label_words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, mask), each [num_labels, longest target]: every label's words as the model's training target."""
-    encoded = tokenizer(text_target=label_words)["input_ids"]
-    seen = {}
-    for words, ids in zip(label_words, encoded):
-        if tuple(ids) in seen:
-            raise UserError(f"label words {seen[tuple(ids)]!r} and {words!r} tokenize to the same target {ids}: "
-                            "set label_words so that every label reads differently")
-        seen[tuple(ids)] = words
-    width = max(len(ids) for ids in encoded)
-    ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, target in enumerate(encoded):
-        ids[row, : len(target)] = torch.tensor(target)
-        mask[row, : len(target)] = 1
-    return ids, mask
+    return per_label_texts(label_words, label_names, str, "label_words")
 
 
 class TextToTextClassifier(nn.Module):
@@ -66,7 +40,7 @@ class TextToTextClassifier(nn.Module):
         super().__init__()
         self.seq2seq = seq2seq
         self.label_words = list(label_words)
-        ids, mask = label_targets(tokenizer, self.label_words)
+        ids, mask = seq2seq_targets(tokenizer, self.label_words, "label_words")
         self.register_buffer("target_ids", ids, persistent=False)
         self.register_buffer("target_mask", mask, persistent=False)
 
@@ -103,15 +77,8 @@ class TextToTextClassifier(nn.Module):
 
     def label_scores(self, input_ids, attention_mask) -> torch.Tensor:
         """[batch, num_labels]: log p(words of label | text), summed over the target tokens."""
-        batch, num_labels = input_ids.shape[0], self.target_ids.shape[0]
         encoded = self.seq2seq.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        targets = self.target_ids.repeat(batch, 1)  # row b * num_labels + l: text b, label l
-        logits = self.seq2seq(
-            encoder_outputs=BaseModelOutput(last_hidden_state=encoded.repeat_interleave(num_labels, 0)),
-            attention_mask=attention_mask.repeat_interleave(num_labels, 0),
-            decoder_input_ids=self.seq2seq.prepare_decoder_input_ids_from_labels(labels=targets),
-        ).logits.float()
-        token_log_probs = logits.log_softmax(-1).gather(-1, targets[..., None]).view(batch, num_labels, -1)
+        token_log_probs = seq2seq_target_log_probs(self.seq2seq, encoded, attention_mask, self.target_ids)
         return (token_log_probs * self.target_mask).sum(-1)
 
     def save_pretrained(self, output_dir, **kwargs):

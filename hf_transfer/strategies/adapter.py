@@ -59,7 +59,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from ..config import from_dict
-from ..errors import UserError
+from ..errors import UserError, first_line
 from .base import Strategy, StrategySetup, register_strategy
 from .layers import head_modules
 
@@ -163,7 +163,7 @@ class AdapterTuning(Strategy):
             peft_model = get_peft_model(model, peft_config)
         except (TypeError, ValueError, NotImplementedError, KeyError) as err:
             raise UserError(f"adapter method {self.options.method!r} cannot apply to {model_type} with these options: "
-                            f"{_first_line(err)}; check strategy_options") from None
+                            f"{first_line(err)}; check strategy_options") from None
         if Path(model.name_or_path).is_dir():
             # AutoPeftModel rebuilds the base from here: an absolute path loads offline from any working directory.
             peft_model.peft_config["default"].base_model_name_or_path = str(Path(model.name_or_path).resolve())
@@ -217,7 +217,3 @@ def _check_prompt_learning(method: str, model, family) -> None:
     if family.decoder_only:
         raise UserError(f"adapter method {method!r} cannot apply to {model_type}: a decoder-only classifier finds the "
                         "last real token from input_ids, which prompt methods replace by inputs_embeds; use method=lora")
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")

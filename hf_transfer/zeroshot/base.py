@@ -74,22 +74,6 @@ def check_template(template: str, placeholder: str, example: str) -> None:
                         f"e.g. {example!r}")
 
 
-def per_label_texts(mapping: dict, label_names: list[str], default, key: str) -> list[str]:
-    """The per-label strings of an option like options.verbalizers, in label order; `default(label)` fills gaps."""
-    given = {str(label): text for label, text in mapping.items()}  # YAML reads `1: yes` with an int key
-    unknown = sorted(set(given) - set(label_names))
-    if unknown:
-        raise UserError(f"options.{key} names label {unknown[0]!r}, which the task does not have "
-                        f"({', '.join(label_names)}): fix the key")
-    texts = []
-    for label in label_names:
-        text = given.get(label, default(label))
-        if not isinstance(text, str) or not text.strip():
-            raise UserError(f"options.{key} gives label {label!r} the empty or non-text value {text!r}: give it words")
-        texts.append(text)
-    return texts
-
-
 def model_kind(config) -> str:
     """encoder-decoder | encoder | decoder | other, from the Auto classes that know the config (ours included)."""
     from .. import models  # noqa: F401  registers our backbones with the Auto classes

@@ -15,7 +15,8 @@ from transformers import AutoModel
 
 from ..backbones import load_tokenizer
 from ..errors import UserError
-from .base import ZeroShotMethod, check_template, model_kind, per_label_texts, register_method, wrong_model
+from ..label_texts import per_label_texts
+from .base import ZeroShotMethod, check_template, model_kind, register_method, wrong_model
 
 
 @dataclass
@@ -49,7 +50,7 @@ class EmbeddingMethod(ZeroShotMethod):
         self.model = AutoModel.from_pretrained(model.location, **model.load_kwargs).to(device).eval()
 
     def label_prompts(self, label_names):
-        descriptions = per_label_texts(self.options.label_descriptions, label_names, str, "label_descriptions")
+        descriptions = per_label_texts(self.options.label_descriptions, label_names, str, "options.label_descriptions")
         return {label: self.options.template.replace("{label}", text) for label, text in zip(label_names, descriptions)}
 
     def prepare(self, label_names, multi_label):

@@ -17,7 +17,8 @@ from transformers import AutoModelForCausalLM, DynamicCache
 
 from ..backbones import load_tokenizer
 from ..errors import UserError
-from .base import ZeroShotMethod, check_template, model_kind, per_label_texts, register_method, wrong_model
+from ..label_texts import per_label_texts
+from .base import ZeroShotMethod, check_template, model_kind, register_method, wrong_model
 
 REDUCTIONS = ("sum", "mean")
 
@@ -77,7 +78,7 @@ class CausalLMMethod(ZeroShotMethod):
         self.start_id = bos if bos is not None else self.tokenizer.eos_token_id
 
     def label_prompts(self, label_names):
-        texts = per_label_texts(self.options.verbalizers, label_names, lambda label: f" {label}", "verbalizers")
+        texts = per_label_texts(self.options.verbalizers, label_names, lambda label: f" {label}", "options.verbalizers")
         return dict(zip(label_names, texts))
 
     def prepare(self, label_names, multi_label):

@@ -15,7 +15,8 @@ from transformers import AutoModelForSequenceClassification
 
 from ..backbones import load_tokenizer
 from ..errors import UserError
-from .base import ZeroShotMethod, check_template, per_label_texts, register_method, wrong_model
+from ..label_texts import per_label_texts
+from .base import ZeroShotMethod, check_template, register_method, wrong_model
 
 
 @dataclass
@@ -58,7 +59,7 @@ class NLIMethod(ZeroShotMethod):
         self.entailment, self.contradiction = entailment_ids(self.model.config)
 
     def label_prompts(self, label_names):
-        descriptions = per_label_texts(self.options.label_descriptions, label_names, str, "label_descriptions")
+        descriptions = per_label_texts(self.options.label_descriptions, label_names, str, "options.label_descriptions")
         return {label: self.options.template.replace("{label}", text) for label, text in zip(label_names, descriptions)}
 
     def prepare(self, label_names, multi_label):

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..backbones import ResolvedModel, family_of, load_model_config, resolve_model
 from ..config import ZEROSHOT_SPLITS, ZeroShotBaselineConfig, ZeroShotConfig, to_dict
 from ..data import TaskData, load_task_data, prediction_rows
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..metrics import classification_report
 from ..results import RunResult
 from ..run_folder import RunFolder, default_output_dir
@@ -78,7 +78,7 @@ class ZeroShotClassifier:
         try:
             self.method.load(self.model, self.device)
         except OSError as err:  # no weights in the folder, or not in the offline cache
-            first = (str(err).splitlines() or ["unreadable"])[0][:200]
+            first = first_line(err)
             raise UserError(f"cannot load the weights of model {self.model.name!r} ({first}): check the folder or "
                             "Hub id, or fetch it once online") from None
         self.method.prepare(self.label_names, multi_label)

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import AutoModelForSeq2SeqLM
-from transformers.modeling_outputs import BaseModelOutput
 
 from ..backbones import load_tokenizer
-from .base import ZeroShotMethod, check_template, model_kind, per_label_texts, register_method, wrong_model
-from .lm import check_reduction, padded, reduce_log_likelihoods
+from ..label_texts import per_label_texts, seq2seq_target_log_probs, seq2seq_targets
+from .base import ZeroShotMethod, check_template, model_kind, register_method, wrong_model
+from .lm import check_reduction, reduce_log_likelihoods
 
 
 @dataclass
@@ -46,11 +46,11 @@ class Seq2SeqMethod(ZeroShotMethod):
         self.model = AutoModelForSeq2SeqLM.from_pretrained(model.location, **model.load_kwargs).to(device).eval()
 
     def label_prompts(self, label_names):
-        return dict(zip(label_names, per_label_texts(self.options.verbalizers, label_names, str, "verbalizers")))
+        return dict(zip(label_names, per_label_texts(self.options.verbalizers, label_names, str, "options.verbalizers")))
 
     def prepare(self, label_names, multi_label):
-        encoded = self.tokenizer(text_target=list(self.label_prompts(label_names).values()))["input_ids"]
-        ids, mask = padded(encoded, self.tokenizer.pad_token_id)
+        ids, mask = seq2seq_targets(self.tokenizer, list(self.label_prompts(label_names).values()),
+                                    "options.verbalizers")
         self.targets, self.target_mask = ids.to(self.device), mask.to(self.device)
 
     def probabilities(self, texts, max_length):
@@ -63,12 +63,5 @@ class Seq2SeqMethod(ZeroShotMethod):
         batch = self.tokenizer(prompts, truncation=True, max_length=max_length, padding=True,
                                return_tensors="pt").to(self.device)
         encoded = self.model.get_encoder()(**batch).last_hidden_state
-        num_labels = len(self.targets)
-        targets = self.targets.repeat(len(texts), 1)
-        logits = self.model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=encoded.repeat_interleave(num_labels, 0)),
-            attention_mask=batch["attention_mask"].repeat_interleave(num_labels, 0),
-            decoder_input_ids=self.model.prepare_decoder_input_ids_from_labels(labels=targets),
-        ).logits.float()
-        token_log_probs = logits.log_softmax(-1).gather(-1, targets[..., None]).view(len(texts), num_labels, -1)
+        token_log_probs = seq2seq_target_log_probs(self.model, encoded, batch["attention_mask"], self.targets)
         return reduce_log_likelihoods(token_log_probs, self.target_mask[None], self.options.reduction)
