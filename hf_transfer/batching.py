@@ -89,3 +89,9 @@ def pad_batch(columns: dict[str, Sequence[Sequence[int]]], rows: Sequence[int], 
             padded[i, :length] = torch.as_tensor(values[row])
         batch[name] = padded
     return batch
+
+
+def right_pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """rows (n sequences of ints, lengths may differ) -> LongTensor (n, longest), each row followed by `value`."""
+    longest = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [value] * (longest - len(row)) for row in rows], dtype=torch.long)

@@ -3,7 +3,7 @@
 Schema (version 1) — every run kind writes the same top-level keys:
 
     schema_version   1
-    kind             "classification" | "zero-shot"
+    kind             "classification" | "zero-shot" | "pretraining"
     created          ISO 8601 time, UTC
     model            {name, location, base_model, model_type, family}; classification runs add head
                      ("classification" | "text-to-text"), tokenizer, pretrained (bool), vectors (null or {name, dim,
@@ -21,6 +21,26 @@ Schema (version 1) — every run kind writes the same top-level keys:
     config           the resolved run config
     seed             the training seed
     versions         {python, torch, transformers, datasets, evaluate, accelerate, peft, huggingface_hub, hf_transfer}
+
+A "pretraining" run (hf_transfer.pretraining) fills these keys with what pretraining has:
+
+    model            {name (the architecture), location and base_model (of from_checkpoint; null from scratch),
+                     model_type, family, pretrained (bool: continued from a checkpoint), tokenizer (the tokenizer or
+                     from_checkpoint named, or "trained on the corpus"), vocab_size}
+    strategy         {name "pretraining", objective ("mlm" | "causal" | "span"), description, transferred
+                     ("parameters" | "none"), options: {mlm_probability, mask_replace_prob, random_replace_prob}
+                     (mlm), {noise_density, mean_span_length} (span), {} (causal)}
+    task             {dataset (the corpus), description, files, block_length (tokens), split_sizes {train, eval}
+                     (blocks)}
+    metrics          {"eval": {loss (mean cross-entropy, nats per predicted token: masked tokens, next tokens or
+                     span targets), perplexity (exp(loss)), num_examples (blocks)}}
+    compute          the keys above except train_examples_per_s; times and tokens/s are this session's (a resumed run
+                     counts from its checkpoint)
+    training         {epochs, max_steps, learning_rate, batch_size (over all processes), warmup_ratio, weight_decay,
+                     max_seq_length, optimizer_steps, resumed_from_step, train_loss (this session's mean),
+                     final_train_loss (last logging window), tokens_seen (non-pad input tokens, all sessions),
+                     log_history}
+    baselines        {}
 """
 
 from __future__ import annotations

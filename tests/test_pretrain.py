@@ -1,9 +1,12 @@
-"""Pretraining end to end on a tiny corpus: every architecture, the T5 span corruption, resuming, bad input."""
+"""Pretraining end to end on a tiny corpus: every architecture, the T5 span corruption, resuming (after an exception
+and after SIGKILL), bad input."""
 
+import dataclasses
 import importlib.util
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +27,7 @@ from hf_transfer.config import load_config
 from hf_transfer.errors import UserError
 from hf_transfer.config import PretrainConfig
 from hf_transfer.pretraining import SpanCorruptionCollator, run_pretraining
+from hf_transfer.results import RunResult
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "pretrain.py"
 WORDS = ("thou art the king and queen of fair verona my lord good night sweet prince love doth speak what light "
@@ -88,7 +92,7 @@ def test_pretrained_folder_loads_as_language_model_and_as_classifier(pretrained,
     assert metrics["global_step"] == 3 and np.isfinite(metrics["train_loss"]) and np.isfinite(metrics["eval_loss"])
     assert metrics["perplexity"] == pytest.approx(np.exp(metrics["eval_loss"]))
     assert metrics["tokens_seen"] > 0 and metrics["tokens_per_second"] > 0
-    assert json.loads((out / "pretrain_metrics.json").read_text())["eval_loss"] == metrics["eval_loss"]
+    assert RunResult.load(out).metrics["eval"]["loss"] == metrics["eval_loss"]
     assert (out / "model.safetensors").is_file()
 
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -171,11 +175,58 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(corpus, tmp_path):
 
     resumed = run_pretraining(tiny_config("gpt2", corpus, out, **settings))
     assert resumed["resumed_from_step"] == 2 and resumed["global_step"] == 4
+    assert_same_run(resumed, out, reference, tmp_path / "reference", AutoModelForCausalLM)
+
+
+def assert_same_run(resumed: dict, resumed_dir: Path, reference: dict, reference_dir: Path, model_class) -> None:
+    """A resumed run saw the same tokens and ended with the reference run's weights and eval loss."""
     assert resumed["tokens_seen"] == reference["tokens_seen"]
-    finished = AutoModelForCausalLM.from_pretrained(out).state_dict()
-    for name, weight in AutoModelForCausalLM.from_pretrained(tmp_path / "reference").state_dict().items():
+    finished = model_class.from_pretrained(resumed_dir).state_dict()
+    for name, weight in model_class.from_pretrained(reference_dir).state_dict().items():
         torch.testing.assert_close(finished[name], weight, rtol=1e-5, atol=1e-6, msg=name)
     assert resumed["eval_loss"] == pytest.approx(reference["eval_loss"], abs=1e-5)
+
+
+class KillAt(TrainerCallback):
+    """SIGKILLs its own process right after optimiser step `step`, as the OOM killer or a power cut would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+KILLED_RUN = """import json, sys
+sys.path.insert(0, sys.argv[3])
+from test_pretrain import KillAt
+from hf_transfer.config import PretrainConfig
+from hf_transfer.pretraining import run_pretraining
+run_pretraining(PretrainConfig(**json.loads(sys.argv[1])), callbacks=(KillAt(int(sys.argv[2])),))
+"""
+
+
+def run_killed_at(config: PretrainConfig, step: int) -> subprocess.CompletedProcess:
+    """Run `config` in a child process that SIGKILLs itself after optimiser step `step`."""
+    return subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(dataclasses.asdict(config)), str(step),
+                           str(Path(__file__).parent)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("architecture", ["bert", "t5"])
+def test_run_killed_between_checkpoints_resumes_exactly(corpus, tmp_path, architecture):
+    """The masking (MLM) and span-corruption collators draw the same randomness after a resume (issue 15)."""
+    settings = dict(max_steps=14, save_steps=4)  # 10 batches an epoch (BERT), 8 (T5): step 13 is in the second
+    reference = run_pretraining(tiny_config(architecture, corpus, tmp_path / "reference", **settings))
+    for kill_step in (6, 13):
+        out = tmp_path / f"killed-at-{kill_step}"
+        killed = run_killed_at(tiny_config(architecture, corpus, out, **settings), kill_step)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert all(p.name.startswith("checkpoint-") for p in out.iterdir()), "no complete-looking output after a kill"
+
+        resumed = run_pretraining(tiny_config(architecture, corpus, out, **settings))
+        assert resumed["resumed_from_step"] == kill_step // 4 * 4 and resumed["global_step"] == 14
+        assert_same_run(resumed, out, reference, tmp_path / "reference", LM_CLASSES[architecture])
 
 
 def bad_corpora(folder: Path) -> dict:
@@ -240,9 +291,10 @@ def test_recipe_pretrains_from_yaml_and_overrides(corpus, tmp_path, capsys):
     printed = capsys.readouterr()
     assert "tok/s" in printed.err, "the progress bar shows the throughput"
     assert "gpt2: step 2" in printed.out and "tokens/s" in printed.out
-    metrics = json.loads((tmp_path / "out" / "pretrain_metrics.json").read_text())
-    assert metrics["architecture"] == "gpt2" and metrics["global_step"] == 2
-    assert metrics["config"]["model_config"]["n_layer"] == 2 and metrics["config"]["max_steps"] == 2
+    result = RunResult.load(tmp_path / "out")
+    assert result.kind == "pretraining"
+    assert result.model["name"] == "gpt2" and result.training["optimizer_steps"] == 2
+    assert result.config["model_config"]["n_layer"] == 2 and result.config["max_steps"] == 2
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.n_embd == 32
 
 
