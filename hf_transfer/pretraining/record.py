@@ -3,7 +3,9 @@ run_pretraining returns and the recipe prints."""
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,18 @@ from ..runtime import hardware_description, peak_memory_mb
 from .architectures import Architecture
 from .objectives import OBJECTIVES
 
+# run_pretraining's returned keys -> their places in the RunResult. train_loss is this session's mean,
+# final_train_loss the last logging window's; tokens_seen counts all sessions; tokens_per_second, train_seconds and
+# wall_seconds are this session's; perplexity is of masked tokens, next tokens or span targets, by objective.
+SUMMARY_KEYS = {
+    "architecture": "model.name", "objective": "strategy.objective", "parameters": "parameters.total",
+    "vocab_size": "model.vocab_size", "train_blocks": "task.split_sizes.train", "eval_blocks": "task.split_sizes.eval",
+    "global_step": "training.optimizer_steps", "resumed_from_step": "training.resumed_from_step",
+    "train_loss": "training.train_loss", "final_train_loss": "training.final_train_loss",
+    "eval_loss": "metrics.eval.loss", "perplexity": "metrics.eval.perplexity", "tokens_seen": "training.tokens_seen",
+    "tokens_per_second": "compute.train_tokens_per_s", "train_seconds": "compute.train_time_s",
+    "wall_seconds": "compute.total_time_s", "precision": "compute.precision", "device": "compute.device",
+}
 MAX_LOG_LOSS = 700.0  # exp(700) is near float64's limit; a diverged run reports a huge perplexity, not an overflow
 
 
@@ -37,7 +51,7 @@ def pretraining_result(config: PretrainConfig, architecture: Architecture, check
     """The run's RunResult; `split_sizes` counts the train and eval blocks, `eval_loss` is in nats per token."""
     model, state = trainer.model, trainer.state
     logged_losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
-    total = model.num_parameters()
+    total, trainable = model.num_parameters(), model.num_parameters(only_trainable=True)
     return RunResult(
         kind="pretraining",
         model={"name": config.architecture, "location": checkpoint.location if checkpoint else None,
@@ -55,8 +69,7 @@ def pretraining_result(config: PretrainConfig, architecture: Architecture, check
               "split_sizes": split_sizes},
         metrics={"eval": {"loss": eval_loss, "perplexity": math.exp(min(eval_loss, MAX_LOG_LOSS)),
                           "num_examples": split_sizes["eval"]}},
-        parameters={"trainable": model.num_parameters(only_trainable=True), "total": total,
-                    "trainable_fraction": model.num_parameters(only_trainable=True) / total},
+        parameters={"trainable": trainable, "total": total, "trainable_fraction": trainable / total},
         compute={
             "train_time_s": session.train_seconds,
             "train_tokens_per_s": session.tokens / session.train_seconds if session.train_seconds else 0.0,
@@ -89,30 +102,11 @@ def pretraining_result(config: PretrainConfig, architecture: Architecture, check
 
 
 def summary(result: RunResult, output_dir: Path) -> dict:
-    """The flat dict run_pretraining returns: architecture, objective, parameters, vocab_size, train_blocks,
-    eval_blocks, global_step, resumed_from_step, train_loss (this session's mean), final_train_loss (last logging
-    window), eval_loss, perplexity (of masked tokens, next tokens or span targets, by objective), tokens_seen (all
-    sessions), tokens_per_second, train_seconds and wall_seconds (this session), precision, device, output_dir,
-    config."""
-    return {
-        "architecture": result.model["name"],
-        "objective": result.strategy["objective"],
-        "parameters": result.parameters["total"],
-        "vocab_size": result.model["vocab_size"],
-        "train_blocks": result.task["split_sizes"]["train"],
-        "eval_blocks": result.task["split_sizes"]["eval"],
-        "global_step": result.training["optimizer_steps"],
-        "resumed_from_step": result.training["resumed_from_step"],
-        "train_loss": result.training["train_loss"],
-        "final_train_loss": result.training["final_train_loss"],
-        "eval_loss": result.metrics["eval"]["loss"],
-        "perplexity": result.metrics["eval"]["perplexity"],
-        "tokens_seen": result.training["tokens_seen"],
-        "tokens_per_second": result.compute["train_tokens_per_s"],
-        "train_seconds": result.compute["train_time_s"],
-        "wall_seconds": result.compute["total_time_s"],
-        "precision": result.compute["precision"],
-        "device": result.compute["device"],
-        "output_dir": str(output_dir),
-        "config": result.config,
-    }
+    """The flat dict run_pretraining returns: each SUMMARY_KEYS key read from its place in `result`, then
+    output_dir and config."""
+    def lookup(path: str):
+        section, *keys = path.split(".")
+        return functools.reduce(operator.getitem, keys, getattr(result, section))
+
+    return {**{key: lookup(path) for key, path in SUMMARY_KEYS.items()}, "output_dir": str(output_dir),
+            "config": result.config}

@@ -63,7 +63,7 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
     collator = collator_for(architecture.objective, tokenizer, config.seed, state.process_index)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, output_dir, precision),
+        args=pretraining_arguments(config, output_dir, precision),
         data_collator=collator,
         train_dataset=train_blocks,
         eval_dataset=eval_blocks,
@@ -119,7 +119,7 @@ def last_checkpoint(output_dir: Path, architecture: Architecture) -> Path | None
     return newest
 
 
-def training_arguments(config: PretrainConfig, output_dir: Path, precision: str) -> TrainingArguments:
+def pretraining_arguments(config: PretrainConfig, output_dir: Path, precision: str) -> TrainingArguments:
     """The Trainer's arguments: checkpoints every `save_steps` (the last two kept), one evaluation at the end."""
     return TrainingArguments(
         output_dir=str(output_dir),
