@@ -26,7 +26,7 @@ from transformers import (
 from hf_transfer.config import load_config
 from hf_transfer.errors import UserError
 from hf_transfer.config import PretrainConfig
-from hf_transfer.pretraining import SpanCorruptionCollator, run_pretraining
+from hf_transfer.pretraining import LanguageModelingCollator, SpanCorruptionCollator, run_pretraining
 from hf_transfer.results import RunResult
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "pretrain.py"
@@ -154,6 +154,26 @@ def test_span_corruption_inputs_and_targets_rebuild_the_block():
     short_inputs, short_labels = batch["input_ids"][-1], batch["labels"][-1]
     assert (short_inputs[batch["attention_mask"][-1] == 0] == 0).all() and (batch["attention_mask"][-1] == 0).any()
     assert (short_labels == -100).any(), "padded label positions carry no loss"
+
+
+def test_collators_draw_each_batch_from_its_number_alone(tiny_bert):
+    """Batch k is masked (or corrupted) the same whether batches 0..k-1 were made first or the collator restarted
+    at k, as a resumed run does; eval batches have numbers of their own."""
+    rng = random.Random(0)
+    blocks = [{"input_ids": [rng.randrange(5, 31) for _ in range(48)]} for _ in range(8)]
+    makers = {"mlm": lambda: LanguageModelingCollator(AutoTokenizer.from_pretrained(tiny_bert), seed=7),
+              "span": lambda: SpanCorruptionCollator(list(range(1000, 1100)), eos_token_id=1, pad_token_id=0, seed=7)}
+    for objective, make in makers.items():
+        straight = make()
+        batches = [straight(blocks) for _ in range(3)]
+        restarted = make()
+        restarted.restart_batches("train", 2)
+        again = restarted(blocks)
+        assert all(torch.equal(again[key], batches[2][key]) for key in batches[2]), objective
+        assert not torch.equal(batches[1]["labels"], batches[2]["labels"]), objective
+        straight.restart_batches("eval")
+        restarted.restart_batches("eval")
+        assert torch.equal(straight(blocks)["labels"], restarted(blocks)["labels"]), objective
 
 
 class Interrupt(TrainerCallback):
