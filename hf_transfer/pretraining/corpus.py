@@ -7,7 +7,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
-from ..assets import ASSETS, asset_path
+from ..assets import ASSETS, asset_path, names_of_kind, require_kind
 from ..config import PretrainConfig
 from ..errors import UserError
 
@@ -22,18 +22,14 @@ def corpus_files(corpus: str) -> list[Path]:
     binary or not UTF-8, and a corpus without a non-blank line.
     """
     if corpus in ASSETS:
-        asset = ASSETS[corpus]
-        if asset.kind != "corpus":
-            corpora = ", ".join(name for name, a in ASSETS.items() if a.kind == "corpus")
-            raise UserError(f"asset {corpus!r} is a {asset.kind}, not a corpus: corpus assets are {corpora}")
+        require_kind(corpus, "corpus")
         excluded = CORPUS_ASSET_EXCLUDES.get(corpus, set())
         files = [f for f in sorted(asset_path(corpus).glob("*.txt")) if f.name not in excluded]
     else:
         path = Path(corpus).expanduser()
         if not path.exists():
-            corpora = ", ".join(name for name, a in ASSETS.items() if a.kind == "corpus")
             raise UserError(f"corpus {corpus!r} not found: pass a .txt file, a folder of .txt files, "
-                            f"or a corpus asset ({corpora})")
+                            f"or a corpus asset ({', '.join(names_of_kind('corpus'))})")
         files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
         if not files:
             raise UserError(f"corpus folder {corpus!r} holds no *.txt files: put the text in .txt files (UTF-8)")

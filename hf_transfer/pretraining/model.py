@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
 from ..backbones import ResolvedModel, load_model_config, resolve_model
 from ..config import PretrainConfig
 from ..errors import UserError, first_line
+from ..log import logger
 from .architectures import AUTO_MODEL_CLASSES, MIN_POSITIONS, Architecture
 
 
@@ -69,7 +68,7 @@ def load_checkpoint_model(checkpoint: ResolvedModel, architecture: Architecture,
     """
     model_config = load_model_config(checkpoint)
     if config.model_config:
-        print("hf-transfer: model_config is ignored: from_checkpoint fixes the model's shape", file=sys.stderr)
+        logger.warning("model_config is ignored: from_checkpoint fixes the model's shape")
     _check_vocabulary_fits(tokenizer, model_config.vocab_size, f"from_checkpoint {config.from_checkpoint!r}")
     if config.tokenizer:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..config import PretrainConfig
 from ..errors import UserError
+from ..log import logger
 from ..runtime import resolve_precision, set_threads
 from .architectures import Architecture, check_config
 from .corpus import corpus_files, split_blocks, token_blocks
@@ -55,10 +55,9 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
         blocks = token_blocks(files, tokenizer, architecture.objective, config.max_seq_length)
     train_blocks, eval_blocks = split_blocks(blocks, config)
     precision = resolve_precision(config.precision, getattr(model.config, "hidden_size", 0))
-    if state.is_main_process:
-        print(f"hf-transfer: pretraining {config.architecture} ({model.num_parameters() / 1e6:.1f}M parameters, "
-              f"vocabulary {len(tokenizer)}) on {len(train_blocks)} blocks of {config.max_seq_length} tokens, "
-              f"{precision}" + (f", resuming from {resume_from}" if resume_from else ""), file=sys.stderr)
+    logger.info(f"pretraining {config.architecture} ({model.num_parameters() / 1e6:.1f}M parameters, vocabulary "
+                f"{len(tokenizer)}) on {len(train_blocks)} blocks of {config.max_seq_length} tokens, {precision}"
+                + (f", resuming from {resume_from}" if resume_from else ""))
 
     collator = collator_for(architecture.objective, tokenizer, config.seed, state.process_index)
     trainer = Trainer(
