@@ -80,15 +80,8 @@ def length_sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch_siz
 def pad_batch(columns: dict[str, Sequence[Sequence[int]]], rows: Sequence[int], pad_id: int) -> dict:
     """Right-padded tensors of the given rows of tokenizer output columns (input_ids, attention_mask,
     token_type_ids, ...): what DataCollatorWithPadding does, without its per-example Python overhead."""
-    lengths = [len(columns["input_ids"][row]) for row in rows]
-    longest = max(lengths)
-    batch = {}
-    for name, values in columns.items():
-        padded = torch.full((len(rows), longest), pad_id if name == "input_ids" else 0, dtype=torch.long)
-        for i, (row, length) in enumerate(zip(rows, lengths)):
-            padded[i, :length] = torch.as_tensor(values[row])
-        batch[name] = padded
-    return batch
+    return {name: right_pad([values[row] for row in rows], pad_id if name == "input_ids" else 0)
+            for name, values in columns.items()}
 
 
 def right_pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from .batching import right_pad
 from .errors import UserError
 
 
@@ -43,13 +44,7 @@ def seq2seq_targets(tokenizer, texts: list[str], key: str) -> tuple[torch.Tensor
             raise UserError(f"label texts {seen[tuple(ids)]!r} and {text!r} tokenize to the same target {ids}: "
                             f"set {key} so that every label reads differently")
         seen[tuple(ids)] = text
-    width = max(len(ids) for ids in encoded)
-    ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, target in enumerate(encoded):
-        ids[row, : len(target)] = torch.tensor(target)
-        mask[row, : len(target)] = 1
-    return ids, mask
+    return right_pad(encoded, tokenizer.pad_token_id), right_pad([[1] * len(ids) for ids in encoded], 0)
 
 
 def seq2seq_target_log_probs(seq2seq, encoded: torch.Tensor, attention_mask: torch.Tensor,

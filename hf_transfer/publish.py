@@ -29,7 +29,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
-from .cards import read_json, remote_code_files, render_card
+from .cards import has_card, read_json, remote_code_files, render_card
 from .errors import UserError, first_line
 from .results import METRICS_FILE, RunResult
 
@@ -151,7 +151,7 @@ def plan_publish(output_dir: Path, repo_id: str, force: bool = False) -> Publish
     published = {name: PublishedFile(name, path) for name, path in files.items()}
     if layout == "adapter":
         published["adapter_config.json"] = _adapter_config_for_hub(root, result, force)
-    if result is not None:
+    if result is not None and (has_card(result.kind) or not force):  # --force: e.g. a pretraining run, no card
         card = render_card(result, root, repo_id)
         published[CARD_FILE] = PublishedFile(CARD_FILE, content=str(card).encode())
     return PublishPlan(repo_id, layout, sorted(published.values(), key=lambda f: f.path_in_repo), skipped, result)

@@ -40,6 +40,11 @@ def register_card_renderer(kind: str) -> Callable[[CardRenderer], CardRenderer]:
     return register
 
 
+def has_card(kind: str) -> bool:
+    """Whether runs of `kind` have a card renderer (registered or registering on first use)."""
+    return kind in CARD_RENDERERS or kind in RENDERER_MODULES
+
+
 def render_card(result: RunResult, folder: Path, load_from: str, reproduce: str | None = None) -> ModelCard:
     """The model card of a run, rendered by the renderer of `result.kind`.
 

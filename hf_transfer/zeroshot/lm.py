@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, DynamicCache
 
 from ..backbones import load_tokenizer
 from ..errors import UserError
+from ..batching import right_pad
 from ..label_texts import per_label_texts
 from .base import ZeroShotMethod, check_template, model_kind, register_method, wrong_model
 
@@ -35,14 +36,6 @@ class LMOptions:
 def check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise UserError(f"options.reduction takes {' or '.join(REDUCTIONS)}, got {reduction!r}")
-
-
-def padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and their mask."""
-    width = max(map(len, rows))
-    ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
-    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
-    return ids, mask
 
 
 def reduce_log_likelihoods(token_log_probs: torch.Tensor, mask: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -87,7 +80,7 @@ class CausalLMMethod(ZeroShotMethod):
         empty = [label for label, ids in zip(verbalizers, encoded) if not ids]
         if empty:
             raise UserError(f"the verbalizer of label {empty[0]!r} encodes to no tokens: set options.verbalizers.{empty[0]}")
-        ids, mask = padded(encoded, self.tokenizer.pad_token_id)
+        ids, mask = right_pad(encoded, self.tokenizer.pad_token_id), right_pad([[1] * len(row) for row in encoded], 0)
         self.continuations, self.continuation_mask = ids.to(self.device), mask.to(self.device)
         self.content_free = None
         if self.options.calibrate:
