@@ -59,13 +59,13 @@ class DataConfig:
     dataset: str = setting("rotten-tomatoes", help="dataset asset name, local CSV/TSV/JSON/JSONL/Parquet file or "
                                                    "folder of train.*/validation.*/test.*, or Hub dataset id")
     text_columns: list[str] | None = setting(None, help="one text column or a pair; null: the asset's default, "
-                                                        "else [text]")
+                                                        "else [text] (token data: the column of word lists, [tokens])")
     label_column: str | None = setting(None, help="column of label names, ids or lists (multi-label); null: the "
-                                                  "asset's default, else label")
+                                                  "asset's default, else label (token data: tags, else ner_tags)")
     labels: list[str] | None = setting(None, help="fix the label set and its order; null: sorted labels of the "
-                                                  "train split")
+                                                  "train split (token data: the entity types)")
     exclude_labels: list[str] | None = setting(None, help="rows with these labels are dropped; null: the asset's "
-                                                          "default")
+                                                          "default (token data: these entity types are tagged O)")
     train_split: str = setting("train", help="split to train on")
     validation_split: str | None = setting(None, help="null: 'validation' if present, else carved from train")
     test_split: str | None = setting(None, help="null: 'test' if present, else carved from train")
@@ -78,11 +78,27 @@ class DataConfig:
     max_eval_samples: int | None = setting(None, help="stratified subsample of the validation and test splits")
     empty_text: Literal["error", "drop"] = setting("error", help="what an example with empty text does: stop the "
                                                                  "run (error) or leave the data (drop)")
+    # Token classification (tagged words, hf_transfer/token_data.py and subwords.py)
+    tag_scheme: Literal["auto", "iob1", "iob2", "bioes"] = setting(
+        "auto", help="token tags as written, converted to IOB2: iob1, iob2, bioes (BILOU too), or auto: bioes if "
+                     "E-/S- tags occur, else iob2 if a B- tag opens an entity, else iob1")
+    invalid_tags: Literal["repair", "error"] = setting(
+        "repair", help="token tags: an I- tag that continues no entity of its type (after O) starts one, as IOB1 "
+                       "reads it (repair, counted in metrics.json), or stops the run (error)")
+    conll_tag_column: int = setting(-1, help="CoNLL column files: 0-based column of the tags (-1: the last); the "
+                                             "words are column 0")
+    label_subwords: Literal["first", "all"] = setting(
+        "first", help="token tags: label the first subword of each word, or all of them (later ones take the I- "
+                      "tag); predictions always come from the first")
+    stride: int = setting(32, help="token tags: subword tokens of context that consecutive windows of a sentence "
+                                   "longer than max_length share")
 
     def __post_init__(self):
         _fraction("data.", test_size=self.test_size, validation_size=self.validation_size)
         _positive("data.", max_length=self.max_length, max_train_samples=self.max_train_samples,
                   max_eval_samples=self.max_eval_samples)
+        if not 0 <= self.stride < self.max_length:
+            raise UserError(f"data.stride={self.stride} must lie in [0, data.max_length={self.max_length})")
         if self.text_columns is not None and not 1 <= len(self.text_columns) <= 2:
             raise UserError(f"data.text_columns takes one text column or a pair of them, got {self.text_columns}")
 
