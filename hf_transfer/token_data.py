@@ -10,8 +10,9 @@ Sequence(ClassLabel) whose names are `label_names`: "O" first, then B-/I- per en
   tag lists (`data.label_column`, default tags, else ner_tags): tag names, or ids named by a ClassLabel;
 - a folder of train.* / validation.* (dev, valid, val) / test.* files in one of those formats, a folder written by
   `save_to_disk`, a Hub-style dataset folder, or a Hub dataset id (tags as Sequence(ClassLabel), like conll2003);
-- a dataset asset: its `data_file` is one of the files above; `Asset.extra` may give the format facts
-  `tag_scheme` and `conll_tag_column`, which replace those keys' defaults.
+- a token-dataset asset (hf_transfer.assets): the file `asset_path` gives (or its `data_file`) is one of the
+  files above; its format facts replace the defaults of the keys: the tag column is `label_column`'s place in
+  `column_names` (a CoNLL file has no header), the word column `text_columns[0]`'s, and `tag_scheme` the scheme.
 
 Tags written in IOB1, IOB2 or BIOES (BILOU too) are converted to IOB2 (`data.tag_scheme`; auto detection:
 bioes if an E-/S-/L-/U- tag occurs, else iob2 if some B- tag opens an entity, else iob1). In IOB2 and BIOES an
@@ -48,6 +49,7 @@ TABLE_SUFFIXES = (".json", ".jsonl", ".parquet")
 OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 # Prefixes each scheme may write; BILOU's L (last) and U (unit) are BIOES's E and S.
 SCHEME_PREFIXES = {"iob1": "BI", "iob2": "BI", "bioes": "BIESLU"}
+TOKEN_ASSET_KIND = "token-dataset"  # hf_transfer.assets: `asset_path` (or its data_file) is the data file
 
 
 @dataclass
@@ -121,7 +123,7 @@ def load_token_data(config: DataConfig) -> TokenTaskData:
     after O when data.invalid_tags=error; an entity type in a split that the train split (or data.labels) lacks; a
     train split without entities.
     """
-    raw, description, scheme, tag_column = _load_raw(config)
+    raw, description, scheme = _load_raw(config)
     if config.train_split not in raw:
         raise UserError(f"dataset {config.dataset!r} has no split {config.train_split!r} (splits: {', '.join(raw)}); "
                         "set data.train_split")
@@ -159,34 +161,44 @@ def load_token_data(config: DataConfig) -> TokenTaskData:
 # Reading
 
 
-def _load_raw(config: DataConfig) -> tuple[dict[str, _RawSplit], str, str, int]:
-    """The splits as read, a description, and the tag scheme and CoNLL tag column to use."""
+def _load_raw(config: DataConfig) -> tuple[dict[str, _RawSplit], str, str]:
+    """The splits as read, a description, and the tag scheme to use."""
     name, scheme, tag_column = config.dataset, config.tag_scheme, config.conll_tag_column
     if name in ASSETS:
         asset = ASSETS[name]
-        if not asset.data_file:
-            known = ", ".join(n for n, a in ASSETS.items() if a.data_file)
-            raise UserError(f"asset {name!r} is a {asset.kind}, not a data set: data set assets are {known}")
-        # The asset's format facts replace the keys' defaults, never a value the user set.
-        scheme = asset.extra.get("tag_scheme", scheme) if scheme == "auto" else scheme
-        tag_column = asset.extra.get("conll_tag_column", tag_column) if tag_column == -1 else tag_column
-        return _read_path(asset_path(name) / asset.data_file, config, tag_column), asset.description, scheme, tag_column
+        if asset.kind != TOKEN_ASSET_KIND:
+            known = ", ".join(n for n, a in ASSETS.items() if a.kind == TOKEN_ASSET_KIND) or "none"
+            raise UserError(f"asset {name!r} is a {asset.kind}, not token data: token data assets are {known}")
+        path = asset_path(name) / asset.data_file if asset.data_file else asset_path(name)
+        # The asset's format facts (a CoNLL file's column names, its tag scheme) replace the keys' defaults, never
+        # a value the user set.
+        columns = list(getattr(asset, "column_names", ()))
+        word_column = columns.index(asset.text_columns[0]) if asset.text_columns and asset.text_columns[0] in columns else 0
+        if tag_column == -1 and asset.label_column in columns:
+            tag_column = columns.index(asset.label_column)
+        if scheme == "auto" and getattr(asset, "tag_scheme", None):
+            scheme = asset.tag_scheme.lower()
+            if scheme not in SCHEME_PREFIXES:
+                raise UserError(f"asset {name!r} names tag scheme {asset.tag_scheme!r}: the registry entry is wrong "
+                                f"(schemes: {', '.join(SCHEME_PREFIXES)}); set data.tag_scheme")
+        return {"train": _read_path(path, config, tag_column, word_column)}, asset.description, scheme
     path = Path(name).expanduser()
     if path.is_file():
-        return _read_path(path, config, tag_column), f"local file {path.name}", scheme, tag_column
+        return {"train": _read_path(path, config, tag_column)}, f"local file {path.name}", scheme
     if path.is_dir():
-        return _read_folder(path, config, tag_column), f"local folder {path.name}", scheme, tag_column
+        return _read_folder(path, config, tag_column), f"local folder {path.name}", scheme
     if _looks_like_path(name):
         raise UserError(f"data file {name!r} not found: check data.dataset (a dataset asset, a file, a folder or a "
                         "Hub id)")
-    return _from_datasets(_load_hub(name), config, name), f"Hugging Face dataset {name}", scheme, tag_column
+    return _from_datasets(_load_hub(name), config, name), f"Hugging Face dataset {name}", scheme
 
 
-def _read_path(path: Path, config: DataConfig, tag_column: int) -> dict[str, _RawSplit]:
+def _read_path(path: Path, config: DataConfig, tag_column: int, word_column: int = 0,
+               split: str = "train") -> _RawSplit:
     if _is_table(path):
         builder, options = _builder_for(path)
-        return _from_datasets(_load(builder, data_files={"train": str(path)}, **options), config, path.name)
-    return {"train": read_conll(path, tag_column)}
+        return _from_datasets(_load(builder, data_files={split: str(path)}, **options), config, path.name)[split]
+    return read_conll(path, tag_column, word_column)
 
 
 def _is_table(path: Path) -> bool:
@@ -212,7 +224,7 @@ def _read_folder(folder: Path, config: DataConfig, tag_column: int) -> dict[str,
             files[split] = found[0]
     if "train" not in files:  # a Hub-style data set folder (data/train-*.parquet, ...): datasets finds the splits
         return _from_datasets(_load_folder(folder), config, folder.name)
-    return {split: _read_path(path, config, tag_column)["train"] for split, path in files.items()}
+    return {split: _read_path(path, config, tag_column, split=split) for split, path in files.items()}
 
 
 def _load_folder(folder: Path) -> DatasetDict:
@@ -224,8 +236,8 @@ def _load_folder(folder: Path) -> DatasetDict:
     return loaded if isinstance(loaded, DatasetDict) else DatasetDict(train=loaded)
 
 
-def read_conll(path: Path, tag_column: int = -1) -> _RawSplit:
-    """Sentences of a CoNLL-style column file: words from column 0, tags from `tag_column` (-1: the last column).
+def read_conll(path: Path, tag_column: int = -1, word_column: int = 0) -> _RawSplit:
+    """Sentences of a CoNLL-style column file: words from `word_column`, tags from `tag_column` (-1: the last).
 
     Columns are separated by any whitespace; a blank or whitespace-only line ends a sentence; `-DOCSTART-` lines
     are skipped. UTF-8 (a byte-order mark is dropped), optionally .gz / .bz2 / .xz compressed. Raises UserError
@@ -244,14 +256,16 @@ def read_conll(path: Path, tag_column: int = -1) -> _RawSplit:
                         tokens.append(words), tags.append(labels), where.append(f"line {start} of {path.name}")
                     words, labels = [], []
                     continue
-                if not -len(columns) < tag_column < len(columns) or tag_column in (0, -len(columns)):
+                width = len(columns)
+                if not (-width <= tag_column < width and -width <= word_column < width
+                        and tag_column % width != word_column % width):
                     raise UserError(
-                        f"line {number} of {path.name} has {len(columns)} column(s) ({line.strip()[:60]!r}) but the "
-                        f"tags are read from column {tag_column} (data.conll_tag_column), apart from the word in "
-                        "column 0: add the tag column or set data.conll_tag_column"
+                        f"line {number} of {path.name} has {width} column(s) ({line.strip()[:60]!r}) but the tags "
+                        f"are read from column {tag_column} (data.conll_tag_column), apart from the word in column "
+                        f"{word_column}: add the tag column or set data.conll_tag_column"
                     )
                 start = start if words else number
-                words.append(columns[0])
+                words.append(columns[word_column])
                 labels.append(columns[tag_column])
     except UnicodeDecodeError as err:
         raise UserError(f"{path.name} is not UTF-8 text (byte {err.start}): convert it to UTF-8") from None
