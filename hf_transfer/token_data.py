@@ -36,6 +36,7 @@ from pathlib import Path
 
 import datasets
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from seqeval.metrics.sequence_labeling import get_entities
 from sklearn.model_selection import train_test_split
 
 from .assets import ASSETS, asset_path
@@ -506,3 +507,36 @@ def _mergeable(strata: list[str], held: int, rest: int) -> list[str] | None:
         return stratum
 
     return [resolve(s) for s in strata]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Predictions
+
+
+def entities_from_tags(words: list[str], tags: list[str]) -> list[dict]:
+    """The entities in one sentence's IOB2 tags, grouped as seqeval's default mode (hence the metrics) reads them:
+    a B- tag, or an I- tag after O or another type, opens an entity.
+
+    Returns [{"type", "start", "end", "text"}]: `start` is the first word's index, `end` one past the last word's
+    (a slice), `text` the words joined by spaces. Word indices, not the character offsets a pipeline gives.
+    """
+    return [{"type": kind, "start": start, "end": last + 1, "text": " ".join(words[start:last + 1])}
+            for kind, start, last in get_entities(list(tags))]
+
+
+def token_prediction_rows(task: TokenTaskData, split: str, predicted: list, probabilities: list | None = None) -> list[dict]:
+    """One predictions.jsonl row per sentence of `split`: {"split", "tokens", "tags" (gold IOB2 names),
+    "predicted_tags", "entities" (predicted, as `entities_from_tags` groups them)}, plus "scores" (each word's
+    probability of its predicted tag, 6 decimals) when `probabilities` ([words, labels] per sentence) are given.
+
+    predicted: tag ids per word, one sequence per sentence, in the split's order.
+    """
+    rows = []
+    for i, (words, gold) in enumerate(zip(task.splits[split]["tokens"], task.tag_names(split))):
+        tags = [task.label_names[t] for t in predicted[i]]
+        row = {"split": split, "tokens": words, "tags": gold, "predicted_tags": tags,
+               "entities": entities_from_tags(words, tags)}
+        if probabilities is not None:
+            row["scores"] = [round(float(p[t]), 6) for p, t in zip(probabilities[i], predicted[i])]
+        rows.append(row)
+    return rows

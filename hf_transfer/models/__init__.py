@@ -1,7 +1,8 @@
 """hf_transfer's own backbones as transformers Auto models, plus static word-vector initialisation.
 
 Importing this package registers `hft-textcnn`, `hft-rnn` and `hft-attention` with AutoConfig, AutoModel,
-AutoModelForSequenceClassification and AutoModelForMaskedLM / AutoModelForCausalLM, and marks every class for
+AutoModelForSequenceClassification, AutoModelForTokenClassification and AutoModelForMaskedLM / AutoModelForCausalLM,
+and marks every class for
 its Auto class so that `save_pretrained` copies the configuration/modeling files next to the weights:
 the saved directory then loads without hf_transfer via `trust_remote_code=True`.
 """
@@ -12,6 +13,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
 )
 
 from .configuration_attention import AttentionConfig
@@ -20,11 +22,24 @@ from .configuration_textcnn import TextCNNConfig
 from .modeling_attention import (
     AttentionForMaskedLM,
     AttentionForSequenceClassification,
+    AttentionForTokenClassification,
     AttentionModel,
     AttentionPreTrainedModel,
 )
-from .modeling_rnn import RNNForCausalLM, RNNForSequenceClassification, RNNModel, RNNPreTrainedModel
-from .modeling_textcnn import TextCNNForMaskedLM, TextCNNForSequenceClassification, TextCNNModel, TextCNNPreTrainedModel
+from .modeling_rnn import (
+    RNNForCausalLM,
+    RNNForSequenceClassification,
+    RNNForTokenClassification,
+    RNNModel,
+    RNNPreTrainedModel,
+)
+from .modeling_textcnn import (
+    TextCNNForMaskedLM,
+    TextCNNForSequenceClassification,
+    TextCNNForTokenClassification,
+    TextCNNModel,
+    TextCNNPreTrainedModel,
+)
 from .word_vectors import init_embeddings_from_vectors, load_word_vectors
 
 
@@ -39,7 +54,8 @@ DEFAULT_LORA_TARGETS = {
     "hft-attention": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
 }
 
-# Name of the sequence-classification head module per model type (keep it trainable, e.g. peft `modules_to_save`).
+# Name of the sequence- and token-classification head module per model type (keep it trainable, e.g. peft
+# `modules_to_save`).
 HEAD_MODULES = {
     "hft-textcnn": "classifier",
     "hft-rnn": "classifier",
@@ -51,16 +67,19 @@ _AUTO_CLASSES = {
     TextCNNConfig: {
         AutoModel: TextCNNModel,
         AutoModelForSequenceClassification: TextCNNForSequenceClassification,
+        AutoModelForTokenClassification: TextCNNForTokenClassification,
         AutoModelForMaskedLM: TextCNNForMaskedLM,
     },
     RNNConfig: {
         AutoModel: RNNModel,
         AutoModelForSequenceClassification: RNNForSequenceClassification,
+        AutoModelForTokenClassification: RNNForTokenClassification,
         AutoModelForCausalLM: RNNForCausalLM,
     },
     AttentionConfig: {
         AutoModel: AttentionModel,
         AutoModelForSequenceClassification: AttentionForSequenceClassification,
+        AutoModelForTokenClassification: AttentionForTokenClassification,
         AutoModelForMaskedLM: AttentionForMaskedLM,
     },
 }
@@ -84,16 +103,19 @@ __all__ = [
     "AttentionConfig",
     "AttentionForMaskedLM",
     "AttentionForSequenceClassification",
+    "AttentionForTokenClassification",
     "AttentionModel",
     "AttentionPreTrainedModel",
     "RNNConfig",
     "RNNForCausalLM",
     "RNNForSequenceClassification",
+    "RNNForTokenClassification",
     "RNNModel",
     "RNNPreTrainedModel",
     "TextCNNConfig",
     "TextCNNForMaskedLM",
     "TextCNNForSequenceClassification",
+    "TextCNNForTokenClassification",
     "TextCNNModel",
     "TextCNNPreTrainedModel",
     "init_embeddings_from_vectors",

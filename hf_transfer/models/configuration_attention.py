@@ -44,14 +44,14 @@ class AttentionConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.layer_norm_eps = layer_norm_eps
         self.tie_word_embeddings = tie_word_embeddings
-        # Lets a directory saved from this config load without hf_transfer (trust_remote_code=True).
-        kwargs.setdefault(
-            "auto_map",
-            {
-                "AutoConfig": "configuration_attention.AttentionConfig",
-                "AutoModel": "modeling_attention.AttentionModel",
-                "AutoModelForSequenceClassification": "modeling_attention.AttentionForSequenceClassification",
-                "AutoModelForMaskedLM": "modeling_attention.AttentionForMaskedLM",
-            },
-        )
+        # Lets a directory saved from this config load without hf_transfer (trust_remote_code=True); entries a
+        # saved config lacks (a head added since) are filled in.
+        kwargs["auto_map"] = {
+            "AutoConfig": "configuration_attention.AttentionConfig",
+            "AutoModel": "modeling_attention.AttentionModel",
+            "AutoModelForSequenceClassification": "modeling_attention.AttentionForSequenceClassification",
+            "AutoModelForTokenClassification": "modeling_attention.AttentionForTokenClassification",
+            "AutoModelForMaskedLM": "modeling_attention.AttentionForMaskedLM",
+            **(kwargs.get("auto_map") or {}),
+        }
         super().__init__(pad_token_id=pad_token_id, **kwargs)

@@ -42,16 +42,16 @@ class RNNConfig(PretrainedConfig):
         self.dropout = dropout
         self.initializer_range = initializer_range
         self.tie_word_embeddings = tie_word_embeddings
-        # Lets a directory saved from this config load without hf_transfer (trust_remote_code=True).
-        kwargs.setdefault(
-            "auto_map",
-            {
-                "AutoConfig": "configuration_rnn.RNNConfig",
-                "AutoModel": "modeling_rnn.RNNModel",
-                "AutoModelForSequenceClassification": "modeling_rnn.RNNForSequenceClassification",
-                "AutoModelForCausalLM": "modeling_rnn.RNNForCausalLM",
-            },
-        )
+        # Lets a directory saved from this config load without hf_transfer (trust_remote_code=True); entries a
+        # saved config lacks (a head added since) are filled in.
+        kwargs["auto_map"] = {
+            "AutoConfig": "configuration_rnn.RNNConfig",
+            "AutoModel": "modeling_rnn.RNNModel",
+            "AutoModelForSequenceClassification": "modeling_rnn.RNNForSequenceClassification",
+            "AutoModelForTokenClassification": "modeling_rnn.RNNForTokenClassification",
+            "AutoModelForCausalLM": "modeling_rnn.RNNForCausalLM",
+            **(kwargs.get("auto_map") or {}),
+        }
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
     @property

@@ -29,16 +29,16 @@ class TextCNNConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.layer_norm_eps = layer_norm_eps
         self.tie_word_embeddings = tie_word_embeddings
-        # Lets a directory saved from this config load without hf_transfer (trust_remote_code=True).
-        kwargs.setdefault(
-            "auto_map",
-            {
-                "AutoConfig": "configuration_textcnn.TextCNNConfig",
-                "AutoModel": "modeling_textcnn.TextCNNModel",
-                "AutoModelForSequenceClassification": "modeling_textcnn.TextCNNForSequenceClassification",
-                "AutoModelForMaskedLM": "modeling_textcnn.TextCNNForMaskedLM",
-            },
-        )
+        # Lets a directory saved from this config load without hf_transfer (trust_remote_code=True); entries a
+        # saved config lacks (a head added since) are filled in.
+        kwargs["auto_map"] = {
+            "AutoConfig": "configuration_textcnn.TextCNNConfig",
+            "AutoModel": "modeling_textcnn.TextCNNModel",
+            "AutoModelForSequenceClassification": "modeling_textcnn.TextCNNForSequenceClassification",
+            "AutoModelForTokenClassification": "modeling_textcnn.TextCNNForTokenClassification",
+            "AutoModelForMaskedLM": "modeling_textcnn.TextCNNForMaskedLM",
+            **(kwargs.get("auto_map") or {}),
+        }
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
     @property

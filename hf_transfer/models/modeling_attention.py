@@ -8,7 +8,12 @@ from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 
 from .configuration_attention import AttentionConfig
 
@@ -160,6 +165,27 @@ class AttentionForSequenceClassification(AttentionPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
+class AttentionForTokenClassification(AttentionPreTrainedModel):
+    """A tag per token from the encoder's final per-token states."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = AttentionModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        hidden_states = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        logits = self.classifier(self.dropout(hidden_states))
+        loss = None
+        if labels is not None:  # -100 marks special tokens, padding and later subwords
+            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+        output = TokenClassifierOutput(loss=loss, logits=logits)
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+
 class AttentionLMHead(nn.Module):
     """BERT-style MLM head: dense -> GELU -> LayerNorm -> decoder (tied to the input embeddings)."""
 
@@ -198,4 +224,10 @@ class AttentionForMaskedLM(AttentionPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-__all__ = ["AttentionModel", "AttentionForSequenceClassification", "AttentionForMaskedLM", "AttentionPreTrainedModel"]
+__all__ = [
+    "AttentionModel",
+    "AttentionForSequenceClassification",
+    "AttentionForTokenClassification",
+    "AttentionForMaskedLM",
+    "AttentionPreTrainedModel",
+]

@@ -11,7 +11,12 @@ from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutputWithPooling, CausalLMOutput, SequenceClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    CausalLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 from transformers.utils import logging
 
 from .configuration_rnn import RNNConfig
@@ -135,6 +140,27 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
+class RNNForTokenClassification(RNNPreTrainedModel):
+    """A tag per token from the backbone's projected per-token RNN outputs (both directions when bidirectional)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = RNNModel(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.embedding_dim, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        outputs = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        logits = self.classifier(self.dropout(outputs))
+        loss = None
+        if labels is not None:  # -100 marks special tokens, padding and later subwords
+            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+        output = TokenClassifierOutput(loss=loss, logits=logits)
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+
 class RNNForCausalLM(RNNPreTrainedModel):
     """Next-token LM over a unidirectional RNN, decoder tied to the input embeddings.
 
@@ -171,4 +197,10 @@ class RNNForCausalLM(RNNPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-__all__ = ["RNNModel", "RNNForSequenceClassification", "RNNForCausalLM", "RNNPreTrainedModel"]
+__all__ = [
+    "RNNModel",
+    "RNNForSequenceClassification",
+    "RNNForTokenClassification",
+    "RNNForCausalLM",
+    "RNNPreTrainedModel",
+]

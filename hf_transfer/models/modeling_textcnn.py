@@ -8,7 +8,12 @@ from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 
 from .configuration_textcnn import TextCNNConfig
 
@@ -105,6 +110,28 @@ class TextCNNForSequenceClassification(TextCNNPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
+class TextCNNForTokenClassification(TextCNNPreTrainedModel):
+    """A tag per token from the backbone's per-token features: the convolutions use "same" padding, so each token
+    keeps its own feature vector (its window of max(filter_sizes) tokens), before max-over-time pooling."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = TextCNNModel(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        features = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        logits = self.classifier(self.dropout(features))
+        loss = None
+        if labels is not None:  # -100 marks special tokens, padding and later subwords
+            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+        output = TokenClassifierOutput(loss=loss, logits=logits)
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
+
+
 class TextCNNLMHead(nn.Module):
     """Per-token features -> embedding space -> vocabulary (decoder tied to the input embeddings)."""
 
@@ -144,4 +171,10 @@ class TextCNNForMaskedLM(TextCNNPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-__all__ = ["TextCNNModel", "TextCNNForSequenceClassification", "TextCNNForMaskedLM", "TextCNNPreTrainedModel"]
+__all__ = [
+    "TextCNNModel",
+    "TextCNNForSequenceClassification",
+    "TextCNNForTokenClassification",
+    "TextCNNForMaskedLM",
+    "TextCNNPreTrainedModel",
+]
