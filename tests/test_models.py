@@ -17,6 +17,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     PreTrainedTokenizerFast,
     Trainer,
     TrainingArguments,
@@ -29,6 +30,7 @@ from hf_transfer.models import (
     init_embeddings_from_vectors,
     load_word_vectors,
 )
+from hf_transfer.token_data import entities_from_tags
 
 MODEL_TYPES = ["hft-textcnn", "hft-rnn", "hft-attention"]
 LM_AUTO_CLASS = {
@@ -295,6 +297,136 @@ def test_finetune_save_reload_and_pipeline(model_type, finetuned, tokenizer):
     assert [p["label"] for p in predictions] == ["positive", "negative", "negative"]
 
 
+# ----- token classification heads -----
+
+NER_TAGS = {0: "O", 1: "B-POS", 2: "I-POS", 3: "B-NEG", 4: "I-NEG"}
+SENTIMENT = {"good": "POS", "great": "POS", "fine": "POS", "bad": "NEG", "awful": "NEG", "poor": "NEG"}
+TAGGING_TEXTS = [text for text, _ in TRAIN_TEXTS] + [
+    "the film was quite good", "the plot is quite poor", "quite great", "quite awful film", "a fine movie"]
+
+
+def sentiment_tags(words):
+    """Sentiment words are entities; "quite" before one opens it (a two-word entity: B- then I-)."""
+    tags = []
+    for i, word in enumerate(words):
+        after = SENTIMENT.get(words[i + 1]) if i + 1 < len(words) else None
+        if word == "quite" and after:
+            tags.append(f"B-{after}")
+        elif word in SENTIMENT:
+            tags.append(f"{'I' if i and words[i - 1] == 'quite' else 'B'}-{SENTIMENT[word]}")
+        else:
+            tags.append("O")
+    return tags
+
+
+def tagging_batch(tokenizer, texts):
+    """Right-padded word-level batch with per-token labels (-100 at [CLS], [SEP] and padding)."""
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    tag_ids = {name: i for i, name in NER_TAGS.items()}
+    labels = torch.full_like(batch["input_ids"], -100)
+    for row, text in enumerate(texts):
+        tags = sentiment_tags(text.split())
+        labels[row, 1:len(tags) + 1] = torch.tensor([tag_ids[t] for t in tags])
+    return batch, labels
+
+
+def tagger_config(model_type, tokenizer):
+    return tiny_config(model_type, tokenizer, id2label=NER_TAGS, label2id={t: i for i, t in NER_TAGS.items()})
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_token_classification_heads(model_type, tokenizer):
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_config(tagger_config(model_type, tokenizer)).eval()
+    assert type(model).__name__.endswith("ForTokenClassification")
+    assert "AutoModelForTokenClassification" in model.config.auto_map
+    assert getattr(model, HEAD_MODULES[model_type]).out_features == len(NER_TAGS)
+    with torch.no_grad():  # a non-zero padding row, so only the attention mask can keep padding out
+        model.get_input_embeddings().weight[tokenizer.pad_token_id].normal_()
+
+    texts = ["the movie was quite good", "bad", "a fine plot"]
+    batch, labels = tagging_batch(tokenizer, texts)
+    output = model(**batch, labels=labels)
+    assert output.logits.shape == (*batch["input_ids"].shape, len(NER_TAGS))
+    expected = torch.nn.functional.cross_entropy(output.logits.view(-1, len(NER_TAGS)), labels.view(-1))
+    torch.testing.assert_close(output.loss, expected)  # -100 positions are ignored
+
+    alone = [model(**tokenizer(text, return_tensors="pt")).logits[0] for text in texts]
+    for side in ("right", "left"):
+        tokenizer.padding_side = side
+        padded = tokenizer(texts, padding="max_length", max_length=10, return_tensors="pt")
+        logits = model(**padded).logits
+        for row, expected_row in enumerate(alone):
+            real = padded["attention_mask"][row].bool()
+            torch.testing.assert_close(logits[row][real], expected_row, rtol=1e-5, atol=1e-6)
+    tokenizer.padding_side = "right"
+
+
+@pytest.fixture(scope="module")
+def finetuned_taggers(tokenizer, tmp_path_factory):
+    """Trains a tagger of each type, saves it with the tokenizer; returns {model_type: (dir, losses, logits)}."""
+    batch, labels = tagging_batch(tokenizer, TAGGING_TEXTS)
+    results = {}
+    for model_type in MODEL_TYPES:
+        torch.manual_seed(0)
+        model = AutoModelForTokenClassification.from_config(tagger_config(model_type, tokenizer))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        model.eval()
+        with torch.no_grad():
+            before = model(**batch, labels=labels).loss.item()
+        model.train()
+        for _ in range(150):
+            model(**batch, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            after = model(**batch, labels=labels).loss.item()
+            logits = model(**tokenizer(PROBE_TAGGING, padding=True, return_tensors="pt")).logits
+        save_dir = tmp_path_factory.mktemp(f"{model_type}-tagger")
+        model.save_pretrained(save_dir)
+        tokenizer.save_pretrained(save_dir)
+        torch.save({"texts": PROBE_TAGGING, "logits": logits, "auto_class": "AutoModelForTokenClassification"},
+                   save_dir / "expected.pt")
+        results[model_type] = (save_dir, (before, after), logits)
+    return results
+
+
+PROBE_TAGGING = ["the film was quite good", "a really awful film", "quite great"]  # from the training texts
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_taggers_learn_reload_and_group_entities_in_the_pipeline(model_type, finetuned_taggers, tokenizer):
+    save_dir, (loss_before, loss_after), logits = finetuned_taggers[model_type]
+    assert loss_after < 0.2 * loss_before
+    assert "modeling_" + {"hft-textcnn": "textcnn", "hft-rnn": "rnn", "hft-attention": "attention"}[model_type] + \
+        ".py" in {path.name for path in save_dir.iterdir()}
+    reloaded = AutoModelForTokenClassification.from_pretrained(save_dir).eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(**tokenizer(PROBE_TAGGING, padding=True, return_tensors="pt")).logits, logits)
+
+    tag = pipeline("token-classification", model=str(save_dir), aggregation_strategy="simple")
+    for text, row in zip(PROBE_TAGGING, logits):
+        words = text.split()
+        predicted = [NER_TAGS[i] for i in row[1:len(words) + 1].argmax(-1).tolist()]
+        assert predicted == sentiment_tags(words)  # fitted, two-word entities included
+        groups = [(g["entity_group"], g["word"]) for g in tag(text)]
+        assert groups == [(e["type"], e["text"]) for e in entities_from_tags(words, predicted)]
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_lora_token_classification_saves_the_head(model_type, tokenizer):
+    model = AutoModelForTokenClassification.from_config(tagger_config(model_type, tokenizer))
+    # TOKEN_CLS adds peft's default heads ("classifier", "score") to modules_to_save: ours is "classifier".
+    peft_model = get_peft_model(
+        model, LoraConfig(task_type="TOKEN_CLS", r=2, target_modules=DEFAULT_LORA_TARGETS[model_type]))
+    trainable = [name for name, param in peft_model.named_parameters() if param.requires_grad]
+    assert any(f".{HEAD_MODULES[model_type]}.modules_to_save." in name for name in trainable)
+    assert not any("lora_" not in name and "modules_to_save" not in name for name in trainable)
+    batch, labels = tagging_batch(tokenizer, ["quite good film", "bad"])
+    peft_model(**batch, labels=labels).loss.backward()
+
+
 REMOTE_LOADER = textwrap.dedent(
     """
     import importlib.abc, sys
@@ -313,11 +445,13 @@ REMOTE_LOADER = textwrap.dedent(
         pass
 
     import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    import transformers
+    from transformers import AutoModel, AutoTokenizer
 
     for save_dir in sys.argv[1:]:
         expected = torch.load(save_dir + "/expected.pt")
-        model = AutoModelForSequenceClassification.from_pretrained(save_dir, trust_remote_code=True).eval()
+        auto_class = getattr(transformers, expected.get("auto_class", "AutoModelForSequenceClassification"))
+        model = auto_class.from_pretrained(save_dir, trust_remote_code=True).eval()
         assert model.__module__.startswith("transformers_modules."), model.__module__
         tokenizer = AutoTokenizer.from_pretrained(save_dir)
         with torch.no_grad():
@@ -331,10 +465,10 @@ REMOTE_LOADER = textwrap.dedent(
 )
 
 
-def test_saved_directories_load_without_hf_transfer(finetuned, tmp_path):
+def test_saved_directories_load_without_hf_transfer(finetuned, finetuned_taggers, tmp_path):
     script = tmp_path / "load_remote.py"
     script.write_text(REMOTE_LOADER)
-    save_dirs = [str(finetuned[model_type][0]) for model_type in MODEL_TYPES]
+    save_dirs = [str(trained[model_type][0]) for trained in (finetuned, finetuned_taggers) for model_type in MODEL_TYPES]
     # -I: isolated mode, no PYTHONPATH, no user site, no cwd/script dir on sys.path (the repo is not reachable).
     result = subprocess.run(
         [sys.executable, "-I", str(script), *save_dirs],
