@@ -24,14 +24,10 @@ COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 SPLIT_ALIASES = {"validation": ("validation", "valid", "dev", "val"), "test": ("test",)}
 
 
-@dataclass
-class TaskData:
-    splits: DatasetDict  # train / validation / test; text columns plus "labels"
-    text_columns: list[str]
+class LabelSpace:
+    """id2label / label2id (what a model config stores) of a task's `label_names`: class names or IOB2 tags."""
+
     label_names: list[str]
-    multi_label: bool
-    source: str  # what the user named: asset, path or Hub id
-    description: str
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -40,6 +36,16 @@ class TaskData:
     @property
     def label2id(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.label_names)}
+
+
+@dataclass
+class TaskData(LabelSpace):
+    splits: DatasetDict  # train / validation / test; text columns plus "labels"
+    text_columns: list[str]
+    label_names: list[str]
+    multi_label: bool
+    source: str  # what the user named: asset, path or Hub id
+    description: str
 
     @property
     def problem_type(self) -> str:

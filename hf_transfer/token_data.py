@@ -41,7 +41,16 @@ from sklearn.model_selection import train_test_split
 
 from .assets import ASSETS, asset_path
 from .config import DataConfig
-from .data import COMPRESSIONS, SPLIT_ALIASES, _builder_for, _find_split, _load, _load_hub, _looks_like_path
+from .data import (
+    COMPRESSIONS,
+    SPLIT_ALIASES,
+    LabelSpace,
+    _builder_for,
+    _find_split,
+    _load,
+    _load_hub,
+    _looks_like_path,
+)
 from .errors import UserError, first_line
 
 OUTSIDE = "O"
@@ -54,7 +63,7 @@ TOKEN_ASSET_KIND = "token-dataset"  # hf_transfer.assets: `asset_path` (or its d
 
 
 @dataclass
-class TokenTaskData:
+class TokenTaskData(LabelSpace):
     """A token-classification task: `splits` (train / validation / test) with columns `tokens` and `tags`."""
 
     splits: DatasetDict
@@ -63,14 +72,6 @@ class TokenTaskData:
     description: str
     tag_scheme: str  # the scheme the tags were written in (iob1 | iob2 | bioes); `tags` hold IOB2
     repaired_tags: dict[str, int] = field(default_factory=dict)  # per split as read: I- tags that started an entity
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.label_names))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.label_names)}
 
     @property
     def entity_types(self) -> list[str]:

@@ -148,7 +148,10 @@ class AttentionModel(AttentionPreTrainedModel):
         return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1).to(hidden_states.dtype)
 
 
-class AttentionForSequenceClassification(AttentionPreTrainedModel):
+class AttentionClassifierBase(AttentionPreTrainedModel):
+    """The backbone, dropout and a linear `classifier`: what the sequence and token heads share (their forward
+    passes differ: one classifies the pooled vector, the other every token)."""
+
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -157,6 +160,8 @@ class AttentionForSequenceClassification(AttentionPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+
+class AttentionForSequenceClassification(AttentionClassifierBase):
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         pooled = self.model(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
         logits = self.classifier(self.dropout(pooled))
@@ -165,16 +170,8 @@ class AttentionForSequenceClassification(AttentionPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-class AttentionForTokenClassification(AttentionPreTrainedModel):
+class AttentionForTokenClassification(AttentionClassifierBase):
     """A tag per token from the encoder's final per-token states."""
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.model = AttentionModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
 
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         hidden_states = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state

@@ -123,7 +123,10 @@ class RNNModel(RNNPreTrainedModel):
         return (outputs * mask).sum(dim=1) / lengths.clamp(min=1).unsqueeze(-1).to(outputs.dtype)
 
 
-class RNNForSequenceClassification(RNNPreTrainedModel):
+class RNNClassifierBase(RNNPreTrainedModel):
+    """The backbone, dropout and a linear `classifier`: what the sequence and token heads share (their forward
+    passes differ: one classifies the pooled vector, the other every token)."""
+
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -132,6 +135,8 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         self.classifier = nn.Linear(config.embedding_dim, config.num_labels)
         self.post_init()
 
+
+class RNNForSequenceClassification(RNNClassifierBase):
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         pooled = self.model(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
         logits = self.classifier(self.dropout(pooled))
@@ -140,16 +145,8 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-class RNNForTokenClassification(RNNPreTrainedModel):
+class RNNForTokenClassification(RNNClassifierBase):
     """A tag per token from the backbone's projected per-token RNN outputs (both directions when bidirectional)."""
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.model = RNNModel(config)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.embedding_dim, config.num_labels)
-        self.post_init()
 
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         outputs = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state

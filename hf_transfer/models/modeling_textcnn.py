@@ -93,7 +93,10 @@ class TextCNNModel(TextCNNPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-class TextCNNForSequenceClassification(TextCNNPreTrainedModel):
+class TextCNNClassifierBase(TextCNNPreTrainedModel):
+    """The backbone, dropout and a linear `classifier`: what the sequence and token heads share (their forward
+    passes differ: one classifies the pooled vector, the other every token)."""
+
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -102,6 +105,8 @@ class TextCNNForSequenceClassification(TextCNNPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+
+class TextCNNForSequenceClassification(TextCNNClassifierBase):
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         pooled = self.model(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
         logits = self.classifier(self.dropout(pooled))
@@ -110,17 +115,9 @@ class TextCNNForSequenceClassification(TextCNNPreTrainedModel):
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-class TextCNNForTokenClassification(TextCNNPreTrainedModel):
+class TextCNNForTokenClassification(TextCNNClassifierBase):
     """A tag per token from the backbone's per-token features: the convolutions use "same" padding, so each token
     keeps its own feature vector (its window of max(filter_sizes) tokens), before max-over-time pooling."""
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.model = TextCNNModel(config)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
 
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         features = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
