@@ -15,6 +15,7 @@ _PUBLIC = {
     "ClassifyConfig": "config", "DataConfig": "config", "TrainConfig": "config", "ZeroShotConfig": "config",
     "load_config": "config",
     "TaskData": "data", "load_task_data": "data",
+    "TokenTaskData": "token_data", "load_token_data": "token_data",
     "UserError": "errors",
     "RunResult": "results",
     "run_classify": "classify",

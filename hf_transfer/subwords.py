@@ -65,7 +65,7 @@ def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | 
     continuation = _continuation_ids(label_names) if label_subwords == "all" and tags is not None else None
     sentence_ids = list(range(len(sentences))) if sentence_ids is None else sentence_ids
 
-    counted = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    counted = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, verbose=False)
     pieces, windows = [], []  # words of each window; (sentence, first word, end word, unk words) per window
     for i, words in enumerate(sentences):
         per_word = Counter(w for w in counted.word_ids(i) if w is not None)
