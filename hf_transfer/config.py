@@ -90,14 +90,14 @@ class DataConfig:
     label_subwords: Literal["first", "all"] = setting(
         "first", help="token tags: label the first subword of each word, or all of them (later ones take the I- "
                       "tag); predictions always come from the first")
-    stride: int = setting(32, help="token tags: subword tokens of context that consecutive windows of a sentence "
-                                   "longer than max_length share")
+    stride: int | None = setting(None, help="token tags: subword tokens of context that consecutive windows of a "
+                                            "sentence longer than max_length share; null: max_length // 4")
 
     def __post_init__(self):
         _fraction("data.", test_size=self.test_size, validation_size=self.validation_size)
         _positive("data.", max_length=self.max_length, max_train_samples=self.max_train_samples,
                   max_eval_samples=self.max_eval_samples)
-        if not 0 <= self.stride < self.max_length:
+        if self.stride is not None and not 0 <= self.stride < self.max_length:
             raise UserError(f"data.stride={self.stride} must lie in [0, data.max_length={self.max_length})")
         if self.text_columns is not None and not 1 <= len(self.text_columns) <= 2:
             raise UserError(f"data.text_columns takes one text column or a pair of them, got {self.text_columns}")

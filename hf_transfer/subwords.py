@@ -30,7 +30,7 @@ IGNORE_INDEX = -100  # what CrossEntropyLoss and DataCollatorForTokenClassificat
 
 
 def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | None = None, *, max_length: int,
-                 stride: int = 32, label_subwords: str = "first", label_names: list[str] | None = None,
+                 stride: int | None = None, label_subwords: str = "first", label_names: list[str] | None = None,
                  sentence_ids: list[int] | None = None) -> dict[str, list]:
     """Tokenize sentences of words into model rows, one per window; a sentence that fits is one window.
 
@@ -38,7 +38,7 @@ def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | 
         add_prefix_space=True for pre-split words.
     tags: tag ids per word (optional: without them no `labels` column).
     max_length: subword tokens per row, special tokens included; stride: subword tokens that consecutive windows
-        of a longer sentence share, 0 <= stride < max_length - special tokens.
+        of a longer sentence share, 0 <= stride < max_length - special tokens (None: max_length // 4).
     label_subwords: "first" labels each word's first subword; "all" labels the others too, B- tags turned into
         I- (needs label_names to find the I- tag).
     sentence_ids: what the `sentence` column holds per sentence (default 0..n-1).
@@ -54,6 +54,7 @@ def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | 
         raise UserError(f"token classification needs a fast tokenizer (word_ids), and {type(tokenizer).__name__} is "
                         "not one: load the model's tokenizer.json or convert the tokenizer")
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    stride = max_length // 4 if stride is None else stride
     if not 0 <= stride < budget:
         raise UserError(f"data.stride={stride} leaves windows no room: they hold {budget} subword tokens besides the "
                         f"special tokens at data.max_length={max_length}; lower data.stride or raise data.max_length")
@@ -196,7 +197,7 @@ def word_logits(logits, word_index: list[list[int]], sentence: list[int], label_
     return out
 
 
-def tokenize_token_splits(task, tokenizer, max_length: int, stride: int = 32,
+def tokenize_token_splits(task, tokenizer, max_length: int, stride: int | None = None,
                           label_subwords: str = "first") -> DatasetDict:
     """`encode_words` over every split of a TokenTaskData (datasets map, cached); `sentence` is the row of the
     sentence in its split. label_subwords applies to train only: evaluation rows label first subwords, so that

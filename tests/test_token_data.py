@@ -258,6 +258,7 @@ def test_token_keys_load_from_overrides():
         "bioes", "error", 3, "all", 16)
     with pytest.raises(UserError, match="data.stride=128 must lie in"):
         DataConfig(stride=128)
+    assert DataConfig(max_length=32).stride is None  # a classify config with a short max_length stays valid
     with pytest.raises(UserError, match="tag_scheme takes one of auto, iob1, iob2, bioes"):
         load_config(DataConfig, None, ["tag_scheme=bilou"])
 
