@@ -39,7 +39,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from seqeval.metrics.sequence_labeling import get_entities
 from sklearn.model_selection import train_test_split
 
-from .assets import ASSETS, asset_path
+from .assets import ASSETS, asset_path, require_kind
 from .config import DataConfig
 from .data import (
     COMPRESSIONS,
@@ -167,18 +167,15 @@ def _load_raw(config: DataConfig) -> tuple[dict[str, _RawSplit], str, str]:
     """The splits as read, a description, and the tag scheme to use."""
     name, scheme, tag_column = config.dataset, config.tag_scheme, config.conll_tag_column
     if name in ASSETS:
-        asset = ASSETS[name]
-        if asset.kind != TOKEN_ASSET_KIND:
-            known = ", ".join(n for n, a in ASSETS.items() if a.kind == TOKEN_ASSET_KIND) or "none"
-            raise UserError(f"asset {name!r} is a {asset.kind}, not token data: token data assets are {known}")
+        asset = require_kind(name, TOKEN_ASSET_KIND, "token data")
         path = asset_path(name) / asset.data_file if asset.data_file else asset_path(name)
         # The asset's format facts (a CoNLL file's column names, its tag scheme) replace the keys' defaults, never
         # a value the user set.
-        columns = list(getattr(asset, "column_names", ()))
+        columns = list(asset.column_names)
         word_column = columns.index(asset.text_columns[0]) if asset.text_columns and asset.text_columns[0] in columns else 0
         if tag_column == -1 and asset.label_column in columns:
             tag_column = columns.index(asset.label_column)
-        if scheme == "auto" and getattr(asset, "tag_scheme", None):
+        if scheme == "auto" and asset.tag_scheme:
             scheme = asset.tag_scheme.lower()
             if scheme not in SCHEME_PREFIXES:
                 raise UserError(f"asset {name!r} names tag scheme {asset.tag_scheme!r}: the registry entry is wrong "

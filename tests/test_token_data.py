@@ -273,3 +273,9 @@ def test_wnut16_asset_counts():
     assert len(task.entity_types) == 10 and task.tag_scheme == "iob2"
     assert facts["repaired_tags"] == {"train": 0}
     assert facts["overlap_with_train"] == {"validation": 0, "test": 0}  # retweets kept in one split
+
+
+def test_a_text_classification_asset_is_not_token_data():
+    with pytest.raises(UserError, match="asset 'rotten-tomatoes' is a dataset, not token data: token-dataset assets "
+                                        "are wnut16"):
+        load_token_data(DataConfig(dataset="rotten-tomatoes"))
