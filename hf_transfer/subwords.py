@@ -35,7 +35,7 @@ def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | 
     """Tokenize sentences of words into model rows, one per window; a sentence that fits is one window.
 
     tokenizer: a fast (tokenizers-backed) tokenizer; byte-level BPE ones (GPT-2, RoBERTa) need
-        add_prefix_space=True for pre-split words.
+        add_prefix_space=True for pre-split words, and are refused without it.
     tags: tag ids per word (optional: without them no `labels` column).
     max_length: subword tokens per row, special tokens included; stride: subword tokens that consecutive windows
         of a longer sentence share, 0 <= stride < max_length - special tokens (None: max_length // 4).
@@ -47,12 +47,14 @@ def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | 
     tokenizer makes them), labels (with tags), word_index (per subword: the word index in its sentence whose
     prediction this position gives, -1 elsewhere), sentence, and unk_words (words that tokenize to no subword at
     all, e.g. a lone zero-width character, are fed to the model as the unknown token so that they still get a
-    prediction; counted on a sentence's first window). Raises UserError for a slow tokenizer, a stride that leaves
-    no room, and a word without subwords when the tokenizer has no unknown token.
+    prediction; counted on a sentence's first window). Raises UserError for a slow tokenizer, one that drops the
+    space before pre-split words, a stride that leaves no room, and a word without subwords when the tokenizer has
+    no unknown token.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"token classification needs a fast tokenizer (word_ids), and {type(tokenizer).__name__} is "
                         "not one: load the model's tokenizer.json or convert the tokenizer")
+    _check_word_starts(tokenizer)
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     stride = max_length // 4 if stride is None else stride
     if not 0 <= stride < budget:
@@ -108,6 +110,22 @@ def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | 
                         labels[later] = continuation[tags[i][word]]
             out["labels"].append(labels)
     return out
+
+
+def _check_word_starts(tokenizer) -> None:
+    """Refuse a tokenizer that reads pre-split words as if glued together: byte-level BPE (GPT-2, RoBERTa) and
+    some SentencePiece tokenizers put a word's leading space into its first token ("Ġworld"), and without
+    add_prefix_space=True they drop it for pre-split words ("world", a word-internal piece), silently."""
+    probe = ["Hello", "world"]
+    split = tokenizer(probe, is_split_into_words=True, add_special_tokens=False)
+    joined = tokenizer(" ".join(probe), add_special_tokens=False)
+
+    def second_word(encoding):
+        return [token for token, word in zip(encoding["input_ids"], encoding.word_ids()) if word == 1]
+
+    if second_word(split) != second_word(joined):
+        raise UserError(f"{type(tokenizer).__name__} reads pre-split words without the space before each word, "
+                        "unlike running text: load it with add_prefix_space=True")
 
 
 def _continuation_ids(label_names: list[str] | None) -> dict[int, int]:

@@ -157,3 +157,18 @@ def test_tokenize_token_splits_and_collate(tokenizer):
     model_columns = tokenized["train"].remove_columns(["word_index", "sentence", "unk_words"])
     batch = DataCollatorForTokenClassification(tokenizer)([model_columns[i] for i in range(3)])
     assert batch["labels"].shape == batch["input_ids"].shape
+
+
+def test_byte_level_tokenizers_need_add_prefix_space():
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import GPT2Tokenizer
+
+    vocab = {char: i for i, char in enumerate(sorted(ByteLevel.alphabet()))}
+    vocab["<|endoftext|>"] = len(vocab)
+    glued = GPT2Tokenizer(vocab=vocab, merges=[])  # "Ann Lee" would lose the space before "Lee"
+    with pytest.raises(UserError, match="GPT2Tokenizer reads pre-split words without the space .* add_prefix_space=True"):
+        encode_words(glued, [["Ann", "Lee"]], max_length=16, stride=4)
+    spaced = GPT2Tokenizer(vocab=vocab, merges=[], add_prefix_space=True)
+    rows = encode_words(spaced, [["Ann", "Lee"]], max_length=16, stride=4)
+    assert spaced.convert_ids_to_tokens(rows["input_ids"][0]) == ["Ġ", "A", "n", "n", "Ġ", "L", "e", "e"]
+    assert rows["word_index"][0] == [0, -1, -1, -1, 1, -1, -1, -1]
