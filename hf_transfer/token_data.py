@@ -73,6 +73,10 @@ class TokenTaskData(LabelSpace):
     tag_scheme: str  # the scheme the tags were written in (iob1 | iob2 | bioes); `tags` hold IOB2
     repaired_tags: dict[str, int] = field(default_factory=dict)  # per split as read: I- tags that started an entity
 
+    # What hf_transfer.backbones reads of any task when it sizes a head: one tag per word, no problem_type to set.
+    multi_label = False
+    problem_type = None
+
     @property
     def entity_types(self) -> list[str]:
         return [name[2:] for name in self.label_names if name.startswith("B-")]
