@@ -29,6 +29,7 @@ import yaml
 from .errors import UserError, first_line
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING) -> Any:
@@ -73,7 +74,7 @@ class DataConfig:
                                          "has none")
     validation_size: float = setting(0.1, help="share of what is left after the test split held out for validation")
     seed: int = setting(42, help="seed of the splits made here")
-    max_length: int = setting(128, help="tokens per text; longer texts are cut")
+    max_length: int = setting(128, help="tokens per text; longer texts are cut as data.truncation says")
     max_train_samples: int | None = setting(None, help="stratified subsample of the train split, for quick runs")
     max_eval_samples: int | None = setting(None, help="stratified subsample of the validation and test splits")
     empty_text: Literal["error", "drop"] = setting("error", help="what an example with empty text does: stop the "
@@ -92,6 +93,15 @@ class DataConfig:
                       "tag); predictions always come from the first")
     stride: int | None = setting(None, help="token tags: subword tokens of context that consecutive windows of a "
                                             "sentence longer than max_length share; null: max_length // 4")
+    truncation: Literal["head", "head+tail", "chunks"] = setting(
+        "head", help="texts longer than max_length: keep the first tokens (head), the first quarter and the last "
+                     "three quarters of the budget (head+tail, Sun et al. 2019's best for long reviews; one text "
+                     "column), or windows whose predictions are pooled (chunks)")
+    label_case: Literal["merge", "keep", "error"] = setting(
+        "merge", help="labels that differ only in case (Positive, positive): merge them into the most frequent "
+                      "spelling, keep them apart, or stop the run (error); each case is reported")
+    delimiter: str | None = setting(None, help="column separator of CSV/TSV files: comma, semicolon, tab, pipe or "
+                                               "the character itself; null: detected among , ; tab |")
 
     def __post_init__(self):
         _fraction("data.", test_size=self.test_size, validation_size=self.validation_size)
@@ -101,6 +111,11 @@ class DataConfig:
             raise UserError(f"data.stride={self.stride} must lie in [0, data.max_length={self.max_length})")
         if self.text_columns is not None and not 1 <= len(self.text_columns) <= 2:
             raise UserError(f"data.text_columns takes one text column or a pair of them, got {self.text_columns}")
+        if self.delimiter is not None:
+            self.delimiter = DELIMITER_NAMES.get(self.delimiter.lower(), self.delimiter)
+            if len(self.delimiter) != 1 or self.delimiter in "\"\r\n":
+                raise UserError(f"data.delimiter takes one character or comma, semicolon, tab, pipe, got "
+                                f"{self.delimiter!r} (YAML reads a bare | as empty: write pipe)")
 
 
 @dataclass

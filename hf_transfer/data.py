@@ -1,27 +1,62 @@
 """TaskData: a labelled text-classification task, split into train / validation / test.
 
 Sources: a named dataset asset, a local CSV / TSV / JSON / JSONL / Parquet file (compressed too), a folder of
-`train.* / validation.* / test.*` files, or a Hub dataset id. Labels keep their names; lists of labels make the
-task multi-label. A missing validation or test split is carved out of train, stratified, with a fixed seed.
+`train.* / validation.* / test.*` files, or a Hub dataset id.
+
+User files are read one way by every reader (training data here, texts to label in `hf-transfer predict` through
+`read_text_records`):
+- UTF-8, with or without a byte-order mark;
+- CSV columns are separated by `data.delimiter`, else by the first of , ; tab | (tab first for .tsv) that splits
+  the header into two or more columns and no row into more columns than the header; a duplicated column name, a
+  header without rows and a row with more fields than the header are refused, naming the line;
+- only an empty cell is missing: `NA` (a region code), `None`, `null` or `n/a` stay text, where pandas' defaults
+  would read them as missing.
+
+Labels: names, ids (a ClassLabel's ids are named), lists of them (multi-label), or equal-length 0/1 vectors
+(multi-hot, named by data.labels in position order). Names lose surrounding whitespace; names that differ only in
+case are merged, kept apart or refused (data.label_case). A missing validation or test split is carved out of
+train, stratified, with a fixed seed, keeping identical texts in one split; when the data brings its own splits,
+the texts they share with train are counted. Both land in TaskData.data_facts.
 """
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import csv
+import gzip
+import io
+import lzma
+import math
 import os
-from collections import Counter
-from dataclasses import dataclass
+import random
+import statistics
+import sys
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from datasets import ClassLabel, Dataset, DatasetDict
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Value
+from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
 from .assets import ASSETS, asset_path
 from .config import DataConfig
-from .errors import UserError
+from .errors import UserError, first_line
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # .zst has no reader in the standard library
 SPLIT_ALIASES = {"validation": ("validation", "valid", "dev", "val"), "test": ("test",)}
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_WORDS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+SNIFF_BYTES = 1 << 20  # the delimiter and header checks read the first MiB of a CSV file
+# Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?" (arXiv:1905.05583), table 3: keeping the first
+# 128 and the last 382 of BERT's 510 text tokens beat head-only and tail-only truncation on long IMDb reviews.
+HEAD_SHARE = 128 / 510
+CHUNK_OVERLAP = 0.25  # share of a chunk's text tokens that the next chunk repeats, so no sentence is only ever cut
 
 
 class LabelSpace:
@@ -40,12 +75,30 @@ class LabelSpace:
 
 @dataclass
 class TaskData(LabelSpace):
+    """A classification task's splits, label space and the data facts a score's reader needs.
+
+    `data_facts` holds what changes what a score means, for metrics.json's task section and the card
+    (JSON values; keys present when they apply):
+    - label_format: "names", "ids", "lists" (lists of names or ids) or "multi-hot" (0/1 vectors named by data.labels)
+    - labels_stripped: label values that lost surrounding whitespace (`positive ` -> `positive`)
+    - label_case: the data.label_case policy; label_case_variants: {kept spelling: [other spellings]} for names that
+      differ only in case (merged into the kept spelling under `merge`, kept apart under `keep`)
+    - carved_splits: the splits made here out of train, e.g. ["test", "validation"] (identical texts kept together)
+    - duplicate_texts: examples whose text (after whitespace normalisation) repeats an earlier example's, all splits
+    - overlap: {"validation_in_train", "test_in_train", "test_in_validation"}: examples of the first split whose text
+      (after whitespace normalisation) is also in the second; non-zero means the score is not fully held-out
+    - truncation (set by tokenize_splits): {"strategy", "max_length", "truncated": {split: texts},
+      "truncated_share": {split: fraction}, "median_tokens": {split: tokens before truncation}}
+    """
+
     splits: DatasetDict  # train / validation / test; text columns plus "labels"
     text_columns: list[str]
     label_names: list[str]
     multi_label: bool
     source: str  # what the user named: asset, path or Hub id
     description: str
+    truncation: str = "head"  # data.truncation: how tokenize_splits cuts texts longer than max_length
+    data_facts: dict = field(default_factory=dict)
 
     @property
     def problem_type(self) -> str:
@@ -61,7 +114,8 @@ class TaskData(LabelSpace):
 
 
 def load_task_data(config: DataConfig) -> TaskData:
-    raw, defaults, description = _load_raw(config.dataset)
+    """Read, check and split the data that `config` names. Raises UserError, one line, for every bad input."""
+    raw, defaults, description = _load_raw(config.dataset, config.delimiter)
     text_columns = config.text_columns or list(defaults.get("text_columns") or ["text"])
     label_column = config.label_column or defaults.get("label_column") or "label"
     exclude = config.exclude_labels if config.exclude_labels is not None else list(defaults.get("exclude_labels", ()))
@@ -80,50 +134,91 @@ def load_task_data(config: DataConfig) -> TaskData:
             )
     if not 1 <= len(text_columns) <= 2:
         raise UserError(f"data.text_columns takes one text column or a pair of them, got {text_columns}")
+    if config.truncation != "head" and len(text_columns) == 2:
+        raise UserError(f"data.truncation={config.truncation} cuts one text, not the pair {text_columns}: use head")
     raw = DatasetDict({name: split.select_columns([*text_columns, label_column]) for name, split in raw.items()})
+    _check_text_columns(raw, text_columns, config.dataset, "set data.text_columns to the column with the texts")
 
-    feature = raw[config.train_split].features[label_column]
-    multi_label = isinstance(feature, (datasets.Sequence, datasets.List)) or _values_are_lists(raw[config.train_split][label_column])
-    names_from_feature = _class_label_names(feature)
-    if names_from_feature:  # ClassLabel ints -> their names, so labels are named everywhere
-        raw = raw.map(lambda b: {label_column: [_names(v, names_from_feature) for v in b[label_column]]}, batched=True,
-                      features=None, desc="naming labels")
-    raw = _drop_excluded(raw, label_column, exclude, multi_label)
-    raw = _check_texts(raw, text_columns, config.empty_text)
+    facts: dict = {}
+    labels, multi_label = _label_names(raw, label_column, config, facts)
+    labels = _merge_label_case(labels, multi_label, config, facts)
+    excluded = {str(name).strip() for name in exclude}
+    if multi_label and excluded:  # excluded names leave the lists; the rows stay
+        labels = {s: [[name for name in row if name not in excluded] for row in values] for s, values in labels.items()}
+    keep = _kept_rows(raw, labels, text_columns, set() if multi_label else excluded, config.empty_text)
+    raw = DatasetDict({name: split.select(keep[name]) if len(keep[name]) < len(split) else split
+                       for name, split in raw.items()})
+    labels = {name: [values[i] for i in keep[name]] for name, values in labels.items()}
 
-    train_labels = _label_strings(raw[config.train_split][label_column], multi_label, config.train_split, label_column)
-    counts = Counter(train_labels)
-    label_names = list(config.labels) if config.labels else sorted(counts)
+    counts = Counter(_flat(labels[config.train_split], multi_label))
+    label_names = [str(name).strip() for name in config.labels] if config.labels else sorted(counts)
     if len(label_names) < 2:
         raise UserError(
             f"split {config.train_split!r} holds one class only ({label_names[0] if label_names else 'none'!r}) in column "
             f"{label_column!r}: classification needs at least two; check data.label_column and data.exclude_labels"
         )
     known = set(label_names)
-    for split_name, split in raw.items():
-        seen = _label_strings(split[label_column], multi_label, split_name, label_column)
-        unknown = sorted(set(seen) - known)
+    for split_name, values in labels.items():
+        seen = Counter(_flat(values, multi_label))
+        unknown = sorted(set(seen) - known, key=lambda name: -seen[name])
         if unknown:
             source = "data.labels" if config.labels else f"split {config.train_split!r}"
+            others = f" ({len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
             raise UserError(
                 f"label {unknown[0]!r} in split {split_name!r} is not in the label set of {source} "
-                f"({', '.join(label_names)}); fix the data or add it to data.labels"
+                f"({', '.join(label_names)}; {seen[unknown[0]]} row(s){others}): fix the data, drop it with "
+                f"data.exclude_labels=[{unknown[0]}] or add it to data.labels"
             )
 
     label_ids = {name: i for i, name in enumerate(label_names)}
-    encoded = raw.map(
-        lambda batch: {"labels": [_encode(v, label_ids, multi_label) for v in batch[label_column]]},
-        batched=True,
-        remove_columns=[label_column] if label_column not in text_columns else None,
-        desc="encoding labels",
-    )
-    if not multi_label:
-        encoded = encoded.cast_column("labels", ClassLabel(names=label_names))
-    splits = _make_splits(encoded, config, multi_label)
-    return TaskData(splits, text_columns, label_names, multi_label, config.dataset, description)
+    feature = datasets.List(Value("float32")) if multi_label else ClassLabel(names=label_names)
+    encoded = DatasetDict({
+        name: split.remove_columns([label_column] if label_column not in text_columns else [])
+                   .add_column("labels", [_encode(v, label_ids, multi_label) for v in labels[name]], feature=feature)
+        for name, split in raw.items()
+    })
+    splits = _make_splits(encoded, config, multi_label, text_columns, facts)
+    return TaskData(splits, text_columns, label_names, multi_label, config.dataset, description, config.truncation, facts)
 
 
-def _load_raw(name: str) -> tuple[DatasetDict, dict, str]:
+def read_text_records(path: str | Path, text_columns: str | list[str] = "text", delimiter: str | None = None) -> list:
+    """Texts to label from a user's file, decoded as training data is (see the module docstring).
+
+    A .txt file holds one text per line (blank lines are skipped); .csv / .tsv / .json / .jsonl / .parquet files
+    (compressed too) hold records whose `text_columns` field(s) are the texts. Returns a list of str, or of
+    (text, text_pair) tuples for two columns, in file order. Raises UserError naming the file, the record or the
+    column, and the fix.
+    """
+    path = Path(path).expanduser()
+    columns = [text_columns] if isinstance(text_columns, str) else list(text_columns)
+    if not path.is_file():
+        raise UserError(f"file of texts {path} not found: pass a .txt (one text per line), .jsonl or .csv file")
+    if path.suffix.lower() == ".txt":
+        try:
+            with open(path, encoding="utf-8-sig") as handle:
+                return [line.rstrip("\n") for line in handle if not _is_blank(line)]
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path.name} is not UTF-8 text ({first_line(err)}): save it as UTF-8") from None
+    records = _read_file(path, delimiter)["train"]
+    missing = [c for c in columns if c not in records.column_names]
+    if missing:
+        raise UserError(f"{path.name} has no column {missing[0]!r} (columns: {', '.join(records.column_names)}): "
+                        "pass --text-column NAME")
+    _check_text_columns({None: records}, columns, path.name, "pass --text-column NAME")
+    texts = [records[c][:] for c in columns]
+    for number, values in enumerate(zip(*texts), start=1):
+        if any(_is_blank(v) for v in values):
+            raise UserError(f"record {number} of {path.name} has no text in column(s) {', '.join(columns)}: fill it "
+                            "or remove the record")
+    return texts[0] if len(texts) == 1 else list(zip(*texts))
+
+
+def _note(message: str) -> None:
+    """A data fact worth a line in the log (the run goes on)."""
+    print(f"hf-transfer: {message}", file=sys.stderr, flush=True)
+
+
+def _load_raw(name: str, delimiter: str | None = None) -> tuple[DatasetDict, dict, str]:
     """Returns the raw splits, the source's column defaults and a short description."""
     if name in ASSETS:
         asset = ASSETS[name]
@@ -138,9 +233,9 @@ def _load_raw(name: str) -> tuple[DatasetDict, dict, str]:
         return raw, defaults, asset.description
     path = Path(name).expanduser()
     if path.is_file():
-        return _read_file(path), {}, f"local file {path.name}"
+        return _read_file(path, delimiter), {}, f"local file {path.name}"
     if path.is_dir():
-        return _read_folder(path), {}, f"local folder {path.name}"
+        return _read_folder(path, delimiter), {}, f"local folder {path.name}"
     if _looks_like_path(name):
         raise UserError(f"data file {name!r} not found: check data.dataset (a dataset asset, a file, a folder or a Hub id)")
     return _load_hub(name), {}, f"Hugging Face dataset {name}"
@@ -151,22 +246,27 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or bool(suffixes & {*FILE_BUILDERS, *COMPRESSIONS})
 
 
-def _builder_for(path: Path) -> tuple[str, dict]:
+def _builder_for(path: Path, delimiter: str | None = None) -> tuple[str, dict]:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in COMPRESSIONS:
         suffixes = suffixes[:-1]
     kind = suffixes[-1] if suffixes else ""
     if kind not in FILE_BUILDERS:
         raise UserError(f"cannot read {path.name}: use a .csv, .tsv, .json, .jsonl or .parquet file (optionally compressed)")
-    return FILE_BUILDERS[kind], ({"sep": "\t"} if kind == ".tsv" else {})
+    if FILE_BUILDERS[kind] != "csv":
+        return FILE_BUILDERS[kind], {}
+    # Only an empty cell is missing: pandas' defaults read NA, None, null, n/a, nan, ... as missing too.
+    return "csv", {"sep": _csv_delimiter(path, delimiter, "\t" if kind == ".tsv" else ","),
+                   "keep_default_na": False, "na_values": [""]}
 
 
-def _read_file(path: Path, **read_options) -> DatasetDict:
-    builder, options = _builder_for(path)
-    return _load(builder, data_files={"train": str(path)}, **options, **read_options)
+def _read_file(path: Path, delimiter: str | None = None, **read_options) -> DatasetDict:
+    """One file as a "train" split; read_options (an asset's: column_names, encoding) go to datasets' builder."""
+    builder, options = _builder_for(path, delimiter)
+    return _load(builder, data_files={"train": str(path)}, **{**options, **read_options})
 
 
-def _read_folder(folder: Path) -> DatasetDict:
+def _read_folder(folder: Path, delimiter: str | None = None) -> DatasetDict:
     files = {}
     for split, aliases in {"train": ("train",), **SPLIT_ALIASES}.items():
         for candidate in sorted(folder.iterdir()):
@@ -175,20 +275,81 @@ def _read_folder(folder: Path) -> DatasetDict:
                 break
     if "train" not in files:
         raise UserError(f"folder {folder} has no train.csv / train.jsonl / train.parquet file: add one or name the file directly")
-    builders = [_builder_for(p) for p in files.values()]
-    if any(b != builders[0] for b in builders):
+    builders = [_builder_for(p, delimiter) for p in files.values()]
+    if any(b[0] != builders[0][0] for b in builders):
         raise UserError(f"folder {folder} mixes file formats ({', '.join(p.name for p in files.values())}): use one format")
+    if any(b != builders[0] for b in builders):
+        separators = ", ".join(f"{p.name}: {DELIMITER_WORDS.get(b[1]['sep'], repr(b[1]['sep']))}"
+                               for p, b in zip(files.values(), builders))
+        raise UserError(f"the files of folder {folder} separate columns differently ({separators}): use one separator")
     builder, options = builders[0]
     return _load(builder, data_files={k: str(v) for k, v in files.items()}, **options)
 
 
 def _load(builder: str, **kwargs) -> DatasetDict:
+    files = ", ".join(Path(f).name for f in kwargs["data_files"].values())
     try:
         return datasets.load_dataset(builder, **kwargs)
     except (ValueError, TypeError, OSError, datasets.exceptions.DatasetGenerationError) as err:
-        first = (str(err.__cause__ or err).splitlines() or ["unreadable"])[0]
-        files = ", ".join(Path(f).name for f in kwargs["data_files"].values())
-        raise UserError(f"cannot read {files} as {builder}: {first[:200]}; check the file's format") from None
+        first = first_line(err.__cause__ or err)
+        if "corresponds to no data" in first:
+            raise UserError(f"{files} holds no examples: add some, or name another file in data.dataset") from None
+        raise UserError(f"cannot read {files} as {builder}: {first}; check the file's format") from None
+
+
+def _csv_delimiter(path: Path, delimiter: str | None, preferred: str) -> str:
+    """The column separator of a CSV file, after checking its header and first MiB (see the module docstring).
+
+    csv.Sniffer is not used: it guesses from character counts per line, which quoted texts holding commas,
+    semicolons or line breaks throw off; here each candidate is parsed with the csv module and judged by the header.
+    """
+    opener = OPENERS.get(path.suffix.lower(), open if path.suffix.lower() not in COMPRESSIONS else None)
+    if opener is None:
+        return delimiter or preferred
+    with opener(path, "rb") as handle:
+        data = handle.read(SNIFF_BYTES + 1)
+    cut = len(data) > SNIFF_BYTES
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(data[:SNIFF_BYTES], final=not cut)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path.name} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}): save it "
+                        "as UTF-8") from None
+    candidates = [delimiter] if delimiter else [preferred, *(d for d in DELIMITERS if d != preferred)]
+    parsed = {d: _csv_rows(text, d, cut) for d in candidates}
+    parsed = {d: rows for d, rows in parsed.items() if rows is not None}
+    if not parsed:  # a field beyond the csv module's size limit: leave the checks to pandas
+        return delimiter or preferred
+    if not any(parsed.values()):
+        raise UserError(f"{path.name} is empty: add a header line and one example per line")
+    fitting = [d for d, rows in parsed.items() if len(rows[0][1]) >= 2 and all(len(f) <= len(rows[0][1]) for _, f in rows)]
+    chosen = fitting[0] if fitting else next(iter(parsed))
+    rows = parsed[chosen]
+    header = rows[0][1]
+    too_long = next(((line, fields) for line, fields in rows if len(fields) > len(header)), None)
+    if too_long:
+        line, fields = too_long
+        word = DELIMITER_WORDS.get(chosen, repr(chosen))
+        raise UserError(f"line {line} of {path.name} has {len(fields)} fields where its header has {len(header)} "
+                        f"(columns separated by {word}): quote the fields that hold {chosen!r}, or set data.delimiter")
+    repeated = [name for name, n in Counter(header).items() if n > 1]
+    if repeated:
+        raise UserError(f"column {repeated[0]!r} appears {header.count(repeated[0])} times in the header of {path.name}: "
+                        "give each column its own name")
+    if len(rows) == 1 and not cut:
+        raise UserError(f"{path.name} has a header ({', '.join(header)}) but no rows: add one example per line")
+    if chosen != preferred and not delimiter:
+        _note(f"{path.name}: columns separated by {DELIMITER_WORDS[chosen]} (detected; data.delimiter sets it)")
+    return chosen
+
+
+def _csv_rows(text: str, delimiter: str, cut: bool) -> list[tuple[int, list[str]]] | None:
+    """(line number, fields) of each non-blank CSV row; the last row is dropped when the text was cut short."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        rows = [(reader.line_num, fields) for fields in reader if fields]
+    except csv.Error:
+        return None
+    return rows[:-1] if cut and len(rows) > 1 else rows
 
 
 def _load_hub(name: str) -> DatasetDict:
@@ -204,85 +365,199 @@ def _load_hub(name: str) -> DatasetDict:
     return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
 
 
+def _check_text_columns(raw, text_columns: list[str], source: str, fix: str) -> None:
+    """Each text column of each split ({name: Dataset}) holds strings (or missing values), not numbers or objects."""
+    for split_name, split in raw.items():
+        for column in text_columns:
+            feature = split.features[column]
+            if isinstance(feature, Value) and feature.dtype in ("string", "large_string", "null"):
+                continue
+            if isinstance(feature, Value):
+                what = feature.dtype
+            else:
+                example = next((v for v in split[column][:100] if v is not None), None)
+                kind = "objects" if isinstance(example, dict) else "lists" if isinstance(example, list) else "values"
+                what = f"{kind} such as {str(example)[:40]}"
+            where = f" of split {split_name!r}" if split_name else ""
+            raise UserError(f"column {column!r}{where} in {source} holds {what}, not text: {fix}")
+
+
+def _is_blank(text) -> bool:
+    """True for a missing text and for one of only whitespace, control and format characters (zero-width spaces)."""
+    return not isinstance(text, str) or all(unicodedata.category(ch)[0] in "CZ" for ch in text)
+
+
 def _class_label_names(feature) -> list[str] | None:
     inner = getattr(feature, "feature", feature)
     return list(inner.names) if isinstance(inner, ClassLabel) else None
 
 
-def _names(value, names):
-    return [names[v] for v in value] if isinstance(value, list) else names[value]
+def _label_names(raw: DatasetDict, column: str, config: DataConfig, facts: dict) -> tuple[dict[str, list], bool]:
+    """Each split's labels as names (str) or lists of names, and whether the task is multi-label.
+
+    ClassLabel ids become their names, multi-hot vectors the names in data.labels, numbers their decimal text;
+    names lose surrounding whitespace. A missing label, a fraction or an object is refused, naming the row.
+    """
+    feature = raw[config.train_split].features[column]
+    class_names = _class_label_names(feature)
+    train_values = raw[config.train_split][column][:]  # [:] reads a datasets Column as a list, fast
+    hot_length = None if class_names else _multi_hot_length(train_values, column, config.labels)
+    multi_label = bool(hot_length) or isinstance(feature, (datasets.Sequence, datasets.List)) or any(
+        isinstance(v, list) for v in train_values[:100])
+    facts["label_format"] = ("multi-hot" if hot_length else "lists" if multi_label else "class-label" if class_names
+                             else "names" if any(isinstance(v, str) for v in train_values[:100]) else "ids")
+    labels, stripped = {}, 0
+    for split_name, split in raw.items():
+        names = []
+        for row, value in enumerate(split[column][:]):
+            where = f"row {row} of split {split_name!r}"
+            if class_names is not None and value is not None:
+                value = [class_names[v] for v in value] if isinstance(value, list) else class_names[value]
+            if value is None:
+                _label_name(value, where, column)  # raises: no label
+            if hot_length:
+                value = _from_multi_hot(value, config.labels, where, column)
+            if multi_label != isinstance(value, list):
+                raise UserError(f"{where} holds {str(value)[:40]!r} in column {column!r} where the train split holds "
+                                f"{'lists of labels' if multi_label else 'one label per row'}: write every row alike")
+            values = value if multi_label else [value]
+            named = [_label_name(v, where, column) for v in values]
+            stripped += sum(isinstance(v, str) and v != name for v, name in zip(values, named))
+            names.append(named if multi_label else named[0])
+        labels[split_name] = names
+    if stripped:
+        facts["labels_stripped"] = stripped
+        _note(f"{stripped} label(s) in column {column!r} had spaces around them: stripped (`positive ` is `positive`)")
+    return labels, multi_label
 
 
-def _values_are_lists(values) -> bool:
-    return any(isinstance(v, list) for v in values[:100])
+def _multi_hot_length(values: list, column: str, names: list[str] | None) -> int | None:
+    """The vector length L when every label is a list of L >= 2 zeros and ones (multi-hot rows), else None.
+
+    Missing and empty rows are left out of the test (they are refused later, naming the row)."""
+    lists = [v for v in values if v]
+    if not lists or not all(isinstance(v, list) and all(x in (0, 1) and not isinstance(x, str) for x in v)
+                            for v in lists):
+        return None
+    lengths = sorted({len(v) for v in lists})
+    if len(lengths) > 1:
+        if any(len(set(v)) < len(v) for v in lists):  # [1, 0, 1] is no list of label ids: broken 0/1 vectors
+            raise UserError(f"column {column!r} holds 0/1 vectors of different lengths ({lengths[0]} to {lengths[-1]}):"
+                            " a multi-hot row needs one 0/1 per label, the same number in every row")
+        return None  # lists of label ids drawn from {0, 1}
+    length = lengths[0]
+    if length < 2:
+        return None
+    if not names:
+        raise UserError(f"column {column!r} holds 0/1 vectors of length {length} (multi-hot labels): name the "
+                        f"{length} positions in order with data.labels=[name1,name2,...]")
+    if len(names) != length:
+        raise UserError(f"data.labels names {len(names)} labels but the 0/1 vectors of column {column!r} have "
+                        f"{length} positions: give one name per position, in order")
+    return length
 
 
-def _label_strings(values, multi_label: bool, split: str, column: str) -> list[str]:
-    out = []
-    for row, value in enumerate(values):
-        if value is None or (isinstance(value, float) and value != value):
-            raise UserError(f"row {row} of split {split!r} has no label in column {column!r}: fill it or drop the row")
-        out.extend(str(v) for v in value) if multi_label else out.append(str(value))
-    return out
+def _from_multi_hot(value, names: list[str], where: str, column: str) -> list[str]:
+    if not isinstance(value, list) or len(value) != len(names) or any(x not in (0, 1) for x in value):
+        raise UserError(f"{where} holds {str(value)[:40]!r} in column {column!r}, not a 0/1 vector of length "
+                        f"{len(names)} like the train split's: fix the row")
+    return [name for name, on in zip(names, value) if on]
+
+
+def _label_name(value, where: str, column: str) -> str:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
+        raise UserError(f"{where} has no label in column {column!r}: fill it or drop the row")
+    if isinstance(value, (bool, int)) or (isinstance(value, float) and value.is_integer()):
+        return str(int(value) if isinstance(value, float) else value)  # 1.0 and 1 are one class
+    what = "a fraction" if isinstance(value, float) else f"an object ({str(value)[:40]})"
+    raise UserError(f"{where} holds {what} in column {column!r}, not a label: classification takes label names, "
+                    "ids, lists of them or 0/1 vectors; check data.label_column")
+
+
+def _flat(values: list, multi_label: bool) -> list[str]:
+    return [name for row in values for name in row] if multi_label else values
+
+
+def _merge_label_case(labels: dict[str, list], multi_label: bool, config: DataConfig, facts: dict) -> dict[str, list]:
+    """Apply data.label_case to names that differ only in case; each such group is reported in one line."""
+    facts["label_case"] = config.label_case
+    counts = Counter(name for values in labels.values() for name in _flat(values, multi_label))
+    spellings = defaultdict(list)
+    for name in sorted(counts, key=lambda n: (-counts[n], n)):  # most frequent first
+        spellings[name.casefold()].append(name)
+    groups = [group for group in spellings.values() if len(group) > 1]
+    if not groups:
+        return labels
+    given = [str(name).strip() for name in config.labels or ()]
+    kept = {}
+    for group in groups:
+        named = [name for name in given if name in group]
+        if len(named) > 1 and config.label_case == "merge":
+            raise UserError(f"data.labels names {' and '.join(named)}, which differ only in case: set "
+                            "data.label_case=keep to keep them apart, or name one of them")
+        kept[named[0] if named else group[0]] = group
+    variants = {keep: [name for name in group if name != keep] for keep, group in kept.items()}
+    listed = "; ".join(f"{', '.join(repr(n) for n in group)}" for group in kept.values())
+    if config.label_case == "error":
+        raise UserError(f"labels differ only in case ({listed}): set data.label_case=merge to merge them or keep to "
+                        "keep them apart")
+    facts["label_case_variants"] = variants
+    if config.label_case == "keep":
+        _note(f"labels that differ only in case are kept apart (data.label_case=keep): {listed}")
+        return labels
+    _note("labels that differ only in case are merged (data.label_case=merge): "
+          + "; ".join(f"{', '.join(repr(n) for n in others)} -> {keep!r}" for keep, others in variants.items()))
+    rename = {name: keep for keep, others in variants.items() for name in others}
+    if multi_label:
+        return {s: [list(dict.fromkeys(rename.get(n, n) for n in row)) for row in values] for s, values in labels.items()}
+    return {s: [rename.get(n, n) for n in values] for s, values in labels.items()}
+
+
+def _kept_rows(raw: DatasetDict, labels: dict[str, list], text_columns: list[str], excluded: set[str],
+               policy: str) -> dict[str, list[int]]:
+    """Row numbers to keep per split: not those whose label is excluded, nor (empty_text=drop) those with empty text.
+
+    Raises UserError for an empty text under empty_text=error.
+    """
+    keep = {}
+    for split_name, split in raw.items():
+        rows = [i for i, value in enumerate(labels[split_name]) if not isinstance(value, str) or value not in excluded]
+        texts = [split[c][:] for c in text_columns]
+        empty = [i for i in rows if any(_is_blank(column[i]) for column in texts)]
+        if empty and policy == "error":
+            raise UserError(
+                f"{len(empty)} example(s) of split {split_name!r} have empty text in column(s) "
+                f"{', '.join(text_columns)} (first at row {empty[0]}): clean the data or set data.empty_text=drop"
+            )
+        keep[split_name] = sorted(set(rows) - set(empty))
+    return keep
 
 
 def _encode(value, label_ids: dict[str, int], multi_label: bool):
     if not multi_label:
-        return label_ids[str(value)]
+        return label_ids[value]
     hot = [0.0] * len(label_ids)
-    for v in value:
-        hot[label_ids[str(v)]] = 1.0
+    for name in value:
+        hot[label_ids[name]] = 1.0
     return hot
 
 
-def _drop_excluded(raw: DatasetDict, column: str, exclude: list[str], multi_label: bool) -> DatasetDict:
-    if not exclude:
-        return raw
-    excluded = set(map(str, exclude))
-    if multi_label:
-        return raw.map(lambda b: {column: [[v for v in values if str(v) not in excluded] for values in b[column]]},
-                       batched=True, desc="dropping excluded labels")
-    return raw.filter(lambda b: [str(v) not in excluded for v in b[column]], batched=True, desc="dropping excluded labels")
-
-
-def _check_texts(raw: DatasetDict, text_columns: list[str], policy: str) -> DatasetDict:
-    if policy not in ("error", "drop"):
-        raise UserError(f"data.empty_text takes 'error' or 'drop', got {policy!r}")
-
-    def non_empty(batch):
-        return [all(isinstance(batch[c][i], str) and batch[c][i].strip() for c in text_columns)
-                for i in range(len(batch[text_columns[0]]))]
-
-    for split_name, split in raw.items():
-        for column in text_columns:
-            if split.features[column].dtype not in ("string", "large_string"):
-                if not all(isinstance(v, str) or v is None for v in split[column][:1000]):
-                    raise UserError(
-                        f"column {column!r} of split {split_name!r} holds {split.features[column].dtype}, not text: "
-                        "set data.text_columns to the column with the texts"
-                    )
-        if policy == "error":
-            keep = non_empty(split[:])
-            if not all(keep):
-                row = keep.index(False)
-                raise UserError(
-                    f"{keep.count(False)} example(s) of split {split_name!r} have empty text (first at row {row}): "
-                    "clean the data or set data.empty_text=drop"
-                )
-    return raw.filter(non_empty, batched=True, desc="dropping empty texts") if policy == "drop" else raw
-
-
-def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool) -> DatasetDict:
+def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_columns: list[str],
+                 facts: dict) -> DatasetDict:
     stratify = None if multi_label else "labels"
     train = data[config.train_split]
     test = _find_split(data, config.test_split, "test")
     validation = _find_split(data, config.validation_split, "validation")
+    carved = []
     if test is None:
-        parts = _split(train, config.test_size, config.seed, stratify, "data.test_size")
-        train, test = parts["train"], parts["test"]
+        train, test = _carve(train, config.test_size, config.seed, stratify, "data.test_size", text_columns)
+        carved.append("test")
     if validation is None:
-        parts = _split(train, config.validation_size, config.seed, stratify, "data.validation_size")
-        train, validation = parts["train"], parts["test"]
+        train, validation = _carve(train, config.validation_size, config.seed, stratify, "data.validation_size",
+                                   text_columns)
+        carved.append("validation")
     if config.max_train_samples and config.max_train_samples < len(train):
         train = _split(train, len(train) - config.max_train_samples, config.seed, stratify, "data.max_train_samples")["train"]
     if config.max_eval_samples:
@@ -291,7 +566,10 @@ def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool) -> Da
             else _split(s, len(s) - config.max_eval_samples, config.seed, stratify, "data.max_eval_samples")["train"]
             for s in (validation, test)
         )
-    return DatasetDict({"train": train, "validation": validation, "test": test})
+    splits = DatasetDict({"train": train, "validation": validation, "test": test})
+    facts["carved_splits"] = carved
+    facts.update(_overlap(splits, text_columns))
+    return splits
 
 
 def _find_split(data: DatasetDict, named: str | None, role: str) -> Dataset | None:
@@ -309,14 +587,244 @@ def _split(dataset: Dataset, size, seed: int, stratify: str | None, key: str) ->
         raise UserError(f"cannot split {len(dataset)} examples with {key}={size}: {str(err).splitlines()[0]}") from None
 
 
-def tokenize_splits(task: TaskData, tokenizer, max_length: int) -> DatasetDict:
-    """Tokenize every split once (datasets caches the result); no padding here, the collator pads per batch."""
+def _carve(dataset: Dataset, size: float, seed: int, stratify: str | None, key: str,
+           text_columns: list[str]) -> tuple[Dataset, Dataset]:
+    """Split `dataset` into (rest, held-out) like Dataset.train_test_split, keeping identical texts on one side.
 
-    def encode(batch):
-        texts = [batch[c] for c in task.text_columns]
-        return tokenizer(*texts, truncation=True, max_length=max_length)
+    The split starts as train_test_split's (stratified by label, seeded). Each text whose copies land on both sides
+    then moves to the side holding most of them (on a tie: the side whose size is short, else a seeded coin flip),
+    and for each copy moved one example
+    of the same label whose text occurs once moves the other way, so sizes and class counts stay train_test_split's
+    wherever such examples exist. Without duplicate texts the result is train_test_split's, row for row.
+    """
+    labels = dataset[stratify][:] if stratify else None
+    if labels is not None:
+        names = dataset.features[stratify].names
+        rare = sorted((n, names[label]) for label, n in Counter(labels).items() if n < 2)
+        if rare:
+            raise UserError(f"class {rare[0][1]!r} has only {rare[0][0]} example among the {len(dataset)} split by "
+                            f"{key}={size}: a stratified split needs 2 or more of each class; add examples of it, drop "
+                            f"it with data.exclude_labels=[{rare[0][1]}], or give the data its own split")
+    rest, held_out = _split_rows(len(dataset), labels, size, seed, key)
+    rest, held_out = _keep_copies_together((rest, held_out), _text_keys(dataset, text_columns), labels, seed)
+    return dataset.select(rest), dataset.select(held_out)
 
-    return task.splits.map(encode, batched=True, remove_columns=task.text_columns, desc="tokenizing")
+
+def _split_rows(n: int, labels: list[int] | None, size: float, seed: int, key: str) -> tuple[list[int], list[int]]:
+    """Row numbers of (rest, held-out): Dataset.train_test_split(test_size=size, seed=seed)'s own computation.
+
+    Called on numpy arrays directly: datasets 5 hands train_test_split's stratification a lazy Column that numpy
+    reads one row at a time (seconds for 10k rows) unless an indices cache file already holds the answer.
+    """
+    n_test = math.ceil(size * n)
+    rng = np.random.default_rng(seed)
+    try:
+        if n_test >= n:
+            raise ValueError("that leaves no example on the other side")
+        if labels is None:
+            permutation = rng.permutation(n)
+            return permutation[n_test:].tolist(), permutation[:n_test].tolist()
+        rest, held_out = next(stratified_shuffle_split_generate_indices(np.asarray(labels), n - n_test, n_test, rng=rng))
+    except ValueError as err:
+        raise UserError(f"cannot split {n} examples with {key}={size}: {first_line(err)}") from None
+    return rest.tolist(), held_out.tolist()
+
+
+def _keep_copies_together(sides: tuple[list[int], list[int]], keys: list, labels: list | None,
+                          seed: int) -> tuple[list[int], list[int]]:
+    """Move rows between two sides (lists of row numbers: rest, held-out) until each key's rows share a side.
+
+    See _carve for the rule. A moved row trades places with its partner, so both lists keep their order and length: a later split of the
+    same rows by position (validation out of train) then differs from the unrepaired one only where rows moved.
+    """
+    sides = (list(sides[0]), list(sides[1]))
+    place = {row: (side, i) for side, rows in enumerate(sides) for i, row in enumerate(rows)}
+    copies = defaultdict(list)
+    for row, key in enumerate(keys):
+        copies[key].append(row)
+    label = (lambda row: labels[row]) if labels is not None else (lambda row: None)
+    singles = ({}, {})  # side -> label -> rows whose text occurs once, the side's first row last
+    for side, rows in enumerate(sides):
+        for row in reversed(rows):
+            if len(copies[keys[row]]) == 1:
+                singles[side].setdefault(label(row), []).append(row)
+    coin = random.Random(seed)
+    intended = Counter(label(row) for row in sides[1])
+    size = intended.copy()  # held-out rows per label
+    for rows in copies.values():
+        held_out = sum(place[row][0] for row in rows)
+        if len(rows) < 2 or held_out in (0, len(rows)):
+            continue
+        if 2 * held_out != len(rows):
+            target = int(2 * held_out > len(rows))
+        else:  # a tie goes where the held-out side's count of the label needs it, else by a coin flip
+            first = label(rows[0])
+            target = int(size[first] < intended[first]) if size[first] != intended[first] else coin.randrange(2)
+        for row in rows:
+            side, i = place[row]
+            if side == target:
+                continue
+            partners = singles[target].get(label(row))
+            if partners:  # trade places with a same-label row whose text occurs once
+                partner = partners.pop()
+                _, j = place[partner]
+                sides[side][i], sides[target][j] = partner, row
+                place[partner], place[row] = (side, i), (target, j)
+            else:
+                sides[side][i] = None
+                place[row] = (target, len(sides[target]))
+                sides[target].append(row)
+                size[label(row)] += 1 if target else -1
+    return [row for row in sides[0] if row is not None], [row for row in sides[1] if row is not None]
+
+
+def _text_keys(dataset: Dataset, text_columns: list[str]) -> list[tuple]:
+    """Each example's texts with runs of whitespace made one space: what 'identical texts' compares."""
+    return list(zip(*([" ".join(str(t).split()) for t in dataset[c][:]] for c in text_columns)))
+
+
+def _overlap(splits: DatasetDict, text_columns: list[str]) -> dict:
+    """Data facts: duplicate texts over all splits, and each evaluation split's texts also in an earlier split."""
+    keys = {name: _text_keys(split, text_columns) for name, split in splits.items()}
+    seen = {name: set(values) for name, values in keys.items()}
+    overlap = {f"{a}_in_{b}": sum(k in seen[b] for k in keys[a])
+               for a, b in (("validation", "train"), ("test", "train"), ("test", "validation"))}
+    every = [k for values in keys.values() for k in values]
+    shared = [f"{overlap[f'{a}_in_{b}']} of {len(keys[a])} {a} texts are also in {b}"
+              for a, b in (("validation", "train"), ("test", "train"), ("test", "validation")) if overlap[f"{a}_in_{b}"]]
+    if shared:
+        _note(f"warning: {'; '.join(shared)} (identical after whitespace normalisation): those scores are not fully "
+              "held-out; deduplicate the splits")
+    return {"duplicate_texts": len(every) - len(set(every)), "overlap": overlap}
+
+
+def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks: bool = False) -> DatasetDict:
+    """Tokenize every split once (datasets caches the result); no padding here, the collator pads per batch.
+
+    Texts longer than max_length tokens are cut as task.truncation says (see encode_texts). With chunks, each split
+    gets a row per chunk and an `example_id` column (the example's row in task.splits); only a pipeline that pools
+    chunk logits per example (pool_chunk_logits) may ask for that: it passes pooled_chunks=True, and without it
+    data.truncation=chunks is refused. Records the share of truncated texts per split in
+    task.data_facts["truncation"] and prints it when any text was cut. Raises UserError when a text has no tokens.
+    """
+    if task.truncation == "chunks" and not pooled_chunks:
+        raise UserError("data.truncation=chunks needs a pipeline that pools chunk predictions per text, and this one "
+                        "does not yet: use head or head+tail")
+
+    def encode(batch, rows):
+        encoded, lengths, text_tokens = encode_texts(tokenizer, *(batch[c] for c in task.text_columns),
+                                                     max_length=max_length, truncation=task.truncation)
+        ids = encoded.pop("example_id", range(len(lengths)))
+        carried = {name: [batch[name][i] for i in ids] for name in batch if name not in task.text_columns}
+        extra = {"example_id": [rows[i] for i in ids]} if task.truncation == "chunks" else {}
+        return {**encoded, **carried, **extra, "num_tokens": [lengths[i] for i in ids],
+                "text_tokens": [text_tokens[i] for i in ids]}
+
+    columns = task.splits["train"].column_names
+    tokenized = task.splits.map(encode, batched=True, with_indices=True, remove_columns=columns, desc="tokenizing")
+    truncated, totals, shares, medians = {}, {}, {}, {}
+    for split, data in tokenized.items():
+        stats = data.select_columns([c for c in ("example_id", "num_tokens", "text_tokens") if c in data.column_names])
+        firsts = _first_chunks(stats["example_id"][:]) if "example_id" in stats.column_names else slice(None)
+        lengths, text_tokens = np.asarray(stats["num_tokens"][:])[firsts], np.asarray(stats["text_tokens"][:])[firsts]
+        _check_tokens(task, split, text_tokens, tokenizer)
+        truncated[split], totals[split] = int((lengths > max_length).sum()), len(lengths)
+        shares[split] = round(truncated[split] / max(totals[split], 1), 4)
+        medians[split] = float(statistics.median(lengths.tolist())) if len(lengths) else 0.0
+    task.data_facts["truncation"] = {"strategy": task.truncation, "max_length": max_length, "truncated": truncated,
+                                     "truncated_share": shares, "median_tokens": medians}
+    if any(truncated.values()):
+        cut = ", ".join(f"{split} {100 * shares[split]:.1f}% ({truncated[split]:,} of {totals[split]:,})"
+                        for split in tokenized)
+        _note(f"texts longer than data.max_length={max_length} tokens, cut by data.truncation={task.truncation}: "
+              f"{cut}; median tokens " + ", ".join(f"{split} {medians[split]:g}" for split in tokenized))
+    return tokenized.remove_columns(["num_tokens", "text_tokens"])
+
+
+def _first_chunks(example_ids: list[int]) -> np.ndarray:
+    ids = np.asarray(example_ids)
+    return np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else ids
+
+
+def _check_tokens(task: TaskData, split: str, text_tokens: np.ndarray, tokenizer) -> None:
+    empty = np.flatnonzero(text_tokens == 0)
+    if not len(empty):
+        return
+    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    first = task.texts(split)[int(empty[0])]
+    if len(empty) == len(text_tokens):
+        raise UserError(f"every text of split {split!r} (column(s) {', '.join(task.text_columns)}) tokenizes to no "
+                        f"tokens with the tokenizer of {name}, e.g. {str(first)[:40]!r}: check the model's tokenizer "
+                        "and data.text_columns")
+    raise UserError(f"{len(empty)} text(s) of split {split!r} tokenize to no tokens with the tokenizer of {name} "
+                    f"(first at row {int(empty[0])}: {str(first)[:40]!r}): clean them or check the model's tokenizer")
+
+
+def encode_texts(tokenizer, texts: list[str], text_pairs: list[str] | None = None, *, max_length: int,
+                 truncation: str = "head") -> tuple[dict, list[int], list[int]]:
+    """Model inputs for texts (and their pairs) cut to max_length tokens, and their lengths before the cut.
+
+    truncation: "head" keeps the first tokens (the tokenizer's own truncation); "head+tail" keeps the first
+    HEAD_SHARE of the text-token budget and the last tokens for the rest (Sun et al. 2019); "chunks" cuts a text
+    into windows of at most max_length tokens, each repeating CHUNK_OVERLAP of the previous window, every
+    window with the tokenizer's special tokens, and adds "example_id": the index of each row's text.
+    Returns (columns such as input_ids / attention_mask / token_type_ids: one list per row; tokens per text
+    before truncation, special tokens included; text tokens per text, special tokens excluded).
+    head+tail and chunks take single texts (no text_pairs).
+    """
+    full = tokenizer(texts, text_pairs, return_special_tokens_mask=True, verbose=False)
+    masks = full.pop("special_tokens_mask")
+    lengths = [len(ids) for ids in full["input_ids"]]
+    text_tokens = [len(mask) - sum(mask) for mask in masks]
+    if truncation == "head" or (max(lengths, default=0) <= max_length and truncation != "chunks"):
+        if max(lengths, default=0) <= max_length:
+            return dict(full), lengths, text_tokens
+        return dict(tokenizer(texts, text_pairs, truncation=True, max_length=max_length)), lengths, text_tokens
+    if text_pairs is not None:
+        raise UserError(f"data.truncation={truncation} cuts one text, not a pair: use head")
+    out = {name: [] for name in (*full.keys(), "example_id")}
+    for i, mask in enumerate(masks):
+        text = [j for j, special in enumerate(mask) if not special]
+        budget = max_length - (len(mask) - len(text))
+        if budget < 1:
+            raise UserError(f"data.max_length={max_length} leaves no room for text next to the special tokens")
+        for kept in _windows(text, budget, truncation):
+            positions = sorted({j for j, special in enumerate(mask) if special} | set(kept))
+            for name, values in full.items():
+                out[name].append([values[i][j] for j in positions])
+            out["example_id"].append(i)
+    if truncation != "chunks":
+        del out["example_id"]
+    return out, lengths, text_tokens
+
+
+def _windows(positions: list[int], budget: int, truncation: str) -> list[list[int]]:
+    """The text-token positions each output row keeps: one row for head+tail, one or more for chunks."""
+    if len(positions) <= budget:
+        return [positions]
+    if truncation == "head+tail":
+        head = round(budget * HEAD_SHARE)
+        return [positions[:head] + positions[len(positions) - (budget - head):]]
+    step = max(1, budget - int(budget * CHUNK_OVERLAP))
+    starts = range(0, max(len(positions) - budget, 0) + step, step)
+    return [positions[start:start + budget] for start in starts if start < len(positions)]
+
+
+def pool_chunk_logits(logits: np.ndarray, example_ids, num_examples: int) -> np.ndarray:
+    """Per-example logits from per-chunk logits: the mean over each example's chunks.
+
+    logits: (chunks, labels); example_ids: (chunks,) the example row of each chunk (tokenize_splits' "example_id");
+    returns (num_examples, labels). Averaging logits is the pooling of Pappagari et al. 2019 ("Hierarchical
+    Transformers for Long Document Classification") reduced to a mean; it needs no training of its own.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    example_ids = np.asarray(example_ids)
+    sums = np.zeros((num_examples, logits.shape[-1]), dtype=np.float32)
+    np.add.at(sums, example_ids, logits)
+    counts = np.bincount(example_ids, minlength=num_examples)
+    if (counts == 0).any():
+        raise ValueError(f"example {int(np.flatnonzero(counts == 0)[0])} has no chunk")
+    return sums / counts[:, None]
 
 
 def prediction_rows(task: TaskData, split: str, predicted, probabilities) -> list[dict]:
