@@ -253,6 +253,8 @@ def _builder_for(path: Path, delimiter: str | None = None) -> tuple[str, dict]:
     kind = suffixes[-1] if suffixes else ""
     if kind not in FILE_BUILDERS:
         raise UserError(f"cannot read {path.name}: use a .csv, .tsv, .json, .jsonl or .parquet file (optionally compressed)")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path.name} is empty: add examples, or name another file in data.dataset")
     if FILE_BUILDERS[kind] != "csv":
         return FILE_BUILDERS[kind], {}
     # Only an empty cell is missing: pandas' defaults read NA, None, null, n/a, nan, ... as missing too.
@@ -322,7 +324,7 @@ def _csv_delimiter(path: Path, delimiter: str | None, preferred: str) -> str:
     if not any(parsed.values()):
         raise UserError(f"{path.name} is empty: add a header line and one example per line")
     fitting = [d for d, rows in parsed.items() if len(rows[0][1]) >= 2 and all(len(f) <= len(rows[0][1]) for _, f in rows)]
-    chosen = fitting[0] if fitting else next(iter(parsed))
+    chosen = fitting[0] if fitting else max(parsed, key=lambda d: len(parsed[d][0][1]))  # widest header: its error
     rows = parsed[chosen]
     header = rows[0][1]
     too_long = next(((line, fields) for line, fields in rows if len(fields) > len(header)), None)
