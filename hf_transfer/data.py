@@ -142,10 +142,12 @@ def load_task_data(config: DataConfig) -> TaskData:
     facts: dict = {}
     labels, multi_label = _label_names(raw, label_column, config, facts)
     labels = _merge_label_case(labels, multi_label, config, facts)
-    excluded = {str(name).strip() for name in exclude}
+    fold = str.casefold if config.label_case == "merge" else str  # merged spellings are excluded alike
+    excluded = {fold(str(name).strip()) for name in exclude}
     if multi_label and excluded:  # excluded names leave the lists; the rows stay
-        labels = {s: [[name for name in row if name not in excluded] for row in values] for s, values in labels.items()}
-    keep = _kept_rows(raw, labels, text_columns, set() if multi_label else excluded, config.empty_text)
+        labels = {s: [[n for n in row if fold(n) not in excluded] for row in values] for s, values in labels.items()}
+    keep = _kept_rows(raw, labels, text_columns, lambda name: not multi_label and fold(name) in excluded,
+                      config.empty_text)
     raw = DatasetDict({name: split.select(keep[name]) if len(keep[name]) < len(split) else split
                        for name, split in raw.items()})
     labels = {name: [values[i] for i in keep[name]] for name, values in labels.items()}
@@ -202,7 +204,7 @@ def read_text_records(path: str | Path, text_columns: str | list[str] = "text", 
     records = _read_file(path, delimiter)["train"]
     missing = [c for c in columns if c not in records.column_names]
     if missing:
-        raise UserError(f"{path.name} has no column {missing[0]!r} (columns: {', '.join(records.column_names)}): "
+        raise UserError(f"{path.name} has no text field {missing[0]!r} (columns: {', '.join(records.column_names)}): "
                         "pass --text-column NAME")
     _check_text_columns({None: records}, columns, path.name, "pass --text-column NAME")
     texts = [records[c][:] for c in columns]
@@ -414,6 +416,9 @@ def _label_names(raw: DatasetDict, column: str, config: DataConfig, facts: dict)
         for row, value in enumerate(split[column][:]):
             where = f"row {row} of split {split_name!r}"
             if class_names is not None and value is not None:
+                if min(value if isinstance(value, list) else [value], default=0) < 0:  # datasets' "no label"
+                    raise UserError(f"{where} has no label in column {column!r} (-1: the split is unlabelled): "
+                                    "name a labelled split in data.validation_split / data.test_split, or drop the row")
                 value = [class_names[v] for v in value] if isinstance(value, list) else class_names[value]
             if value is None:
                 _label_name(value, where, column)  # raises: no label
@@ -517,15 +522,16 @@ def _merge_label_case(labels: dict[str, list], multi_label: bool, config: DataCo
     return {s: [rename.get(n, n) for n in values] for s, values in labels.items()}
 
 
-def _kept_rows(raw: DatasetDict, labels: dict[str, list], text_columns: list[str], excluded: set[str],
+def _kept_rows(raw: DatasetDict, labels: dict[str, list], text_columns: list[str], excluded,
                policy: str) -> dict[str, list[int]]:
-    """Row numbers to keep per split: not those whose label is excluded, nor (empty_text=drop) those with empty text.
+    """Row numbers to keep per split: not those whose label excluded(label) is true for, nor (empty_text=drop)
+    those with empty text.
 
     Raises UserError for an empty text under empty_text=error.
     """
     keep = {}
     for split_name, split in raw.items():
-        rows = [i for i, value in enumerate(labels[split_name]) if not isinstance(value, str) or value not in excluded]
+        rows = [i for i, value in enumerate(labels[split_name]) if not excluded(value)]
         texts = [split[c][:] for c in text_columns]
         empty = [i for i in rows if any(_is_blank(column[i]) for column in texts)]
         if empty and policy == "error":
@@ -716,14 +722,15 @@ def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks
     def encode(batch, rows):
         encoded, lengths, text_tokens = encode_texts(tokenizer, *(batch[c] for c in task.text_columns),
                                                      max_length=max_length, truncation=task.truncation)
-        ids = encoded.pop("example_id", range(len(lengths)))
+        ids = encoded.pop("example_id", None)
+        if ids is None:  # a row per text: the other columns stay as they are
+            return {**encoded, "num_tokens": lengths, "text_tokens": text_tokens}
         carried = {name: [batch[name][i] for i in ids] for name in batch if name not in task.text_columns}
-        extra = {"example_id": [rows[i] for i in ids]} if task.truncation == "chunks" else {}
-        return {**encoded, **carried, **extra, "num_tokens": [lengths[i] for i in ids],
+        return {**encoded, **carried, "example_id": [rows[i] for i in ids], "num_tokens": [lengths[i] for i in ids],
                 "text_tokens": [text_tokens[i] for i in ids]}
 
-    columns = task.splits["train"].column_names
-    tokenized = task.splits.map(encode, batched=True, with_indices=True, remove_columns=columns, desc="tokenizing")
+    removed = task.splits["train"].column_names if task.truncation == "chunks" else task.text_columns
+    tokenized = task.splits.map(encode, batched=True, with_indices=True, remove_columns=removed, desc="tokenizing")
     truncated, totals, shares, medians = {}, {}, {}, {}
     for split, data in tokenized.items():
         stats = data.select_columns([c for c in ("example_id", "num_tokens", "text_tokens") if c in data.column_names])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import datasets
 from datasets import ClassLabel, Dataset
 from transformers import AutoTokenizer
 
@@ -118,6 +119,7 @@ def test_label_case_keep_error_and_the_spelling_named_in_data_labels():
     assert task.label_names == ["Positive", "negative", "positive"]
     one_line_error(r"labels differ only in case \('positive', 'Positive'\): set data.label_case=merge",
                    FAULTS / "sentiment.csv", label_case="error")
+    one_line_error(r"holds one class only \('negative'\)", FAULTS / "sentiment.csv", exclude_labels=["POSITIVE"])
     named = load(FAULTS / "sentiment.csv", labels=["Positive", "negative"])
     assert named.label_names == ["Positive", "negative"]
     assert named.data_facts["label_case_variants"] == {"Positive": ["positive"]}
@@ -138,6 +140,19 @@ def test_a_blank_label_is_missing(tmp_path):
     rows = sentiment_rows(20) + [{"review": "fine film", "sentiment": "   "}]
     one_line_error(r"row 20 of split 'train' has no label in column 'sentiment': fill it or drop the row",
                    write_csv(tmp_path / "d.csv", rows), text_columns=["review"], label_column="sentiment")
+
+
+def test_class_label_minus_one_is_no_label(tmp_path):
+    """Hub data sets mark unlabelled rows (GLUE's test splits) with ClassLabel -1, which indexes the last name."""
+    features = datasets.Features({"text": datasets.Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rows = {"text": [f"text {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}
+    Dataset.from_dict(rows, features=features).to_parquet(folder / "train.parquet")
+    task = load(folder / "train.parquet")
+    assert task.label_names == ["neg", "pos"] and task.data_facts["label_format"] == "class-label"
+    Dataset.from_dict({"text": ["a", "b"], "label": [-1, -1]}, features=features).to_parquet(folder / "test.parquet")
+    one_line_error(r"row 0 of split 'test' has no label in column 'label' \(-1: the split is unlabelled\)", folder)
 
 
 # 4. Duplicate texts: 14 of 24 test texts and 8 of 10 validation texts were also in train.
@@ -274,7 +289,7 @@ def test_byte_order_mark_reads_alike_for_training_and_prediction(tmp_path):
 def test_read_text_records_faults(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("body\nhello\n")
-    with pytest.raises(UserError, match=r"t.csv has no column 'text' \(columns: body\): pass --text-column NAME"):
+    with pytest.raises(UserError, match=r"t.csv has no text field 'text' \(columns: body\): pass --text-column NAME"):
         read_text_records(path)
     assert read_text_records(path, "body") == ["hello"]
     path.write_text("text,other\nhello,1\n,2\n")
