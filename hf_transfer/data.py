@@ -307,17 +307,10 @@ def _csv_delimiter(path: Path, delimiter: str | None, preferred: str) -> str:
     csv.Sniffer is not used: it guesses from character counts per line, which quoted texts holding commas,
     semicolons or line breaks throw off; here each candidate is parsed with the csv module and judged by the header.
     """
-    opener = OPENERS.get(path.suffix.lower(), open if path.suffix.lower() not in COMPRESSIONS else None)
-    if opener is None:
+    sample = _csv_sample(path)
+    if sample is None:
         return delimiter or preferred
-    with opener(path, "rb") as handle:
-        data = handle.read(SNIFF_BYTES + 1)
-    cut = len(data) > SNIFF_BYTES
-    try:
-        text = codecs.getincrementaldecoder("utf-8-sig")().decode(data[:SNIFF_BYTES], final=not cut)
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path.name} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}): save it "
-                        "as UTF-8") from None
+    text, cut = sample
     candidates = [delimiter] if delimiter else [preferred, *(d for d in DELIMITERS if d != preferred)]
     parsed = {d: _csv_rows(text, d, cut) for d in candidates}
     parsed = {d: rows for d, rows in parsed.items() if rows is not None}
@@ -344,6 +337,21 @@ def _csv_delimiter(path: Path, delimiter: str | None, preferred: str) -> str:
     if chosen != preferred and not delimiter:
         _note(f"{path.name}: columns separated by {DELIMITER_WORDS[chosen]} (detected; data.delimiter sets it)")
     return chosen
+
+
+def _csv_sample(path: Path) -> tuple[str, bool] | None:
+    """The first SNIFF_BYTES of a (compressed) text file, decoded, and whether the file goes on; None for .zst."""
+    opener = OPENERS.get(path.suffix.lower(), open if path.suffix.lower() not in COMPRESSIONS else None)
+    if opener is None:
+        return None
+    with opener(path, "rb") as handle:
+        data = handle.read(SNIFF_BYTES + 1)
+    cut = len(data) > SNIFF_BYTES
+    try:
+        return codecs.getincrementaldecoder("utf-8-sig")().decode(data[:SNIFF_BYTES], final=not cut), cut
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path.name} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}): save it "
+                        "as UTF-8") from None
 
 
 def _csv_rows(text: str, delimiter: str, cut: bool) -> list[tuple[int, list[str]]] | None:
