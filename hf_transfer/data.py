@@ -180,6 +180,8 @@ def load_task_data(config: DataConfig) -> TaskData:
         for name, split in raw.items()
     })
     splits = _make_splits(encoded, config, multi_label, text_columns, facts)
+    for line in _fact_lines(facts, label_column, splits):  # printed once all is well: a failed run says one line
+        _note(line)
     return TaskData(splits, text_columns, label_names, multi_label, config.dataset, description, config.truncation, facts)
 
 
@@ -442,7 +444,6 @@ def _label_names(raw: DatasetDict, column: str, config: DataConfig, facts: dict)
         labels[split_name] = names
     if stripped:
         facts["labels_stripped"] = stripped
-        _note(f"{stripped} label(s) in column {column!r} had spaces around them: stripped (`positive ` is `positive`)")
     return labels, multi_label
 
 
@@ -496,7 +497,7 @@ def _flat(values: list, multi_label: bool) -> list[str]:
 
 
 def _merge_label_case(labels: dict[str, list], multi_label: bool, config: DataConfig, facts: dict) -> dict[str, list]:
-    """Apply data.label_case to names that differ only in case; each such group is reported in one line."""
+    """Apply data.label_case to names that differ only in case (data_facts' label_case_variants lists them)."""
     facts["label_case"] = config.label_case
     counts = Counter(name for values in labels.values() for name in _flat(values, multi_label))
     spellings = defaultdict(list)
@@ -514,16 +515,13 @@ def _merge_label_case(labels: dict[str, list], multi_label: bool, config: DataCo
                             "data.label_case=keep to keep them apart, or name one of them")
         kept[named[0] if named else group[0]] = group
     variants = {keep: [name for name in group if name != keep] for keep, group in kept.items()}
-    listed = "; ".join(f"{', '.join(repr(n) for n in group)}" for group in kept.values())
     if config.label_case == "error":
+        listed = "; ".join(", ".join(repr(n) for n in group) for group in kept.values())
         raise UserError(f"labels differ only in case ({listed}): set data.label_case=merge to merge them or keep to "
                         "keep them apart")
     facts["label_case_variants"] = variants
     if config.label_case == "keep":
-        _note(f"labels that differ only in case are kept apart (data.label_case=keep): {listed}")
         return labels
-    _note("labels that differ only in case are merged (data.label_case=merge): "
-          + "; ".join(f"{', '.join(repr(n) for n in others)} -> {keep!r}" for keep, others in variants.items()))
     rename = {name: keep for keep, others in variants.items() for name in others}
     if multi_label:
         return {s: [list(dict.fromkeys(rename.get(n, n) for n in row)) for row in values] for s, values in labels.items()}
@@ -706,12 +704,28 @@ def _overlap(splits: DatasetDict, text_columns: list[str]) -> dict:
     overlap = {f"{a}_in_{b}": sum(k in seen[b] for k in keys[a])
                for a, b in (("validation", "train"), ("test", "train"), ("test", "validation"))}
     every = [k for values in keys.values() for k in values]
-    shared = [f"{overlap[f'{a}_in_{b}']} of {len(keys[a])} {a} texts are also in {b}"
-              for a, b in (("validation", "train"), ("test", "train"), ("test", "validation")) if overlap[f"{a}_in_{b}"]]
-    if shared:
-        _note(f"warning: {'; '.join(shared)} (identical after whitespace normalisation): those scores are not fully "
-              "held-out; deduplicate the splits")
     return {"duplicate_texts": len(every) - len(set(every)), "overlap": overlap}
+
+
+def _fact_lines(facts: dict, label_column: str, splits: DatasetDict) -> list[str]:
+    """The log lines for load_task_data's data facts that change the task or what its scores mean."""
+    lines = []
+    if facts.get("labels_stripped"):
+        lines.append(f"{facts['labels_stripped']} label(s) in column {label_column!r} had spaces around them: "
+                     "stripped (`positive ` is `positive`)")
+    if facts.get("label_case_variants"):
+        merged = facts["label_case"] == "merge"
+        listed = "; ".join(f"{', '.join(repr(n) for n in others)} -> {keep!r}" if merged
+                           else ", ".join(repr(n) for n in [keep, *others])
+                           for keep, others in facts["label_case_variants"].items())
+        lines.append(f"labels that differ only in case are {'merged' if merged else 'kept apart'} "
+                     f"(data.label_case={facts['label_case']}): {listed}")
+    shared = [f"{n} of {len(splits[pair.split('_in_')[0]])} {pair.replace('_in_', ' texts are also in ')}"
+              for pair, n in facts["overlap"].items() if n]
+    if shared:
+        lines.append(f"warning: {'; '.join(shared)} (identical after whitespace normalisation): those scores are not "
+                     "fully held-out; deduplicate the splits")
+    return lines
 
 
 def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks: bool = False) -> DatasetDict:
@@ -771,10 +785,10 @@ def _check_tokens(task: TaskData, split: str, text_tokens: np.ndarray, tokenizer
     first = task.texts(split)[int(empty[0])]
     if len(empty) == len(text_tokens):
         raise UserError(f"every text of split {split!r} (column(s) {', '.join(task.text_columns)}) tokenizes to no "
-                        f"tokens with the tokenizer of {name}, e.g. {str(first)[:40]!r}: check the model's tokenizer "
+                        f"tokens with the tokenizer of {name}, e.g. {ascii(str(first)[:40])}: check the model's tokenizer "
                         "and data.text_columns")
     raise UserError(f"{len(empty)} text(s) of split {split!r} tokenize to no tokens with the tokenizer of {name} "
-                    f"(first at row {int(empty[0])}: {str(first)[:40]!r}): clean them or check the model's tokenizer")
+                    f"(first at row {int(empty[0])}: {ascii(str(first)[:40])}): clean them or check the model's tokenizer")
 
 
 def encode_texts(tokenizer, texts: list[str], text_pairs: list[str] | None = None, *, max_length: int,

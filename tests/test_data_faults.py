@@ -114,11 +114,13 @@ def test_label_variants_are_stripped_and_merged(capsys):
     assert "'Positive' -> 'positive'" in log and "32 label(s) in column 'label' had spaces around them" in log
 
 
-def test_label_case_keep_error_and_the_spelling_named_in_data_labels():
+def test_label_case_keep_error_and_the_spelling_named_in_data_labels(capsys):
     task = load(FAULTS / "sentiment.csv", label_case="keep")
     assert task.label_names == ["Positive", "negative", "positive"]
+    assert "kept apart (data.label_case=keep): 'positive', 'Positive'" in capsys.readouterr().err
     one_line_error(r"labels differ only in case \('positive', 'Positive'\): set data.label_case=merge",
                    FAULTS / "sentiment.csv", label_case="error")
+    assert "hf-transfer" not in capsys.readouterr().err  # a failed load says its one line, no notes before it
     one_line_error(r"holds one class only \('negative'\)", FAULTS / "sentiment.csv", exclude_labels=["POSITIVE"])
     named = load(FAULTS / "sentiment.csv", labels=["Positive", "negative"])
     assert named.label_names == ["Positive", "negative"]
@@ -435,7 +437,8 @@ def test_texts_that_tokenize_to_nothing(tmp_path, tokenizer):
     rows = [{"text": marks * (1 + i % 3), "label": "ab"[i % 2]} for i in range(20)]
     task = load(write_csv(tmp_path / "marks.csv", rows))
     with pytest.raises(UserError, match=r"every text of split 'train' \(column\(s\) text\) tokenizes to no tokens with "
-                                        r"the tokenizer of .*: check the model's tokenizer and data.text_columns"):
+                                        r"the tokenizer of .*, e.g. '(\\u0301\\u0300)+': check the model's tokenizer "
+                                        r"and data.text_columns"):
         tokenize_splits(task, tokenizer, max_length=16)
     rows = sentiment_rows(40) + [{"review": marks, "sentiment": "pos"}]
     task = load(write_csv(tmp_path / "some.csv", rows), text_columns=["review"], label_column="sentiment")
