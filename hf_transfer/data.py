@@ -26,12 +26,12 @@ import codecs
 import csv
 import gzip
 import io
+import logging
 import lzma
 import math
 import os
 import random
 import statistics
-import sys
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -45,6 +45,7 @@ from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 from .assets import ASSETS, asset_path
 from .config import DataConfig
 from .errors import UserError, first_line
+from .log import logger
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
@@ -180,8 +181,8 @@ def load_task_data(config: DataConfig) -> TaskData:
         for name, split in raw.items()
     })
     splits = _make_splits(encoded, config, multi_label, text_columns, facts)
-    for line in _fact_lines(facts, label_column, splits):  # printed once all is well: a failed run says one line
-        _note(line)
+    for level, line in _fact_lines(facts, label_column, splits):  # logged only now: a failed load says one line
+        logger.log(level, line)
     return TaskData(splits, text_columns, label_names, multi_label, config.dataset, description, config.truncation, facts)
 
 
@@ -215,11 +216,6 @@ def read_text_records(path: str | Path, text_columns: str | list[str] = "text", 
             raise UserError(f"record {number} of {path.name} has no text in column(s) {', '.join(columns)}: fill it "
                             "or remove the record")
     return texts[0] if len(texts) == 1 else list(zip(*texts))
-
-
-def _note(message: str) -> None:
-    """A data fact worth a line in the log (the run goes on)."""
-    print(f"hf-transfer: {message}", file=sys.stderr, flush=True)
 
 
 def _load_raw(name: str, delimiter: str | None = None) -> tuple[DatasetDict, dict, str]:
@@ -337,7 +333,7 @@ def _csv_delimiter(path: Path, delimiter: str | None, preferred: str) -> str:
     if len(rows) == 1 and not cut:
         raise UserError(f"{path.name} has a header ({', '.join(header)}) but no rows: add one example per line")
     if chosen != preferred and not delimiter:
-        _note(f"{path.name}: columns separated by {DELIMITER_WORDS[chosen]} (detected; data.delimiter sets it)")
+        logger.info(f"{path.name}: columns separated by {DELIMITER_WORDS[chosen]} (detected; data.delimiter sets it)")
     return chosen
 
 
@@ -707,24 +703,24 @@ def _overlap(splits: DatasetDict, text_columns: list[str]) -> dict:
     return {"duplicate_texts": len(every) - len(set(every)), "overlap": overlap}
 
 
-def _fact_lines(facts: dict, label_column: str, splits: DatasetDict) -> list[str]:
-    """The log lines for load_task_data's data facts that change the task or what its scores mean."""
+def _fact_lines(facts: dict, label_column: str, splits: DatasetDict) -> list[tuple[int, str]]:
+    """(logging level, line) for load_task_data's data facts that change the task or what its scores mean."""
     lines = []
     if facts.get("labels_stripped"):
-        lines.append(f"{facts['labels_stripped']} label(s) in column {label_column!r} had spaces around them: "
-                     "stripped (`positive ` is `positive`)")
+        lines.append((logging.INFO, f"{facts['labels_stripped']} label(s) in column {label_column!r} had spaces "
+                                    "around them: stripped (`positive ` is `positive`)"))
     if facts.get("label_case_variants"):
         merged = facts["label_case"] == "merge"
         listed = "; ".join(f"{', '.join(repr(n) for n in others)} -> {keep!r}" if merged
                            else ", ".join(repr(n) for n in [keep, *others])
                            for keep, others in facts["label_case_variants"].items())
-        lines.append(f"labels that differ only in case are {'merged' if merged else 'kept apart'} "
-                     f"(data.label_case={facts['label_case']}): {listed}")
+        lines.append((logging.WARNING, f"labels that differ only in case are {'merged' if merged else 'kept apart'} "
+                                       f"(data.label_case={facts['label_case']}): {listed}"))
     shared = [f"{n} of {len(splits[pair.split('_in_')[0]])} {pair.replace('_in_', ' texts are also in ')}"
               for pair, n in facts["overlap"].items() if n]
     if shared:
-        lines.append(f"warning: {'; '.join(shared)} (identical after whitespace normalisation): those scores are not "
-                     "fully held-out; deduplicate the splits")
+        lines.append((logging.WARNING, f"{'; '.join(shared)} (identical after whitespace normalisation): those scores "
+                                       "are not fully held-out; deduplicate the splits"))
     return lines
 
 
@@ -767,8 +763,8 @@ def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks
     if any(truncated.values()):
         cut = ", ".join(f"{split} {100 * shares[split]:.1f}% ({truncated[split]:,} of {totals[split]:,})"
                         for split in tokenized)
-        _note(f"texts longer than data.max_length={max_length} tokens, cut by data.truncation={task.truncation}: "
-              f"{cut}; median tokens " + ", ".join(f"{split} {medians[split]:g}" for split in tokenized))
+        logger.info(f"texts longer than data.max_length={max_length} tokens, cut by data.truncation={task.truncation}: "
+                    f"{cut}; median tokens " + ", ".join(f"{split} {medians[split]:g}" for split in tokenized))
     return tokenized.remove_columns(["num_tokens", "text_tokens"])
 
 
