@@ -731,7 +731,7 @@ def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks
     gets a row per chunk and an `example_id` column (the example's row in task.splits); only a pipeline that pools
     chunk logits per example (pool_chunk_logits) may ask for that: it passes pooled_chunks=True, and without it
     data.truncation=chunks is refused. Records the share of truncated texts per split in
-    task.data_facts["truncation"] and prints it when any text was cut. Raises UserError when a text has no tokens.
+    task.data_facts["truncation"] and logs it when any text was cut. Raises UserError when a text has no tokens.
     """
     if task.truncation == "chunks" and not pooled_chunks:
         raise UserError("data.truncation=chunks needs a pipeline that pools chunk predictions per text, and this one "
