@@ -80,7 +80,8 @@ class TaskData(LabelSpace):
 
     `data_facts` holds what changes what a score means, for metrics.json's task section and the card
     (JSON values; keys present when they apply):
-    - label_format: "names", "ids", "lists" (lists of names or ids) or "multi-hot" (0/1 vectors named by data.labels)
+    - label_format: "names", "ids", "class-label" (a ClassLabel's ids, named), "lists" (lists of names or ids) or
+      "multi-hot" (0/1 vectors named by data.labels)
     - labels_stripped: label values that lost surrounding whitespace (`positive ` -> `positive`)
     - label_case: the data.label_case policy; label_case_variants: {kept spelling: [other spellings]} for names that
       differ only in case (merged into the kept spelling under `merge`, kept apart under `keep`)
