@@ -1,4 +1,5 @@
-"""The classic baseline on the recipe's own split: TF-IDF features + logistic regression (scikit-learn).
+"""The classic baselines on the recipe's own split (hf_transfer.baselines): majority class and TF-IDF + logistic
+regression.
 
 Same data and splits as `recipes/classify.py` (the default config unless overridden: Rotten Tomatoes fresh vs
 rotten, stratified 20% test with seed 42, validation carved from the rest); fitted on the train split, C chosen
@@ -14,42 +15,29 @@ from __future__ import annotations
 import sys
 import time
 
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.base import clone
 
+from hf_transfer.baselines import C_VALUES, fit_tfidf, joined_texts, majority_baseline, score_estimator
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data
-
-C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0)
-
-
-def joined(task, split: str) -> list[str]:
-    """One string per example: text pairs (two text columns) joined by a space."""
-    return [text if isinstance(text, str) else " ".join(text) for text in task.texts(split)]
 
 
 def main(argv: list[str]) -> None:
     config = load_config(ClassifyConfig, None, argv)
     task = load_task_data(config.data)
-    texts = {split: joined(task, split) for split in ("train", "validation", "test")}
-    labels = {split: list(task.splits[split]["labels"]) for split in texts}
+    majority = majority_baseline(task)
     started = time.perf_counter()
-    scores = {}
-    for c in C_VALUES:
-        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
-                              LogisticRegression(C=c, max_iter=2000))
-        model.fit(texts["train"], labels["train"])
-        scores[c] = (model.score(texts["validation"], labels["validation"]), model)
-    best = max(scores, key=lambda c: scores[c][0])
-    test_accuracy = scores[best][1].score(texts["test"], labels["test"])
-    refit = scores[best][1].fit(texts["train"] + texts["validation"], labels["train"] + labels["validation"])
-    refit_accuracy = refit.score(texts["test"], labels["test"])
-    print(f"split sizes {task.sizes()}; validation accuracy by C: "
-          + ", ".join(f"{c}: {scores[c][0]:.4f}" for c in C_VALUES))
-    print(f"TF-IDF (1-2 grams) + logistic regression, C={best}: test accuracy {test_accuracy:.4f} "
-          f"({time.perf_counter() - started:.1f} s for {len(C_VALUES) + 1} fits); refitted on train + validation: "
-          f"{refit_accuracy:.4f}")
+    fitted = fit_tfidf(task)
+    fit_time = time.perf_counter() - started
+    test = score_estimator(fitted, task.texts("test"), task.splits["test"]["labels"], task)
+    refit = clone(fitted).fit(joined_texts(task.texts("train")) + joined_texts(task.texts("validation")),
+                              list(task.splits["train"]["labels"]) + list(task.splits["validation"]["labels"]))
+    refit_test = score_estimator(refit, task.texts("test"), task.splits["test"]["labels"], task)
+    print(f"split sizes {task.sizes()}; majority class ({majority['model']}): test accuracy "
+          f"{majority['metrics']['test']['accuracy']:.4f}")
+    print(f"TF-IDF (1-2 grams) + logistic regression, C={fitted.chosen_c_} of {C_VALUES} on validation: test accuracy "
+          f"{test['accuracy']:.4f} ({fit_time:.1f} s for {len(C_VALUES)} fits); refitted on train + validation: "
+          f"{refit_test['accuracy']:.4f}")
 
 
 if __name__ == "__main__":

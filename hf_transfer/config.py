@@ -30,6 +30,9 @@ from .errors import UserError, first_line
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
+# transformers 5.24's integrations (transformers.integrations.integration_utils.INTEGRATION_TO_CALLBACK)
+ReportTo = Literal["azure_ml", "clearml", "codecarbon", "comet_ml", "dagshub", "dvclive", "flyte", "kubeflow",
+                   "mlflow", "neptune", "swanlab", "tensorboard", "trackio", "wandb"]
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING) -> Any:
@@ -76,6 +79,10 @@ class DataConfig:
     seed: int = setting(42, help="seed of the splits made here")
     max_length: int = setting(128, help="tokens per text; longer texts are cut as data.truncation says")
     max_train_samples: int | None = setting(None, help="stratified subsample of the train split, for quick runs")
+    subsample_seed: int | None = setting(None, help="seed of the max_train_samples subsample, drawn nested "
+                                                    "(hf_transfer.sampling: for one seed the first 16 are among the "
+                                                    "first 64) without moving the validation and test splits; null: "
+                                                    "data.seed")
     max_eval_samples: int | None = setting(None, help="stratified subsample of the validation and test splits")
     empty_text: Literal["error", "drop"] = setting("error", help="what an example with empty text does: stop the "
                                                                  "run (error) or leave the data (drop)")
@@ -150,6 +157,9 @@ class TrainConfig:
     seed: int = setting(42, help="seed of the training randomness (initialisation, dropout, batch order)")
     threads: int | None = setting(None, help="torch intra-op threads; null: torch's default (a share of the cores "
                                              "under accelerate launch)")
+    report_to: list[ReportTo] = setting(factory=list, help="experiment trackers, as transformers names them "
+                                                           "(TrainingArguments.report_to): tensorboard, mlflow, "
+                                                           "wandb, trackio, ...; empty: none")
 
     def __post_init__(self):
         _positive("train.", epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
@@ -287,6 +297,158 @@ class PretrainConfig:
         for key in ("batch_size", "save_steps", "logging_steps", "vocab_size", "threads"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise UserError(f"{key}={getattr(self, key)} must be a positive integer")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The transfer study (`hf-transfer compare`): a grid of classify and zero-shot runs
+
+
+@dataclass
+class EvalSetConfig:
+    """An out-of-domain test set of a study (an item of `eval_sets`): scored by every run, never trained on."""
+
+    name: str | None = setting(None, help="its name in tables and plots (required)")
+    dataset: str | None = setting(None, help="dataset asset, file, folder or Hub id, as data.dataset (required)")
+    text_columns: list[str] | None = setting(None, help="null: the asset's default, else [text]")
+    label_column: str | None = setting(None, help="null: the asset's default, else label")
+    split: str | None = setting(None, help="the split to score; null: every row of every split")
+    label_map: dict[str, str] = setting(factory=dict, help="its label -> the study task's label, e.g. {1: fresh, "
+                                                           "-1: rotten}; unlisted labels must be task labels")
+
+
+@dataclass
+class ExecutorConfig:
+    """Where a study's runs execute (`executor.*`): one after another here, or on a Ray cluster."""
+
+    kind: Literal["local", "ray"] = setting("local", help="local: one run after another in this process; ray: "
+                                                          "runs in parallel on Ray (pip install "
+                                                          "hf-transfer-learning[ray])")
+    address: str | None = setting(None, help="ray: null starts a local Ray instance of num_workers CPUs; 'auto' or "
+                                             "ray://HOST:PORT joins a cluster (its nodes must see output_dir)")
+    num_workers: int = setting(2, help="ray, local instance: CPUs it gets, hence runs at once")
+    cpus_per_run: float = setting(1.0, help="ray: CPUs each run reserves")
+    gpus_per_run: float = setting(0.0, help="ray: GPUs each run reserves")
+
+    def __post_init__(self):
+        _positive("executor.", num_workers=self.num_workers, cpus_per_run=self.cpus_per_run)
+        if self.gpus_per_run < 0:
+            raise UserError(f"executor.gpus_per_run must be 0 or more, got {self.gpus_per_run}")
+
+
+ARM_KINDS = ("classify", "zero-shot")
+# What a study sets in every run itself: the task and its split (from `data`), the subsample, the seed, the folder.
+STUDY_KEYS = {"data", "output_dir", "overwrite_output_dir", "push_to_hub", "hub_repo_id", "hub_private", "splits",
+              "license", "language"}
+ARM_DATA_KEYS = {"max_length"}  # the data keys an arm may still change
+ARM_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"  # arm names become run folder names
+QUICK_SIZES = 2  # `quick`: the smallest two sizes, the first seed, the quick_arms
+
+
+@dataclass
+class CompareConfig:
+    """A transfer study: `hf-transfer compare`, `hf_transfer.study.run_study`.
+
+    Every arm runs at every size with every seed (zero-shot arms once: they use no training examples) on the same
+    task and test split; a size draws a stratified, nested subsample of the train split (hf_transfer.sampling),
+    and each seed draws its own. `arm_values` gives an arm's run config before the study fills in size and seed.
+    """
+
+    model: str = setting("minilm-l6", help="the backbone every arm uses unless it names its own model")
+    data: DataConfig = setting(factory=DataConfig, help="")
+    train: TrainConfig = setting(factory=TrainConfig, help="")
+    arms: dict[str, dict[str, Any]] = setting(
+        factory=lambda: {"full": {"strategy": "full"}, "adapter": {"strategy": "adapter"},
+                         "linear-probe": {"strategy": "linear-probe"}},
+        help="name -> arm: {kind: classify, KEY: VALUE...} with any classify keys (strategy, strategy_options, "
+             "model, head, train: {...}, ...) or {kind: zero-shot, method: M, model: ..., options: {...}}")
+    sizes: list[int | Literal["all"]] = setting(factory=lambda: [16, 64, 256, 1024, "all"],
+                                                help="training examples per run: numbers and/or all")
+    seeds: list[int] = setting(factory=lambda: [1, 2, 3], help="one run per seed: its train.seed and "
+                                                               "data.subsample_seed (the test split stays fixed)")
+    eval_sets: list[EvalSetConfig] = setting(factory=list, help="out-of-domain test sets: [{name, dataset, "
+                                                                "text_columns, label_column, split, label_map}]")
+    metric: Literal["accuracy", "f1_macro"] = setting("accuracy", help="the score of plots and recommendations")
+    small_data_rule: bool = setting(True, help="fit batch size and optimiser steps to each size "
+                                               "(hf_transfer.schedule.small_data_schedule)")
+    executor: ExecutorConfig = setting(factory=ExecutorConfig, help="")
+    output_dir: str | None = setting(None, help="the study folder; null: outputs/study-<model>-<dataset>")
+    quick: bool = setting(False, help=f"a first look: the {QUICK_SIZES} smallest sizes, the first seed, quick_arms")
+    quick_arms: list[str] | None = setting(None, help="arms of a quick study; null: the first three")
+    license: str = setting("apache-2.0", help="license in the study card and every run's card")
+    language: str = setting("en", help="language code in the cards")
+
+    def __post_init__(self):
+        for key in ("max_train_samples", "subsample_seed"):
+            if getattr(self.data, key) is not None:
+                raise UserError(f"data.{key} is set by the study for each run (from sizes and seeds): remove it")
+        self.eval_sets = [_eval_set(item, i) for i, item in enumerate(self.eval_sets)]
+        if len({e.name for e in self.eval_sets} | {"test", "validation"}) != len(self.eval_sets) + 2:
+            raise UserError("eval_sets need distinct names other than test and validation")
+        if self.quick:
+            self.seeds = self.seeds[:1]
+            self.sizes = sorted(s for s in self.sizes if s != "all")[:QUICK_SIZES] or self.sizes[:1]
+            chosen = self.quick_arms if self.quick_arms is not None else list(self.arms)[:3]
+            unknown = [name for name in chosen if name not in self.arms]
+            if unknown:
+                raise UserError(f"quick_arms names {unknown[0]!r}, which is not an arm ({', '.join(self.arms)})")
+            self.arms = {name: self.arms[name] for name in chosen}
+        if not self.arms:
+            raise UserError("the study has no arms: name at least one, e.g. arms={full: {strategy: full}}")
+        if not self.seeds or not self.sizes:
+            raise UserError(f"the study's grid is empty ({'seeds' if not self.seeds else 'sizes'}=[]): "
+                            "give at least one")
+        for key in ("sizes", "seeds"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise UserError(f"{key}={values} repeats a value: list each once")
+        _positive("", sizes=min((s for s in self.sizes if s != "all"), default=None))
+        for name in self.arms:
+            kind, values = self.arm_values(name)
+            from_dict(ClassifyConfig if kind == "classify" else ZeroShotConfig, values, prefix=f"arms.{name}.")
+
+    def arm_values(self, name: str) -> tuple[str, dict[str, Any]]:
+        """(kind, run config as a dict): the study's model, data and train sections under the arm's own keys.
+
+        Raises UserError for an arm that is not a mapping, of an unknown kind, or setting a key the study owns.
+        """
+        arm = self.arms[name]
+        if not re.fullmatch(ARM_NAME, name):
+            raise UserError(f"arm name {name!r} is not a folder name: use letters, digits, '.', '_' and '-'")
+        if not isinstance(arm, dict):
+            raise UserError(f"arms.{name} must be a mapping of config keys, e.g. {{strategy: full}}; got {arm!r}")
+        arm = dict(arm)
+        kind = arm.pop("kind", "classify")
+        if kind not in ARM_KINDS:
+            raise UserError(f"arms.{name}.kind={kind!r}: kind takes one of {', '.join(ARM_KINDS)}")
+        for section in ("data", "train"):
+            if not isinstance(arm.get(section, {}), dict):
+                raise UserError(f"arms.{name}.{section} is a section: set its keys, e.g. {{{section}: {{KEY: VALUE}}}}")
+        owned = sorted(set(arm) & (STUDY_KEYS - {"data"}) | {f"data.{k}" for k in set(arm.get("data") or {})
+                                                              - ARM_DATA_KEYS})
+        if owned:
+            raise UserError(f"arms.{name}.{owned[0]} is set by the study for every run: drop it (the study's "
+                            "data.*, output_dir, license and language apply to every arm)")
+        values: dict[str, Any] = {"model": self.model, "data": {**to_dict(self.data), **(arm.pop("data", None) or {})},
+                                  "license": self.license, "language": self.language}
+        if kind == "classify":
+            values["train"] = {**to_dict(self.train), **(arm.pop("train", None) or {})}
+        else:
+            values["threads"] = self.train.threads
+        values.update(arm)
+        return kind, values
+
+
+def _eval_set(item: Any, index: int) -> EvalSetConfig:
+    if isinstance(item, EvalSetConfig):
+        config = item
+    elif isinstance(item, dict):
+        config = from_dict(EvalSetConfig, item, prefix=f"eval_sets[{index}].")
+    else:
+        raise UserError(f"eval_sets[{index}] must be a mapping {{name, dataset, label_map, ...}}, got {item!r}")
+    for key in ("name", "dataset"):
+        if not getattr(config, key):
+            raise UserError(f"eval_sets[{index}].{key} is required")
+    return config
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""The small-data rule: the training schedule a run actually uses for its number of training examples.
+
+With 16 examples, the default 2 epochs at batch 32 is one optimiser step, and the run ends where it started (the
+majority class; issue 17's table). The rule below keeps the requested schedule wherever it already gives enough
+optimiser steps, and otherwise changes as little as it can:
+
+1. **A batch that fits n.** The global batch (batch_size x gradient_accumulation_steps x processes) is cut so that
+   one epoch has at least MIN_STEPS_PER_EPOCH optimiser steps, but not below MIN_BATCH_SIZE examples per step.
+2. **Enough optimiser steps.** If the epochs then give fewer than MIN_OPTIMIZER_STEPS steps, the number of epochs
+   grows (whole epochs, so every example is seen equally often) until they do, up to MAX_EPOCHS.
+3. **Warmup.** At least MIN_WARMUP_RATIO of the steps warm the learning rate up.
+4. The learning rate is left as requested (null: the strategy's default); torch's AdamW always applies Adam's
+   bias correction, which the few-sample papers below found BERT's original optimiser lacked.
+
+The literature behind it:
+- Mosbach, Andriushchenko & Klakow 2021, "On the Stability of Fine-tuning BERT: Misconceptions, Explanations, and
+  Strong Baselines" (ICLR): failed few-sample runs are an optimisation problem (vanishing gradients early on, too
+  few iterations), not catastrophic forgetting; they recommend small learning rates with warmup (10% of the steps,
+  linear), Adam's bias correction, and many more iterations than the usual 3 epochs (20 epochs in their setup),
+  training to (almost) zero training loss.
+- Zhang, Wu, Katiyar, Weinberger & Artzi 2021, "Revisiting Few-sample BERT Fine-tuning" (ICLR): the usual fixed,
+  small number of iterations is one of three causes of few-sample instability (with the missing bias correction
+  and re-usable top layers); training longer stabilises the runs and improves them.
+
+The constants are starting points, to be replaced by measured ones (the few-shot work of issue 17 measures what each
+schedule scores); they are named here and nowhere else. The rule is idempotent: applying it to its own result
+changes nothing, so a study that applies it when it builds a run's config and a classify run that applies it again
+agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# Epochs shorter than this many optimiser steps barely shuffle: 4 batches give each example 4 possible neighbour sets.
+MIN_STEPS_PER_EPOCH = 4
+# Below this, per-step gradients of a sentence classifier are mostly noise; 4 is the smallest batch the
+# few-shot setups we follow use (SetFit's contrastive pairs aside).
+MIN_BATCH_SIZE = 4
+# Mosbach et al. train their smallest GLUE sets (2.5k examples, batch 16) for ~3,000 steps; 200 steps is far fewer,
+# chosen to keep the smallest runs of a study well under a minute on a CPU while leaving the one-step regime behind.
+MIN_OPTIMIZER_STEPS = 200
+MAX_EPOCHS = 100  # with very few examples, beyond this more epochs only memorise
+MIN_WARMUP_RATIO = 0.1  # Mosbach et al.: linear warmup over the first 10% of the steps
+# Strategies that do not train by optimiser steps (the linear probe fits a logistic regression): the rule leaves them.
+NO_OPTIMIZER_STEPS = frozenset({"linear-probe"})
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The schedule a run uses: per-device batch size, epochs, warmup, and what the rule changed (for logs and cards).
+
+    `optimizer_steps` counts the steps these settings give for n examples (max_steps, when set, wins).
+    """
+
+    batch_size: int
+    gradient_accumulation_steps: int
+    epochs: float
+    warmup_ratio: float
+    learning_rate: float | None
+    optimizer_steps: int
+    changes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def small_data_schedule(n: int, *, epochs: float, batch_size: int, learning_rate: float | None = None,
+                        warmup_ratio: float = 0.0, strategy: str = "full", gradient_accumulation_steps: int = 1,
+                        processes: int = 1, max_steps: int = -1) -> Schedule:
+    """The schedule for `n` training examples, given the requested one (train.* settings) and the strategy's name.
+
+    Units: batch sizes in examples per device per micro-batch, `epochs` in passes over the n examples. The requested
+    values come back unchanged (with `changes` empty) when max_steps > 0 (the user fixed the steps), for strategies
+    in NO_OPTIMIZER_STEPS, and whenever the requested schedule already meets the rule. Raises ValueError for n < 1.
+    """
+    if n < 1:
+        raise ValueError(f"a schedule for {n} training examples: n must be at least 1")
+    changes: list[str] = []
+    if max_steps > 0 or strategy in NO_OPTIMIZER_STEPS:
+        steps = max_steps if max_steps > 0 else 0
+        return Schedule(batch_size, gradient_accumulation_steps, epochs, warmup_ratio, learning_rate, steps)
+
+    global_batch = batch_size * gradient_accumulation_steps * processes
+    fitting = max(MIN_BATCH_SIZE, n // MIN_STEPS_PER_EPOCH)
+    if global_batch > fitting:
+        gradient_accumulation_steps = 1
+        batch_size = max(1, min(batch_size, fitting // processes))
+        changes.append(f"batch size {global_batch} -> {batch_size * processes} (at least {MIN_STEPS_PER_EPOCH} steps "
+                       f"per epoch of {n} examples)")
+        global_batch = batch_size * processes
+    steps_per_epoch = math.ceil(n / global_batch)
+    steps = math.ceil(steps_per_epoch * epochs)
+    if steps < MIN_OPTIMIZER_STEPS and epochs < MAX_EPOCHS:
+        needed = min(MAX_EPOCHS, math.ceil(MIN_OPTIMIZER_STEPS / steps_per_epoch))
+        if needed > epochs:
+            changes.append(f"epochs {epochs:g} -> {needed} (at least {MIN_OPTIMIZER_STEPS} optimiser steps, at most "
+                           f"{MAX_EPOCHS} epochs)")
+            epochs = float(needed)
+            steps = steps_per_epoch * needed
+    if changes and warmup_ratio < MIN_WARMUP_RATIO:
+        changes.append(f"warmup ratio {warmup_ratio:g} -> {MIN_WARMUP_RATIO:g}")
+        warmup_ratio = MIN_WARMUP_RATIO
+    return Schedule(batch_size, gradient_accumulation_steps, epochs, warmup_ratio, learning_rate, steps, tuple(changes))

@@ -1,0 +1,134 @@
+"""The callable an executor runs for each job: the ordinary run, then its scores on the out-of-domain sets.
+
+    runner = StudyRunner(eval_sets)
+    runner(job)   # -> the finished run folder: metrics.json (the run) and eval_sets.json (its out-of-domain scores)
+
+A job is finished when its folder holds metrics.json (and eval_sets.json with every out-of-domain set, when the
+study has some): a run writes its folder under OUT.partial and renames it whole, so a study killed mid-run loses
+only that run, and rerunning skips the finished ones.
+
+Where the heavy sharing goes (not built yet; all of it fits behind this callable, so executors stay unchanged):
+- data and tokenization once per study: a per-process cache here keyed by (data config, tokenizer, max_length),
+  handed to the run function (run_classify would take a preloaded TaskData and tokenized splits);
+- frozen features once per backbone and split: frozen, linear-probe and embedding zero-shot arms read a feature
+  file under the study folder (cache/features/<backbone>-<pooling>-<max_length>/<split>.npy), written by the first
+  run that needs it under a file lock, with a subsample selecting rows by the indices of hf_transfer.sampling;
+- teacher labels once per data set and model: cache/teacher/<method>-<model>.npy, the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..batching import length_sorted_batches, pad_batch
+from ..metrics import classification_report
+from ..results import METRICS_FILE, RunResult
+from ..runtime import device
+from ..training import predictions_from_logits
+from .checks import EvalSet
+from .grid import Job
+
+EVAL_SETS_FILE = "eval_sets.json"
+MAX_BATCH_TOKENS = 4096  # as hf_transfer.predict: padded tokens per inference batch
+
+
+def is_finished(folder: Path, eval_set_names=()) -> bool:
+    """The run's metrics.json is there, and its scores on every named out-of-domain set."""
+    folder = Path(folder)
+    if not (folder / METRICS_FILE).is_file():
+        return False
+    return not eval_set_names or set(eval_set_names) <= set(read_eval_sets(folder))
+
+
+def read_eval_sets(folder: Path) -> dict[str, dict]:
+    """{eval set name: classification_report} of a finished run, {} when it has none."""
+    path = Path(folder) / EVAL_SETS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@dataclass
+class StudyRunner:
+    """Runs one job (run_classify or run_zeroshot as they are) and scores its model on the out-of-domain sets.
+
+    Picklable: Ray ships one copy to each worker. Returns the run folder as a string.
+    """
+
+    eval_sets: list[EvalSet]
+
+    def __call__(self, job: Job) -> str:
+        folder = job.folder
+        if not (folder / METRICS_FILE).is_file():
+            if job.kind == "classify":
+                from ..classify import run_classify
+
+                run_classify(job.run_config())
+            else:
+                from ..zeroshot import run_zeroshot
+
+                run_zeroshot(job.run_config())
+        missing = [s for s in self.eval_sets if s.name not in read_eval_sets(folder)]
+        if missing:
+            scores = read_eval_sets(folder)
+            result = RunResult.load(folder)
+            for eval_set in missing:
+                scores[eval_set.name] = score_run(job, result, eval_set)
+            partial = folder / (EVAL_SETS_FILE + ".partial")
+            partial.write_text(json.dumps(scores, indent=2) + "\n")
+            os.replace(partial, folder / EVAL_SETS_FILE)
+        return str(folder)
+
+
+def score_run(job: Job, result: RunResult, eval_set: EvalSet) -> dict:
+    """classification_report of a finished run on an out-of-domain set (its labels already mapped to the task's)."""
+    label_names, multi_label = result.task["label_names"], result.task["multi_label"]
+    if job.kind == "zero-shot":
+        from ..zeroshot import ZeroShotClassifier
+
+        config = job.run_config()
+        classifier = ZeroShotClassifier(config.method, config.model, label_names, multi_label, options=config.options,
+                                        batch_size=config.batch_size, max_length=config.data.max_length)
+        predicted = classifier.decide(classifier.predict_proba(eval_set.texts, desc=f"zero-shot, {eval_set.name}"))
+    else:
+        logits = folder_logits(job.folder, label_names, eval_set.texts, job.config["data"]["max_length"])
+        predicted, _ = predictions_from_logits(logits, multi_label)
+    return classification_report(predicted, np.asarray(eval_set.labels), label_names, multi_label)
+
+
+def load_run_model(folder: Path, label_names: list[str]):
+    """(model, tokenizer) of a classify run folder: the whole model, or a peft adapter on its base model."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .. import models  # noqa: F401  registers our own backbones with the Auto classes
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if (Path(folder) / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForSequenceClassification
+
+        model = AutoPeftModelForSequenceClassification.from_pretrained(
+            folder, id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)})
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+    return model.eval(), tokenizer
+
+
+@torch.inference_mode()
+def folder_logits(folder: Path, label_names: list[str], texts: list, max_length: int) -> np.ndarray:
+    """(len(texts), labels) fp32 logits of a classify run folder's model, in batches of similar length."""
+    model, tokenizer = load_run_model(folder, label_names)
+    model.to(device())
+    pairs = bool(texts) and not isinstance(texts[0], str)
+    columns = tokenizer(*([list(c) for c in zip(*texts)] if pairs else [texts]), truncation=True,
+                        max_length=max_length)
+    columns = {k: v for k, v in columns.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    lengths = [len(ids) for ids in columns["input_ids"]]
+    logits = np.zeros((len(texts), len(label_names)), dtype=np.float32)
+    for rows in length_sorted_batches(lengths, MAX_BATCH_TOKENS):
+        batch = {k: v.to(model.device) for k, v in pad_batch(columns, rows, tokenizer.pad_token_id).items()}
+        logits[rows] = model(**batch).logits.float().cpu().numpy()
+    return logits
