@@ -5,7 +5,8 @@ majority class; issue 17's table). The rule below keeps the requested schedule w
 optimiser steps, and otherwise changes as little as it can:
 
 1. **A batch that fits n.** The global batch (batch_size x gradient_accumulation_steps x processes) is cut so that
-   one epoch has at least MIN_STEPS_PER_EPOCH optimiser steps, but not below MIN_BATCH_SIZE examples per step.
+   one epoch has at least MIN_STEPS_PER_EPOCH optimiser steps, but not below MIN_BATCH_SIZE examples per step
+   (nor above n).
 2. **Enough optimiser steps.** If the epochs then give fewer than MIN_OPTIMIZER_STEPS steps, the number of epochs
    grows (whole epochs, so every example is seen equally often) until they do, up to MAX_EPOCHS.
 3. **Warmup.** At least MIN_WARMUP_RATIO of the steps warm the learning rate up.
@@ -80,7 +81,7 @@ def small_data_schedule(n: int, *, epochs: float, batch_size: int, learning_rate
         return Schedule(batch_size, gradient_accumulation_steps, epochs, warmup_ratio, learning_rate, steps)
 
     global_batch = batch_size * gradient_accumulation_steps * processes
-    fitting = max(MIN_BATCH_SIZE, n // MIN_STEPS_PER_EPOCH)
+    fitting = min(n, max(MIN_BATCH_SIZE, n // MIN_STEPS_PER_EPOCH))
     if global_batch > fitting:
         gradient_accumulation_steps = 1
         batch_size = max(1, min(batch_size, fitting // processes))

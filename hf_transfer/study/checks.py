@@ -43,9 +43,6 @@ def _check_classify_arm(config: ClassifyConfig, task: TaskData, eval_sets: bool)
     from ..backbones import load_backbone
     from ..strategies import get_strategy
 
-    if eval_sets and config.head == "text-to-text":
-        raise UserError("out-of-domain eval_sets are not scored for head=text-to-text yet: drop eval_sets or use "
-                        "head=classification")
     strategy = get_strategy(config.strategy, config.strategy_options)
     train = dataclasses.replace(config.train, learning_rate=config.train.learning_rate
                                 or strategy.default_learning_rate)
@@ -53,6 +50,9 @@ def _check_classify_arm(config: ClassifyConfig, task: TaskData, eval_sets: bool)
     strategy.setup(backbone.model, backbone.family, train)
     del backbone
     gc.collect()
+    if eval_sets and config.head == "text-to-text":
+        raise UserError("out-of-domain eval_sets are not scored for head=text-to-text yet: drop eval_sets or use "
+                        "head=classification")
 
 
 @dataclass

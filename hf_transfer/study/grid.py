@@ -73,7 +73,7 @@ def build_jobs(config: CompareConfig, train_size: int, study_dir: Path) -> list[
     full train split ("all"); `study_dir` should be absolute (Ray workers may start elsewhere).
     """
     runs = Path(study_dir) / RUNS_DIR
-    kinds = {name: config.arm_values(name) for name in config.arms}
+    kinds = {name: _absolute_paths(*config.arm_values(name)) for name in config.arms}
     jobs = []
     for arm, (kind, values) in kinds.items():
         if kind == "zero-shot":
@@ -87,6 +87,18 @@ def build_jobs(config: CompareConfig, train_size: int, study_dir: Path) -> list[
                 if kind == "classify":
                     jobs.append(_classify_job(config, arm, values, size, examples, seed, runs))
     return jobs
+
+
+def _absolute_paths(kind: str, values: dict) -> tuple[str, dict]:
+    """Local paths (data, model, tokenizer, vectors) made absolute: a Ray worker may start in another folder."""
+    def absolute(name):
+        return str(Path(name).expanduser().resolve()) if name and Path(name).expanduser().exists() else name
+
+    values = {**values, "data": {**values["data"], "dataset": absolute(values["data"]["dataset"])}}
+    for key in ("model", "tokenizer", "vectors"):
+        if key in values:
+            values[key] = absolute(values[key])
+    return kind, values
 
 
 def _classify_job(config: CompareConfig, arm: str, values: dict, size, examples: int, seed: int, runs: Path) -> Job:
