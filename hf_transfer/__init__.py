@@ -12,13 +12,15 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "ASSETS": "assets", "asset_path": "assets",
-    "ClassifyConfig": "config", "DataConfig": "config", "TrainConfig": "config", "ZeroShotConfig": "config",
+    "ClassifyConfig": "config", "CompareConfig": "config", "DataConfig": "config", "TrainConfig": "config",
+    "ZeroShotConfig": "config",
     "load_config": "config",
     "TaskData": "data", "load_task_data": "data",
     "TokenTaskData": "token_data", "load_token_data": "token_data",
     "UserError": "errors",
     "RunResult": "results",
     "run_classify": "classify",
+    "run_study": "study",
     "run_zeroshot": "zeroshot.run",
     "ZeroShotClassifier": "zeroshot.run",
 }

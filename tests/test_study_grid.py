@@ -25,7 +25,8 @@ def test_jobs_cover_the_grid_with_their_own_run_configs(tmp_path):
     assert run.train.learning_rate == 3e-5 and run.strategy == "full"
     assert (run.train.batch_size, run.train.epochs) == (16, 50) and full.schedule_changes, "the small-data rule"
     every = by_name["full-all-seed1"].run_config()
-    assert every.data.max_train_samples is None and every.train.epochs == 2 and not by_name["full-all-seed1"].schedule_changes
+    assert every.data.max_train_samples is None and every.train.epochs == 2
+    assert not by_name["full-all-seed1"].schedule_changes
     probe = by_name["probe-16-seed1"].run_config()
     assert probe.train.batch_size == 32 and probe.train.epochs == 2, "the linear probe fits no optimiser steps"
     zs = by_name["zs"]
@@ -104,3 +105,26 @@ def test_report_to_names_are_transformers_integrations():
     from hf_transfer.config import ReportTo
 
     assert set(get_args(ReportTo)) == set(INTEGRATION_TO_CALLBACK)
+
+
+def test_the_default_study_config_loads_with_its_grid(tmp_path):
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "recipes" / "configs" / "compare.yaml"
+    config = load_config(CompareConfig, path)
+    assert list(config.arms) == ["full", "adapter", "gradual-unfreeze", "frozen", "linear-probe", "scratch",
+                                 "zero-shot-embedding", "zero-shot-lm"]
+    jobs = build_jobs(config, train_size=9221, study_dir=tmp_path)
+    assert len(jobs) == 2 + 6 * 5 * 3
+    lm = next(job for job in jobs if job.arm == "zero-shot-lm").run_config()
+    assert lm.model == "smollm2-135m" and lm.options["template"] == "Review: {text}\nSentiment:"
+    adapter = next(job for job in jobs if job.arm == "adapter").run_config()
+    assert adapter.strategy_options["alpha_pattern"] == {"word_embeddings": 0.05}
+    from hf_transfer.strategies import get_strategy
+    from hf_transfer.zeroshot import get_method
+
+    for job in jobs:  # every arm's options are its strategy's or method's
+        run = job.run_config()
+        get_strategy(run.strategy, run.strategy_options) if job.kind == "classify" else get_method(run.method, run.options)
+    quick = load_config(CompareConfig, path, ["quick=true"])
+    assert (quick.sizes, quick.seeds, list(quick.arms)) == ([16, 64], [1], ["full", "adapter", "zero-shot-embedding"])

@@ -108,7 +108,8 @@ def render_study_card(*, config, task: TaskData, jobs: list[Job], rows: list[dic
                          tags=["hf-transfer", "transfer-study", "text-classification"])
     metric_name = METRIC_NAMES[config.metric]
     best_test = next((r for r in reversed(recommendations_) if r.eval_set == "test"), None)
-    summary_text = (f"Which transfer, for this task and this compute? {len(arms)} arms ({', '.join(a['name'] for a in arms)}) "
+    arm_names = ", ".join(arm["name"] for arm in arms)
+    summary_text = (f"Which transfer, for this task and this compute? {len(arms)} arms ({arm_names}) "
                     f"and {len(baselines)} baselines on {task.description}, at {len(config.sizes)} training-set "
                     f"sizes with {len(config.seeds)} seed(s) each, scored by {metric_name} on the test split"
                     f"{' and ' + str(len(eval_sets)) + ' out-of-domain set(s)' if eval_sets else ''}.")
