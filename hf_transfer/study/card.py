@@ -47,7 +47,7 @@ def _zero_shot(arm: str, kinds: dict[str, str]) -> str:
 
 
 def regime_sentence(regime: Regime, first_of_set: bool, kinds: dict[str, str]) -> str:
-    """'With up to 64 labelled examples: **full** (71.2 ± 1.0 at 64), +2.1 points over adapter at 16 (...); ...'."""
+    """'With up to 64 labelled examples: **full** (71.2 ± 1.0 at 64), +2.1 points over adapter (...) at 16; ...'."""
     items = regime.items
     if len(items) == 1:
         span = f"With {_examples(items[0])} labelled examples"
@@ -59,8 +59,9 @@ def regime_sentence(regime: Regime, first_of_set: bool, kinds: dict[str, str]) -
     score = f"{100 * last.best_mean:.1f} ± {100 * last.best_std:.1f}"
     margins = "; ".join(f"{_margin(item, kinds)}" + (f" at {_examples(item)}" if len(items) > 1 else "")
                         for item in items)
-    return (f"{span}: **{regime.best}**{_zero_shot(regime.best, kinds)} ({score}"
-            f"{f' at {_examples(last)}' if len(items) > 1 else ''}), {margins}.")
+    zero_shot = "zero-shot, " if kinds.get(regime.best) == "zero-shot" else ""
+    return (f"{span}: **{regime.best}** ({zero_shot}{score}{f' at {_examples(last)}' if len(items) > 1 else ''}), "
+            f"{margins}.")
 
 
 def _arm_settings(job: Job) -> str:

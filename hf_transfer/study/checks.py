@@ -16,7 +16,8 @@ from typing import Any
 
 import datasets
 
-from ..config import ClassifyConfig, DataConfig, EvalSetConfig, ZeroShotBaselineConfig, from_dict
+from ..config import (ClassifyConfig, DataConfig, EvalSetConfig, ZeroShotBaselineConfig, ZeroShotConfig,
+                      from_dict)
 from ..data import TaskData, load_task_data
 from ..errors import UserError
 
@@ -30,9 +31,9 @@ def check_arm(name: str, kind: str, values: dict[str, Any], task: TaskData, eval
         if kind == "zero-shot":
             from ..zeroshot import prepare_baseline
 
-            method = ZeroShotBaselineConfig(method=values.get("method", "embedding"), model=values["model"],
-                                            options=values.get("options") or {})
-            prepare_baseline(method, values["model"], task, batch_size=1)
+            run = from_dict(ZeroShotConfig, values)
+            prepare_baseline(ZeroShotBaselineConfig(method=run.method, model=run.model, options=run.options),
+                             run.model, task, batch_size=1)
             return
         _check_classify_arm(from_dict(ClassifyConfig, values), task, eval_sets)
     except UserError as err:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..assets import ASSETS
 from ..config import ClassifyConfig, CompareConfig, ZeroShotConfig, from_dict, to_dict
 from ..errors import UserError
 from ..schedule import small_data_schedule
@@ -90,9 +91,12 @@ def build_jobs(config: CompareConfig, train_size: int, study_dir: Path) -> list[
 
 
 def _absolute_paths(kind: str, values: dict) -> tuple[str, dict]:
-    """Local paths (data, model, tokenizer, vectors) made absolute: a Ray worker may start in another folder."""
+    """Local paths (data, model, tokenizer, vectors) made absolute: a Ray worker may start in another folder.
+    Asset names stay names, as the readers look them up first."""
     def absolute(name):
-        return str(Path(name).expanduser().resolve()) if name and Path(name).expanduser().exists() else name
+        if not name or name in ASSETS or not Path(name).expanduser().exists():
+            return name
+        return str(Path(name).expanduser().resolve())
 
     values = {**values, "data": {**values["data"], "dataset": absolute(values["data"]["dataset"])}}
     for key in ("model", "tokenizer", "vectors"):
