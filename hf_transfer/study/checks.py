@@ -45,6 +45,7 @@ def _check_classify_arm(config: ClassifyConfig, task: TaskData, eval_sets: bool)
     from ..strategies import get_strategy
 
     strategy = get_strategy(config.strategy, config.strategy_options)
+    strategy.check_head(config.head)
     train = dataclasses.replace(config.train, learning_rate=config.train.learning_rate
                                 or strategy.default_learning_rate)
     backbone = load_backbone(config, task, strategy)

@@ -14,7 +14,6 @@ training; so every bad input is one line before the first run starts. Rerunning 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,10 @@ import yaml
 
 from ..baselines import majority_baseline, tfidf_baseline
 from ..config import CompareConfig, to_dict
-from ..data import load_task_data, name_slug
+from ..data import load_task_data
 from ..errors import UserError
+from ..log import logger
+from ..run_folder import default_output_dir
 from ..runtime import hardware_description
 from .card import render_study_card
 from .checks import EvalSet, check_arm, load_eval_set
@@ -33,8 +34,6 @@ from .grid import Job, build_jobs, check_sizes
 from .plots import study_plots
 from .report import (Recommendation, recommendations, result_rows, summarize, write_results, write_summary)
 from .runner import StudyRunner, is_finished
-
-logger = logging.getLogger("hf_transfer.study")
 
 STUDY_CONFIG = "study.yaml"
 JOBS_FILE = "jobs.json"
@@ -54,7 +53,8 @@ class StudyResult:
 
 
 def default_study_dir(config: CompareConfig) -> Path:
-    return Path("outputs") / f"study-{name_slug(config.model)}-{name_slug(config.data.dataset)}"
+    """outputs/study-<model>-<dataset>."""
+    return default_output_dir("study", config.model, config.data.dataset)
 
 
 def run_study(config: CompareConfig, run_job: RunJob | None = None) -> StudyResult:
