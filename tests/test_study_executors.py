@@ -24,11 +24,20 @@ def write_marker(job: Job) -> str:
     return str(job.folder)
 
 
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance for this module's tests (starting one takes a while); RayExecutor joins it."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(params=["local", "ray"])
 def executor(request):
     if request.param == "ray":
-        ray = pytest.importorskip("ray")
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+        request.getfixturevalue("ray_instance")
     return make_executor(ExecutorConfig(kind=request.param, num_workers=2))
 
 
