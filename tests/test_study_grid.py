@@ -125,6 +125,9 @@ def test_the_default_study_config_loads_with_its_grid(tmp_path):
 
     for job in jobs:  # every arm's options are its strategy's or method's
         run = job.run_config()
-        get_strategy(run.strategy, run.strategy_options) if job.kind == "classify" else get_method(run.method, run.options)
+        if job.kind == "classify":
+            get_strategy(run.strategy, run.strategy_options)
+        else:
+            get_method(run.method, run.options)
     quick = load_config(CompareConfig, path, ["quick=true"])
     assert (quick.sizes, quick.seeds, list(quick.arms)) == ([16, 64], [1], ["full", "adapter", "zero-shot-embedding"])

@@ -140,7 +140,8 @@ def test_study_card_parses_and_states_the_recommendation(tmp_path):
     loaded = ModelCard.load(tmp_path / "README.md")
     assert loaded.data.license == "mit" and "transfer-study" in loaded.data.tags
     text = loaded.text
-    assert "With 16 labelled examples: **zs** (zero-shot, 70.0 ± 0.0), +10.0 points over full (60.0; p = 0.013, significant)." in text
+    assert ("With 16 labelled examples: **zs** (zero-shot, 70.0 ± 0.0), +10.0 points over full (60.0; p = 0.013, "
+            "significant).") in text
     assert "With 64 to all 9,221 labelled examples: **full**" in text
     assert "![Learning curves](learning_curves.png)" in text and "| ood (out of domain" in text
     assert "p < 0.05" in text and "| Run time, all runs | 60.0 min |" in text
