@@ -45,7 +45,7 @@ def test_multi_label_tasks_get_one_regression_per_label(tmp_path):
     rows = []
     for i in range(240):
         labels = [name for j, name in enumerate("abc") if (i >> j) & 1] or ["a"]
-        rows.append({"text": " ".join(words[name] for name in labels) + f" filler{i % 7}", "labels": labels})
+        rows.append({"text": " ".join(words[name] for name in labels) + f" filler{i}", "labels": labels})
     path = tmp_path / "multi.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     task = load_task_data(DataConfig(dataset=str(path), label_column="labels"))
