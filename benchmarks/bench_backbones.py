@@ -35,6 +35,7 @@ import torch
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, DataConfig, load_config
 from hf_transfer.data import load_task_data
+from hf_transfer.schedule import DEFAULT_EPOCHS
 from summary import mean_std  # benchmarks/summary.py, beside this script
 
 
@@ -112,7 +113,7 @@ def full_mode_estimate(results: list[dict], seeds: int) -> str:
         runs = [r for r in results if r["row"] == name]
         if runs:
             epochs = next((float(o.split("=")[1]) for o in row.overrides if o.startswith("train.epochs=")),
-                          ClassifyConfig().train.epochs)
+                          DEFAULT_EPOCHS)
             examples = seeds * full_train * epochs
             measured += examples / statistics.mean(r["train_examples_per_s"] for r in runs)
             idle += examples * statistics.mean(r["train_cpu_s"] / (r["train_examples"] * r["epochs"]) for r in runs)

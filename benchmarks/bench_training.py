@@ -99,7 +99,7 @@ def build(side: str, args):
             lambda b: tokenizer(b[task.text_columns[0]], padding="max_length", truncation=True, max_length=128),
             batched=True, remove_columns=task.text_columns)
     training_args = TrainingArguments(
-        output_dir=output_dir, num_train_epochs=config.train.epochs, learning_rate=config.train.learning_rate,
+        output_dir=output_dir, num_train_epochs=config.train.epochs or 2, learning_rate=config.train.learning_rate,
         per_device_train_batch_size=config.train.batch_size, seed=config.train.seed, report_to="none",
         save_strategy="no", logging_steps=50, use_cpu=not torch.cuda.is_available(),
         bf16=side == "C", train_sampling_strategy="group_by_length" if side.startswith("C") else "random")

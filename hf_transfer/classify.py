@@ -19,7 +19,9 @@ from .config import ClassifyConfig, to_dict
 from .publish import check_hub_target, publish_to_hub
 from .results import RunResult
 from .run_folder import RunFolder, default_output_dir
+from .log import logger
 from .runtime import hardware_description, peak_memory_mb, resolve_precision, set_threads
+from .schedule import resolve_schedule
 from .strategies import get_strategy
 from .tasks import TASKS
 from .training import build_trainer, training_arguments
@@ -56,6 +58,12 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                    resume=config.resume) as folder:
         set_seed(config.train.seed)
         task = task_family.load_data(config.data)
+        train_config, schedule_changes = resolve_schedule(resolved.train, strategy.name, len(task.splits["train"]),
+                                                          state.num_processes)
+        if schedule_changes:
+            logger.info(f"small-data rule for {len(task.splits['train'])} training examples: "
+                        + "; ".join(schedule_changes))
+        resolved = dataclasses.replace(resolved, train=train_config)
         baseline = prepare_baseline(config.zeroshot_baseline, config.model, task, config.train.eval_batch_size)
         backbone = load_backbone(config, task, strategy)
         model, tokenizer = backbone.model, backbone.tokenizer
@@ -77,10 +85,12 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         eval_started = time.perf_counter()
         metrics, predictions = task_family.evaluate(trainer, task, tokenized)
         eval_time = time.perf_counter() - eval_started
-        baselines = {baseline.name: baseline.evaluate(task, config.data.max_length)} if baseline else {}
+        baselines = task_family.baselines(task, config.baselines)
+        if baseline:
+            baselines[baseline.name] = baseline.evaluate(task, config.data.max_length)
 
         train_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"])
-        epochs_run = trainer.state.epoch or config.train.epochs
+        epochs_run = trainer.state.epoch or resolved.train.epochs
         result = RunResult(
             kind=task_family.result_kind,
             model=backbone.record(),
@@ -103,11 +113,13 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "processes": state.num_processes,
             },
             training={
-                "epochs": config.train.epochs,
+                "epochs": resolved.train.epochs,
                 "learning_rate": learning_rate,
-                "batch_size": config.train.batch_size * config.train.gradient_accumulation_steps * state.num_processes,
+                "batch_size": resolved.train.batch_size * resolved.train.gradient_accumulation_steps
+                * state.num_processes,
+                **({"schedule_changes": list(schedule_changes)} if schedule_changes else {}),
                 "lr_scheduler": config.train.lr_scheduler,
-                "warmup_ratio": config.train.warmup_ratio,
+                "warmup_ratio": resolved.train.warmup_ratio,
                 "weight_decay": config.train.weight_decay,
                 "max_length": config.data.max_length,
                 "optimizer_steps": trainer.state.global_step,

@@ -6,6 +6,7 @@ light commands start without torch; no pipeline imports it.
     hf-transfer classify [--config FILE] [key=value ...]    fine-tune, evaluate and card a classifier
     hf-transfer zeroshot [--config FILE] [key=value ...]    evaluate a checkpoint without training
     hf-transfer pretrain [--config FILE] [key=value ...]    pretrain a backbone on a text corpus
+    hf-transfer compare [--quick] [--config FILE] [...]     the transfer study: which transfer for my task?
     hf-transfer predict OUTPUT_DIR texts.txt                label a file of texts with a trained run
     hf-transfer publish OUTPUT_DIR --repo-id ORG/NAME       push a run to the Hub, or --to a local hub folder
     hf-transfer assets list|fetch [NAME ...]                the named offline assets
@@ -54,6 +55,11 @@ def _pretrain_summary(config, metrics) -> str:
             f"{metrics['tokens_per_second']:,.0f} tokens/s; output in {metrics['output_dir']}")
 
 
+def _compare_summary(config, study) -> str:
+    best = "; ".join(f"{r.size}: {r.best}" for r in study.recommendations if r.eval_set == "test")
+    return f"study in {study.folder} (study card README.md); best arm per training size on test: {best}"
+
+
 CONFIG_COMMANDS = {
     "classify": ConfigCommand("fine-tune, evaluate and card a text classifier", "ClassifyConfig",
                               "hf_transfer.classify:run_classify", _classify_summary),
@@ -61,7 +67,21 @@ CONFIG_COMMANDS = {
                               "ZeroShotConfig", "hf_transfer.zeroshot.run:run_zeroshot", _zeroshot_summary),
     "pretrain": ConfigCommand("train a tokenizer and pretrain a backbone on a text corpus", "PretrainConfig",
                               "hf_transfer.pretraining:run_pretraining", _pretrain_summary),
+    "compare": ConfigCommand("the transfer study: strategies x training sizes x seeds x evaluation sets, with "
+                             "plots and a recommendation", "CompareConfig", "hf_transfer.study:run_study",
+                             _compare_summary),
 }
+
+
+# Subcommands whose default is a tuned YAML of recipes/configs (shipped as hf_transfer.configs), not the config
+# class's defaults alone.
+DEFAULT_CONFIGS = {"compare": "compare.yaml"}
+
+
+def _shipped_config(name: str | None) -> str | None:
+    from importlib import resources
+
+    return str(resources.files("hf_transfer.configs") / name) if name else None
 
 
 def _keys_epilog(config_class: str) -> str:
@@ -74,8 +94,11 @@ def _keys_epilog(config_class: str) -> str:
     return "\n".join(lines)
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser, default_config: str | Path | None) -> None:
+def _add_config_arguments(parser: argparse.ArgumentParser, default_config: str | Path | None,
+                          quick: bool = False) -> None:
     parser.add_argument("--config", default=default_config, help="YAML config (default: %(default)s)")
+    if quick:
+        parser.add_argument("--quick", action="store_true", help="a first look: quick=true (see below)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="overrides, dotted for sections: train.epochs=3 data.dataset=my.csv")
 
@@ -85,7 +108,8 @@ def _run_config_command(name: str, args: argparse.Namespace) -> None:
     from . import config as config_module
 
     command = CONFIG_COMMANDS[name]
-    config = load_config(getattr(config_module, command.config_class), args.config, args.overrides)
+    overrides = [*args.overrides, *(["quick=true"] if getattr(args, "quick", False) else [])]
+    config = load_config(getattr(config_module, command.config_class), args.config, overrides)
     module, function = command.run.split(":")
     result = getattr(importlib.import_module(module), function)(config)
     if is_main_process():  # one summary from a distributed run
@@ -99,7 +123,7 @@ def run_recipe(name: str, default_config: str | Path, argv: list[str] | None = N
     """
     parser = argparse.ArgumentParser(description=description, epilog=_keys_epilog(CONFIG_COMMANDS[name].config_class),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_config_arguments(parser, default_config)
+    _add_config_arguments(parser, default_config, quick=name == "compare")
     exit_on_user_error(lambda: _run_config_command(name, parser.parse_args(argv)))()
 
 
@@ -189,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         sub = subparsers.add_parser(name, help=command.help, description=command.help,
                                     epilog=_keys_epilog(command.config_class),
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        _add_config_arguments(sub, None)
+        _add_config_arguments(sub, _shipped_config(DEFAULT_CONFIGS.get(name)), quick=name == "compare")
         sub.set_defaults(run=lambda args, name=name: _run_config_command(name, args))
     for name, (help_text, add_arguments, run) in OTHER_COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

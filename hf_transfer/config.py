@@ -129,7 +129,9 @@ class DataConfig:
 class TrainConfig:
     """Optimisation and precision (`train.*`); mapped onto transformers.TrainingArguments."""
 
-    epochs: float = setting(2.0, help="passes over the training data")
+    epochs: float | None = setting(None, help="passes over the training data; null: 2, or as many as a small training "
+                                              "set needs, with a batch that fits it (the small-data rule, "
+                                              "hf_transfer/schedule.py)")
     learning_rate: float | None = setting(None, help="peak learning rate; null: the strategy's default (full 1e-4, "
                                                      "frozen 2e-3, LoRA 2e-3, ...)")
     batch_size: int = setting(32, help="examples per device per step; the global batch is batch_size x processes x "
@@ -206,6 +208,9 @@ class ClassifyConfig:
     strategy_options: dict[str, Any] = setting(factory=dict, help="the strategy's options, e.g. {method: lora, r: 8}")
     data: DataConfig = setting(factory=DataConfig, help="")
     train: TrainConfig = setting(factory=TrainConfig, help="")
+    baselines: list[Literal["majority", "tfidf"]] = setting(
+        factory=lambda: ["majority", "tfidf"], help="cheap baselines fitted on the run's own split and shown on its "
+                                                    "card with what transfer bought over them (TF-IDF: seconds)")
     zeroshot_baseline: ZeroShotBaselineConfig = setting(factory=ZeroShotBaselineConfig, help="")
     output_dir: str | None = setting(None, help="null: outputs/<model>-<dataset>-<strategy>")
     overwrite_output_dir: bool = setting(False, help="replace a finished output folder of the same name (false: "

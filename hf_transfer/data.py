@@ -46,6 +46,7 @@ from .assets import ASSETS, asset_path
 from .config import DataConfig
 from .errors import UserError, first_line
 from .log import logger
+from .sampling import nested_subsample
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
@@ -570,7 +571,9 @@ def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_
                                    text_columns)
         carved.append("validation")
     if config.max_train_samples and config.max_train_samples < len(train):
-        train = _split(train, len(train) - config.max_train_samples, config.seed, stratify, "data.max_train_samples")["train"]
+        # Nested and seeded on its own: a study's seeds draw their own samples while the splits above stay fixed.
+        seed = config.seed if config.subsample_seed is None else config.subsample_seed
+        train = train.select(nested_subsample(train["labels"], config.max_train_samples, seed))
     if config.max_eval_samples:
         validation, test = (
             s if len(s) <= config.max_eval_samples

@@ -31,6 +31,7 @@ agree.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ MIN_BATCH_SIZE = 4
 # chosen to keep the smallest runs of a study well under a minute on a CPU while leaving the one-step regime behind.
 MIN_OPTIMIZER_STEPS = 200
 MAX_EPOCHS = 100  # with very few examples, beyond this more epochs only memorise
+DEFAULT_EPOCHS = 2.0  # train.epochs=null: 2 passes where that gives enough steps (the default run: 578 steps)
 MIN_WARMUP_RATIO = 0.1  # Mosbach et al.: linear warmup over the first 10% of the steps
 # Strategies that do not train by optimiser steps (the linear probe fits a logistic regression): the rule leaves them.
 NO_OPTIMIZER_STEPS = frozenset({"linear-probe"})
@@ -101,3 +103,17 @@ def small_data_schedule(n: int, *, epochs: float, batch_size: int, learning_rate
         changes.append(f"warmup ratio {warmup_ratio:g} -> {MIN_WARMUP_RATIO:g}")
         warmup_ratio = MIN_WARMUP_RATIO
     return Schedule(batch_size, gradient_accumulation_steps, epochs, warmup_ratio, learning_rate, steps, tuple(changes))
+
+
+def resolve_schedule(train, strategy: str, n: int, processes: int = 1):
+    """(train config to use, changes): `train` (a TrainConfig) with the rule applied when its epochs are null (the
+    default: DEFAULT_EPOCHS, or as many as `n` training examples need); explicit epochs are kept as given."""
+    if train.epochs is not None:
+        return train, ()
+    schedule = small_data_schedule(n, epochs=DEFAULT_EPOCHS, batch_size=train.batch_size,
+                                   learning_rate=train.learning_rate, warmup_ratio=train.warmup_ratio,
+                                   strategy=strategy, gradient_accumulation_steps=train.gradient_accumulation_steps,
+                                   processes=processes, max_steps=train.max_steps)
+    return dataclasses.replace(train, batch_size=schedule.batch_size,
+                               gradient_accumulation_steps=schedule.gradient_accumulation_steps,
+                               epochs=schedule.epochs, warmup_ratio=schedule.warmup_ratio), schedule.changes

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from .baselines import majority_baseline, tfidf_baseline
 from .data import TaskData, load_task_data, prediction_rows, tokenize_splits
 from .metrics import classification_report
 from .training import predict_logits, predictions_from_logits
 
 EVAL_SPLITS = ("validation", "test")
+BASELINES = {"majority": majority_baseline, "tfidf": tfidf_baseline}
 
 
 class TextClassification:
@@ -45,6 +47,13 @@ class TextClassification:
                                                    task.multi_label)
             rows += prediction_rows(task, split, predicted, probabilities)
         return metrics, rows
+
+    @staticmethod
+    def baselines(task: TaskData, names) -> dict[str, dict]:
+        """{name: {method, model, metrics, fit_time_s}}: the named cheap baselines (majority, tfidf) fitted on the
+        train split and scored on the validation and test splits (hf_transfer.baselines)."""
+        fitted = (BASELINES[name](task) for name in names)
+        return {record["method"]: record for record in fitted}
 
     @staticmethod
     def record(task: TaskData) -> dict:

@@ -52,6 +52,7 @@ from .data import (
     _looks_like_path,
 )
 from .errors import UserError, first_line
+from .sampling import nested_subsample
 
 OUTSIDE = "O"
 DOCSTART = "-DOCSTART-"
@@ -452,8 +453,9 @@ def _make_splits(data: DatasetDict, config: DataConfig) -> DatasetDict:
     if validation is None:
         train, validation = split_sentences(train, config.validation_size, config.seed, "data.validation_size")
     if config.max_train_samples and config.max_train_samples < len(train):
-        train, _ = split_sentences(train, len(train) - config.max_train_samples, config.seed,
-                                   "data.max_train_samples", keep_identical_together=False)
+        # Nested and seeded on its own, as for texts (data.py): a study's seeds draw their own sentences.
+        seed = config.seed if config.subsample_seed is None else config.subsample_seed
+        train = train.select(nested_subsample(sentence_strata(train), config.max_train_samples, seed))
     if config.max_eval_samples:
         validation, test = (
             s if len(s) <= config.max_eval_samples
@@ -474,10 +476,7 @@ def split_sentences(data: Dataset, size: float | int, seed: int, key: str,
     keep_identical_together, identical word sequences go to one part (counted as one unit in `size`). Both
     parts keep the original order. Raises UserError when the data cannot be split that way.
     """
-    label_names = data.features["tags"].feature.names
-    types = [{label_names[t][2:] for t in tags if t} for tags in data["tags"]]
-    frequency = Counter(kind for kinds in types for kind in kinds)
-    strata = [min(kinds, key=lambda kind: (frequency[kind], kind)) if kinds else "" for kinds in types]
+    strata = sentence_strata(data)
     units: dict = {}
     for i, words in enumerate(data["tokens"]):
         units.setdefault(tuple(words) if keep_identical_together else i, []).append(i)
@@ -490,6 +489,15 @@ def split_sentences(data: Dataset, size: float | int, seed: int, key: str,
         raise UserError(f"cannot split {len(data)} sentences with {key}={size}: {first_line(err)}") from None
     return (data.select(sorted(i for unit in rest for i in unit)),
             data.select(sorted(i for unit in held_out for i in unit)))
+
+
+def sentence_strata(data: Dataset) -> list[str]:
+    """Each sentence's rarest entity type (by the number of sentences holding it; "" for none): what splits and
+    subsamples of sentences are stratified by."""
+    label_names = data.features["tags"].feature.names
+    types = [{label_names[t][2:] for t in tags if t} for tags in data["tags"]]
+    frequency = Counter(kind for kinds in types for kind in kinds)
+    return [min(kinds, key=lambda kind: (frequency[kind], kind)) if kinds else "" for kinds in types]
 
 
 def _mergeable(strata: list[str], held: int, rest: int) -> list[str] | None:

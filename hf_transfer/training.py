@@ -19,13 +19,14 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .batching import LengthBucketedSampler
 from .config import TrainConfig
+from .schedule import DEFAULT_EPOCHS
 
 def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool) -> TrainingArguments:
     """TrainingArguments for `config` (learning_rate resolved), checkpointing into `output_dir` every
     `config.checkpoint_steps` optimiser steps (only the newest checkpoint is kept)."""
     return TrainingArguments(
         output_dir=output_dir,
-        num_train_epochs=config.epochs,
+        num_train_epochs=DEFAULT_EPOCHS if config.epochs is None else config.epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
         per_device_train_batch_size=config.batch_size,

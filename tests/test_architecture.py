@@ -97,7 +97,7 @@ def test_help_lists_every_key_with_its_default(command, capsys):
 
 
 def test_every_config_key_has_help():
-    for name in ("ClassifyConfig", "ZeroShotConfig", "PretrainConfig"):
+    for name in ("ClassifyConfig", "ZeroShotConfig", "PretrainConfig", "CompareConfig"):
         missing = [key for key, _, help_text in config.config_help(getattr(config, name)) if not help_text]
         assert not missing, f"{name}: {missing}"
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..assets import ASSETS
 from ..config import ClassifyConfig, CompareConfig, ZeroShotConfig, from_dict, to_dict
 from ..errors import UserError
-from ..schedule import small_data_schedule
+from ..schedule import DEFAULT_EPOCHS, small_data_schedule
 
 RUNS_DIR = "runs"
 ALL = "all"
@@ -112,12 +112,13 @@ def _classify_job(config: CompareConfig, arm: str, values: dict, size, examples:
     changes: tuple[str, ...] = ()
     if config.small_data_rule:
         schedule = small_data_schedule(
-            examples, epochs=train["epochs"], batch_size=train["batch_size"], learning_rate=train["learning_rate"],
+            examples, epochs=train["epochs"] or DEFAULT_EPOCHS, batch_size=train["batch_size"], learning_rate=train["learning_rate"],
             warmup_ratio=train["warmup_ratio"], strategy=values.get("strategy", ClassifyConfig.strategy),
             gradient_accumulation_steps=train["gradient_accumulation_steps"], max_steps=train["max_steps"])
         train.update(batch_size=schedule.batch_size, gradient_accumulation_steps=schedule.gradient_accumulation_steps,
                      epochs=schedule.epochs, warmup_ratio=schedule.warmup_ratio)
         changes = schedule.changes
+    train["epochs"] = train["epochs"] or DEFAULT_EPOCHS  # explicit: the run keeps the study's schedule
     run = from_dict(ClassifyConfig, {**values, "data": data, "train": train, "output_dir": str(folder)},
                     prefix=f"arms.{arm}.")
     return Job(folder.name, arm, "classify", size, examples, seed, to_dict(run), changes)
