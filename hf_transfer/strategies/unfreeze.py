@@ -91,11 +91,15 @@ class GradualUnfreezing(TrainerCallback):
             self.groups_per_epoch = math.ceil(len(self.groups) / epochs)
 
     def on_epoch_begin(self, args, state, control, optimizer=None, **kwargs):
-        epoch = round(state.epoch or 0)
+        # A run resumed from a checkpoint inside epoch e begins at state.epoch = e + the fraction done: floor, not
+        # round. Its log history, restored from the checkpoint, already has epoch e's entry.
+        epoch = math.floor(state.epoch or 0)
         unfrozen = min(len(self.groups), (epoch + 1) * self.groups_per_epoch)
         for index, group in enumerate(self.groups):
             for parameter in group.parameters:
                 parameter.requires_grad_(index < unfrozen and id(parameter) in self.may_train)
+        if any(entry.get("epoch") == epoch and "trainable_layer_groups" in entry for entry in state.log_history):
+            return
         state.log_history.append({
             "epoch": epoch,
             "step": state.global_step,
