@@ -24,11 +24,12 @@ from .runtime import hardware_description, peak_memory_mb, resolve_precision, se
 from .schedule import resolve_schedule
 from .strategies import get_strategy
 from .tasks import TASKS
-from .training import build_trainer, training_arguments
+from .training import build_trainer, mean_train_loss, training_arguments
 from .zeroshot import prepare_baseline
 
 # Keys that say where a run writes, not what it computes: a resumed run may differ in these.
 NOT_SETTINGS = ("output_dir", "overwrite_output_dir", "resume", "push_to_hub", "hub_repo_id", "hub_private")
+NOT_TRAIN_SETTINGS = ("threads", "checkpoint_steps")  # how fast, and how often it checkpoints
 
 
 def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: tuple = ()) -> RunResult:
@@ -53,7 +54,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     set_threads(config.train.threads)
 
     settings = {key: value for key, value in to_dict(resolved).items() if key not in NOT_SETTINGS}
-    settings["train"] = {key: value for key, value in settings["train"].items() if key != "threads"}
+    settings["train"] = {key: value for key, value in settings["train"].items() if key not in NOT_TRAIN_SETTINGS}
     with RunFolder(output_dir, overwrite=config.overwrite_output_dir, settings=settings,
                    resume=config.resume) as folder:
         set_seed(config.train.seed)
@@ -123,8 +124,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "weight_decay": config.train.weight_decay,
                 "max_length": config.data.max_length,
                 "optimizer_steps": trainer.state.global_step,
-                "final_train_loss": next((e["train_loss"] for e in reversed(trainer.state.log_history)
-                                          if "train_loss" in e), None),
+                "final_train_loss": mean_train_loss(trainer.state.log_history, _step_of(folder.resume_from)),
                 "log_history": trainer.state.log_history,
             },
             config=to_dict(resolved),
@@ -139,6 +139,11 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     if config.push_to_hub and state.is_main_process:
         publish_to_hub(output_dir, config.hub_repo_id, private=config.hub_private)
     return result
+
+
+def _step_of(checkpoint: Path | None) -> int:
+    """The optimiser step of a Trainer checkpoint folder (`checkpoint-STEP`); 0 for None."""
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0
 
 
 def _hidden_size(model_config) -> int | None:

@@ -3,15 +3,19 @@
 While a run works on OUT:
 
     .OUT.lock      a lock file the run's main process holds (fcntl.flock) from start to end. A second run on OUT is
-                   refused at once, naming the holder's pid; the kernel drops the lock when a process dies, so a
-                   killed run never leaves a stale lock.
+                   refused at once, naming the holder's pid (refused rather than made to wait: the user asked for
+                   two results in one place, and a waiting run would silently replace the first one's, or be
+                   refused anyway once it exists); the kernel drops the lock when a process dies, so a killed run
+                   never leaves a stale lock.
     OUT.partial/   the run's private staging folder: checkpoints while training (with `.run.json`, the settings they
                    belong to), then every output file. A rerun of the same settings resumes from its last
                    checkpoint; other settings are refused in one line (or `resume=false` starts over).
 
-When everything is written, OUT.partial takes OUT's place in one atomic step (Linux renameat2 RENAME_EXCHANGE; where
-that is missing, two renames with recovery at the next start), so at every instant OUT is either the old complete
-folder or the new one; the old one is then deleted. An existing OUT is only replaced with overwrite_output_dir=true.
+When everything is written, the checkpoints are deleted and OUT.partial takes OUT's place in one atomic step (Linux
+renameat2 RENAME_EXCHANGE), so at every instant OUT is either the old complete folder or the new one; the old one
+is then deleted. Where the exchange is missing (old kernels, some network filesystems) two renames are used: a crash
+between them leaves OUT absent and the old folder at OUT.replaced, put back by the next run on OUT before anything
+else. An existing OUT is only replaced with overwrite_output_dir=true.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .log import is_main_process, logger
 
 STAGING_SUFFIX = ".partial"
@@ -35,6 +39,8 @@ REPLACED_SUFFIX = ".replaced"
 LOCK_SUFFIX = ".lock"
 RUN_MARKER = ".run.json"  # in staging only: the settings a resumable run's checkpoints belong to
 CHECKPOINTS = "checkpoints"
+DISCARDED = ".discarded"  # in staging: checkpoints being deleted, renamed first so none is seen half deleted
+HOLDER_WAIT_S = 1.0  # how long a refused run waits for the lock holder to write its pid into the lock file
 PREDICTIONS_FILE = "predictions.jsonl"
 
 
@@ -59,9 +65,10 @@ class RunFolder:
             folder.commit()
 
     `settings` (a JSON-able dict) marks the staging folder as resumable: rerunning with equal settings resumes,
-    with other settings raises UserError. Only the main process of a distributed run locks, cleans and commits;
-    every process sees the same paths. Raises UserError when OUT exists and `overwrite` is false, or another run
-    holds OUT's lock.
+    with other settings raises UserError (unless `resume` is false: then it starts over). Only the main process of
+    a distributed run locks, cleans and commits; it tells the others (torch.distributed, where initialised) whether
+    the run goes ahead and from which checkpoint, so every process raises the same UserError or resumes from the
+    same step. Raises UserError when OUT exists and `overwrite` is false, or another run holds OUT's lock.
     """
 
     def __init__(self, output_dir: str | Path, *, overwrite: bool, settings: dict | None = None, resume: bool = True):
@@ -70,7 +77,8 @@ class RunFolder:
         self.replaced = self.output_dir.with_name(self.output_dir.name + REPLACED_SUFFIX)
         self.lock_path = self.output_dir.with_name(f".{self.output_dir.name}{LOCK_SUFFIX}")  # hidden, reused
         self.overwrite = overwrite
-        self.settings = settings
+        # as JSON gives it back from the marker: tuples become lists, keys strings
+        self.settings = json.loads(json.dumps(settings)) if settings is not None else None
         self.resume = resume
         self.main = is_main_process()
         self.resume_from: Path | None = None
@@ -84,18 +92,29 @@ class RunFolder:
     # -- entering: lock, recover, check -----------------------------------------------------------------------
 
     def __enter__(self) -> "RunFolder":
+        refusal, resume_from = None, None
         if self.main:
-            self._lock()
             try:
-                self._recover()
-                if self.output_dir.exists() and not self.overwrite:
-                    raise UserError(f"output folder {self.output_dir} exists: pass overwrite_output_dir=true to "
-                                    "replace it, or output_dir=ANOTHER")
-                self._prepare_staging()
-            except BaseException:
-                self._unlock()
+                self._lock()
+                try:
+                    self._recover()
+                    if self.output_dir.exists() and not self.overwrite:
+                        raise UserError(f"output folder {self.output_dir} exists: pass overwrite_output_dir=true to "
+                                        "replace it, or output_dir=ANOTHER")
+                    self._prepare_staging()
+                except BaseException:
+                    self._unlock()
+                    raise
+                resume_from = self._last_checkpoint()
+            except UserError as err:
+                refusal = str(err)
+            except BaseException as err:
+                _share_with_all_processes([f"the main process failed: {first_line(err)}", None])
                 raise
-        self.resume_from = self._last_checkpoint() if self.settings is not None else None
+        refusal, resume_from = _share_with_all_processes([refusal, str(resume_from) if resume_from else None])
+        if refusal:
+            raise UserError(refusal)
+        self.resume_from = Path(resume_from) if resume_from else None
         return self
 
     def _lock(self) -> None:
@@ -104,11 +123,14 @@ class RunFolder:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder, deadline = "", time.monotonic() + HOLDER_WAIT_S
+            while not holder and time.monotonic() < deadline:  # the holder writes its pid just after locking
+                handle.seek(0)
+                holder = handle.read().strip()
+                time.sleep(0 if holder else 0.05)
             handle.close()
-            raise UserError(f"output folder {self.output_dir} is being written by another run (pid {holder}): "
-                            "wait for it to finish, or pass output_dir=ANOTHER") from None
+            raise UserError(f"output folder {self.output_dir} is being written by another run (pid "
+                            f"{holder or 'unknown'}): wait for it to finish, or pass output_dir=ANOTHER") from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -121,34 +143,47 @@ class RunFolder:
             self._lock_handle = None
 
     def _recover(self) -> None:
-        """Finish what a replace cut off by a crash left: the new folder in place, the old one gone."""
-        if self.replaced.exists():
-            if not self.output_dir.exists():  # the fallback's two renames were cut in between
+        """Finish what a replace cut off by a crash left: a complete folder at OUT, nothing else."""
+        if self.replaced.exists() or self.replaced.is_symlink():
+            if not self.output_dir.exists():  # the fallback's two renames were cut in between: put the old one back
                 self.replaced.rename(self.output_dir)
             else:
-                shutil.rmtree(self.replaced)
-        if self.staging.exists() and not (self.staging / RUN_MARKER).is_file():
-            shutil.rmtree(self.staging)  # no run's settings: an old folder swapped out, or an unfinished write
+                _remove(self.replaced)
+        if self.staging.exists() and _read_marker(self.staging) is None:
+            # no run's settings: a committing run's complete folder (its marker goes first) or the old folder
+            # it swapped out; neither is resumable, and OUT holds a complete folder
+            _remove(self.staging)
 
     def _prepare_staging(self) -> None:
-        marker = self.staging / RUN_MARKER
         if self.staging.exists():
-            saved = json.loads(marker.read_text()).get("settings")
-            if self.settings is None or not self.resume:
-                shutil.rmtree(self.staging)
-            elif saved != self.settings:
+            saved = _read_marker(self.staging).get("settings")
+            resumable = self.settings is not None and self.resume and self._last_checkpoint() is not None
+            if resumable and saved != self.settings:
                 raise UserError(f"{self.staging} holds an interrupted run with other settings "
                                 f"({_first_difference(saved, self.settings)}): rerun with its settings to resume "
                                 "from its last checkpoint, or pass resume=false to start over")
+            if not resumable:
+                shutil.rmtree(self.staging)  # nothing to resume: start from an empty folder
         self.staging.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"settings": self.settings, "pid": os.getpid(), "started": time.time()}))
+        write_file_atomically(self.staging / RUN_MARKER, lambda handle: json.dump(
+            {"settings": self.settings, "pid": os.getpid(), "started": time.time()}, handle))
 
     def _last_checkpoint(self) -> Path | None:
-        """The newest complete Trainer checkpoint in staging (trainer_state.json is written last)."""
+        """The newest complete Trainer checkpoint in staging; None without settings (a run that is not resumable).
+
+        Trainer writes trainer_state.json after the weights, optimizer and RNG states, and deletes the older
+        checkpoint only after that, so a checkpoint cut off mid-write has no readable trainer_state.json and the
+        one before it is still there."""
+        if self.settings is None:
+            return None
         steps = {}
         for folder in self.checkpoints.glob("checkpoint-*") if self.checkpoints.is_dir() else ():
             step = folder.name.rsplit("-", 1)[1]
-            if step.isdigit() and (folder / "trainer_state.json").is_file():
+            try:
+                complete = step.isdigit() and "global_step" in json.loads((folder / "trainer_state.json").read_text())
+            except (OSError, ValueError):
+                complete = False
+            if complete:
                 steps[int(step)] = folder
         return steps[max(steps)] if steps else None
 
@@ -170,7 +205,6 @@ class RunFolder:
         from .cards import render_card
         from .plots import confusion_matrix_plot, loss_curve_plot
 
-        shutil.rmtree(self.checkpoints, ignore_errors=True)  # the run is complete: nothing left to resume
         self.write_jsonl(PREDICTIONS_FILE, predictions)
         test = result.metrics.get("test", {})
         if "confusion_matrix" in test:
@@ -184,13 +218,21 @@ class RunFolder:
     # -- leaving: commit or clean up --------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Put the staged folder at OUT atomically (see the module docstring); the old OUT is deleted after."""
+        """Put the staged folder at OUT atomically (see the module docstring); the checkpoints and the old OUT
+        are deleted. A crash between any two steps leaves a complete folder at OUT (or, on the fallback path,
+        the old one at OUT.replaced, put back by the next run), and the next run on OUT removes the rest."""
         if not self.main:
             return
-        (self.staging / RUN_MARKER).unlink(missing_ok=True)
         _make_readable(self.staging)
+        if self.checkpoints.exists():
+            discarded = self.staging / DISCARDED
+            self.checkpoints.rename(discarded)
+            self._after_step("checkpoints moved aside")
+            shutil.rmtree(discarded)
+            self._after_step("checkpoints deleted")
+        (self.staging / RUN_MARKER).unlink(missing_ok=True)
+        self._after_step("marker deleted")
         self.output_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._after_step("staged")
         if not self.output_dir.exists():
             self.staging.rename(self.output_dir)
             self._after_step("renamed")
@@ -198,13 +240,13 @@ class RunFolder:
             self._after_step("exchanged")
             self.staging.rename(self.replaced)
             self._after_step("old moved aside")
-            shutil.rmtree(self.replaced)
+            _remove(self.replaced)
         else:
             self.output_dir.rename(self.replaced)
             self._after_step("old moved aside")
             self.staging.rename(self.output_dir)
             self._after_step("renamed")
-            shutil.rmtree(self.replaced)
+            _remove(self.replaced)
         self.committed = True
 
     @staticmethod
@@ -216,8 +258,7 @@ class RunFolder:
             return
         try:
             if exc_type is not None and not self.committed:
-                resumable = self.settings is not None and self._last_checkpoint() is not None
-                if resumable and not issubclass(exc_type, UserError):
+                if self._last_checkpoint() is not None and not issubclass(exc_type, UserError):
                     logger.warning(f"the run stopped; its checkpoints stay in {self.staging}: run the same "
                                    "command again to resume")
                 else:
@@ -237,6 +278,35 @@ def write_file_atomically(path: str | Path, write: Callable[[Any], None], encodi
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def _share_with_all_processes(values: list) -> list:
+    """`values` as the main process has them, on every process of a distributed run (as is otherwise)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(values, from_process=0)
+    return values
+
+
+def _read_marker(staging: Path) -> dict | None:
+    """The run marker of a staging folder; None where it is missing or unreadable (cut off mid-write by an older
+    version: now it is written atomically)."""
+    try:
+        marker = json.loads((staging / RUN_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder, or a file or link where one stands (a user may have linked OUT to a folder elsewhere)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _first_difference(saved: Any, current: Any, prefix: str = "") -> str:

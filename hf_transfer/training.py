@@ -13,7 +13,7 @@ import safetensors.torch
 import torch
 from peft import PeftModel
 from torch.utils.data import SequentialSampler
-from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
@@ -55,6 +55,37 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
     )
 
 
+class LogAtCheckpoints(TrainerCallback):
+    """Logs the training loss at every checkpoint as well as every `logging_steps`: no logging window then spans
+    a checkpoint, so a run resumed from one logs the loss curve of an uninterrupted run, and `mean_train_loss`
+    adds up the steps before the resume exactly. (It runs after transformers' DefaultFlowCallback, which decides
+    to save.)"""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            control.should_log = True
+
+
+def mean_train_loss(log_history: list[dict], resumed_at_step: int = 0) -> float | None:
+    """The mean training loss over every optimiser step of the run, resumed or not; None when nothing logged one.
+
+    Trainer's `train_loss` averages the steps of its own train() call: after a resume from the checkpoint at
+    step s, steps s+1 to the end only. Steps 1..s are covered by the `loss` entries restored with the checkpoint's
+    log history (each the mean of its logging window, and with LogAtCheckpoints one window ends at s).
+    """
+    final = next((entry for entry in reversed(log_history) if "train_loss" in entry), None)
+    if final is None:
+        return None
+    if not resumed_at_step:
+        return final["train_loss"]
+    before, previous = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and entry["step"] <= resumed_at_step:
+            before += entry["loss"] * (entry["step"] - previous)
+            previous = entry["step"]
+    return (before + final["train_loss"] * (final["step"] - resumed_at_step)) / final["step"]
+
+
 class TransferTrainer(Trainer):
     """Trainer with length-bucketed training batches and evaluation in dataset order.
 
@@ -93,7 +124,8 @@ class TransferTrainer(Trainer):
 def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval_dataset, callbacks, optimizer_groups=None,
                   data_collator=None):
     """A TransferTrainer; `optimizer_groups` (param groups with their own learning rates) get a fused AdamW, and
-    `data_collator` defaults to dynamic padding (DataCollatorWithPadding)."""
+    `data_collator` defaults to dynamic padding (DataCollatorWithPadding). The loss is logged at checkpoints too
+    (LogAtCheckpoints)."""
     optimizers = (None, None)
     if optimizer_groups is not None:
         optimizers = (torch.optim.AdamW(optimizer_groups, lr=args.learning_rate, weight_decay=args.weight_decay,
@@ -105,7 +137,7 @@ def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         data_collator=data_collator or DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None),
-        callbacks=callbacks,
+        callbacks=[LogAtCheckpoints(), *callbacks],
         optimizers=optimizers,
     )
 

@@ -24,17 +24,22 @@ from conftest import sentiment_rows, write_csv
 CONTEXT = multiprocessing.get_context("forkserver")
 CONTEXT.set_forkserver_preload(["hf_transfer.classify"])
 
-CHECKPOINT_STEPS = 3  # checkpoints at steps 3, 6 and 9 of 10
+CHECKPOINT_STEPS = 3  # checkpoints at steps 3, 6, 9 and 10 (the last); the loss is logged every 2 steps
 
 
-class KillAtStep(TrainerCallback):
-    """SIGKILL this process when optimiser step `step` ends (before that step's checkpoint, if it has one)."""
+class KillAt(TrainerCallback):
+    """SIGKILL this process when optimiser step `when` ends (before that step's checkpoint, if it has one), or
+    with `when="evaluation"` at the first evaluation batch after training (the last step's checkpoint is saved)."""
 
-    def __init__(self, step: int):
-        self.step = step
+    def __init__(self, when: int | str):
+        self.when = when
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
+        if state.global_step == self.when:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        if self.when == "evaluation":
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -48,7 +53,7 @@ def _classify_child(overrides: list[str], kill_at: int | None, stderr: str) -> N
     from hf_transfer.config import ClassifyConfig, load_config
     from hf_transfer.errors import exit_on_user_error
 
-    callbacks = (KillAtStep(kill_at),) if kill_at is not None else ()
+    callbacks = (KillAt(kill_at),) if kill_at is not None else ()
     exit_on_user_error(lambda: run_classify(load_config(ClassifyConfig, None, overrides), callbacks=callbacks))()
 
 
@@ -79,7 +84,7 @@ def reviews(tmp_path_factory):
 def settings(model, data, output_dir, strategy, *extra) -> list[str]:
     return [f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
             "data.max_length=32", f"strategy={strategy}", "train.epochs=2", "train.batch_size=8",
-            "train.learning_rate=5e-3", "train.precision=fp32", "train.logging_steps=1", "train.threads=1", "train.freeze_word_embeddings=false",
+            "train.learning_rate=5e-3", "train.precision=fp32", "train.logging_steps=2", "train.threads=1", "train.freeze_word_embeddings=false",
             f"train.checkpoint_steps={CHECKPOINT_STEPS}", f"output_dir={output_dir}", *extra]
 
 
@@ -90,12 +95,13 @@ def outcome(out: Path) -> dict:
     log = metrics["training"]["log_history"]
     return {"predictions": [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()],
             "metrics": metrics["metrics"],
-            "losses": [entry["loss"] for entry in log if "loss" in entry],
+            "losses": [(entry["step"], entry["loss"]) for entry in log if "loss" in entry],
+            "mean train loss": pytest.approx(metrics["training"]["final_train_loss"], rel=1e-9),
             "strategy log": [entry for entry in log if "trainable_layer_groups" in entry]}
 
 
 STRATEGIES = {
-    "full": ([], (2, 5, 8)),
+    "full": ([], (2, 5, 8, "evaluation")),
     "adapter": (["strategy_options={method: lora, r: 4}"], (2, 7)),
     # kill points: before the first checkpoint, in epoch 0 after it, in epoch 1 (step 6 begins it)
     "gradual-unfreeze": ([], (2, 5, 8)),
