@@ -257,8 +257,9 @@ class RunFolder:
         if not self.main:
             return
         try:
-            if exc_type is not None and not self.committed:
-                if self._last_checkpoint() is not None and not issubclass(exc_type, UserError):
+            if not self.committed:
+                failed = exc_type is not None and not issubclass(exc_type, UserError)
+                if failed and self._last_checkpoint() is not None:
                     logger.warning(f"the run stopped; its checkpoints stay in {self.staging}: run the same "
                                    "command again to resume")
                 else:
@@ -281,13 +282,14 @@ def write_file_atomically(path: str | Path, write: Callable[[Any], None], encodi
 
 
 def _share_with_all_processes(values: list) -> list:
-    """`values` as the main process has them, on every process of a distributed run (as is otherwise)."""
+    """`values` as the main process has them, on every process of a distributed run (as is otherwise).
+
+    torch.distributed directly: under `accelerate launch` with no GPU, PartialState reports no distributed type
+    (so accelerate.utils.broadcast_object_list does nothing) while the gloo process group is up."""
     import torch.distributed
 
     if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-        from accelerate.utils import broadcast_object_list
-
-        broadcast_object_list(values, from_process=0)
+        torch.distributed.broadcast_object_list(values, src=0)
     return values
 
 

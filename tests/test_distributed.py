@@ -76,3 +76,22 @@ def test_two_cpu_processes_log_the_loss_curve_of_one_process_at_the_same_global_
     # Evaluation gathers both processes' predictions back into dataset order: the same test metrics.
     assert two["metrics"]["test"]["accuracy"] == pytest.approx(one.metrics["test"]["accuracy"])
     assert two["metrics"]["test"]["num_examples"] == one.metrics["test"]["num_examples"]
+
+
+def test_a_refused_run_stops_every_process_with_the_same_one_line(setup):
+    """Only the main process checks the output folder; it tells the other, which must not train on alone until
+    a gloo timeout (nor resume from another checkpoint)."""
+    folder, model, data = setup
+    out = folder / "exists"
+    out.mkdir()
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"), "--main_process_port", str(free_port()),
+               str(ROOT / "recipes" / "classify.py"), *overrides(model, data, out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder, timeout=300)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("hf-transfer: error:")]
+    assert errors and all("exists: pass overwrite_output_dir=true" in line for line in errors), done.stderr[-3000:]
+    # torchrun ends the other process once one exits with 2, so one or two lines; neither process trained on
+    assert "[rank0]: Traceback" not in done.stderr and "[rank1]: Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "tokenizing" not in done.stderr and list(out.iterdir()) == []
