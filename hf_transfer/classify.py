@@ -124,6 +124,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "weight_decay": config.train.weight_decay,
                 "max_length": config.data.max_length,
                 "optimizer_steps": trainer.state.global_step,
+                "resumed_from_step": _step_of(folder.resume_from),  # 0: not resumed
                 "final_train_loss": mean_train_loss(trainer.state.log_history, _step_of(folder.resume_from)),
                 "log_history": trainer.state.log_history,
             },

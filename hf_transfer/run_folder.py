@@ -11,9 +11,9 @@ While a run works on OUT:
                    belong to), then every output file. A rerun of the same settings resumes from its last
                    checkpoint; other settings are refused in one line (or `resume=false` starts over).
 
-When everything is written, the checkpoints are deleted and OUT.partial takes OUT's place in one atomic step (Linux
-renameat2 RENAME_EXCHANGE), so at every instant OUT is either the old complete folder or the new one; the old one
-is then deleted. Where the exchange is missing (old kernels, some network filesystems) two renames are used: a crash
+When everything is written, the checkpoints move aside (OUT.discarded) and OUT.partial takes OUT's place in one
+atomic step (Linux renameat2 RENAME_EXCHANGE), so at every instant OUT is either the old complete folder or the new
+one; the old one and the checkpoints are then deleted. Where the exchange is missing (old kernels, some network filesystems) two renames are used: a crash
 between them leaves OUT absent and the old folder at OUT.replaced, put back by the next run on OUT before anything
 else. An existing OUT is only replaced with overwrite_output_dir=true.
 """
@@ -39,7 +39,7 @@ REPLACED_SUFFIX = ".replaced"
 LOCK_SUFFIX = ".lock"
 RUN_MARKER = ".run.json"  # in staging only: the settings a resumable run's checkpoints belong to
 CHECKPOINTS = "checkpoints"
-DISCARDED = ".discarded"  # in staging: checkpoints being deleted, renamed first so none is seen half deleted
+DISCARDED_SUFFIX = ".discarded"  # the finished run's checkpoints, moved out of staging to be deleted after the commit
 HOLDER_WAIT_S = 1.0  # how long a refused run waits for the lock holder to write its pid into the lock file
 PREDICTIONS_FILE = "predictions.jsonl"
 
@@ -75,6 +75,7 @@ class RunFolder:
         self.output_dir = Path(output_dir)
         self.staging = self.output_dir.with_name(self.output_dir.name + STAGING_SUFFIX)
         self.replaced = self.output_dir.with_name(self.output_dir.name + REPLACED_SUFFIX)
+        self.discarded = self.output_dir.with_name(self.output_dir.name + DISCARDED_SUFFIX)
         self.lock_path = self.output_dir.with_name(f".{self.output_dir.name}{LOCK_SUFFIX}")  # hidden, reused
         self.overwrite = overwrite
         # as JSON gives it back from the marker: tuples become lists, keys strings
@@ -102,10 +103,10 @@ class RunFolder:
                         raise UserError(f"output folder {self.output_dir} exists: pass overwrite_output_dir=true to "
                                         "replace it, or output_dir=ANOTHER")
                     self._prepare_staging()
+                    resume_from = self._last_checkpoint()
                 except BaseException:
                     self._unlock()
                     raise
-                resume_from = self._last_checkpoint()
             except UserError as err:
                 refusal = str(err)
             except BaseException as err:
@@ -144,6 +145,8 @@ class RunFolder:
 
     def _recover(self) -> None:
         """Finish what a replace cut off by a crash left: a complete folder at OUT, nothing else."""
+        if self.discarded.exists() or self.discarded.is_symlink():
+            _remove(self.discarded)
         if self.replaced.exists() or self.replaced.is_symlink():
             if not self.output_dir.exists():  # the fallback's two renames were cut in between: put the old one back
                 self.replaced.rename(self.output_dir)
@@ -220,16 +223,16 @@ class RunFolder:
     def commit(self) -> None:
         """Put the staged folder at OUT atomically (see the module docstring); the checkpoints and the old OUT
         are deleted. A crash between any two steps leaves a complete folder at OUT (or, on the fallback path,
-        the old one at OUT.replaced, put back by the next run), and the next run on OUT removes the rest."""
+        the old one at OUT.replaced, put back by the next run), and the next run on OUT removes the rest.
+
+        The checkpoints stay until the outputs are complete and leave by a rename, so a crash loses the
+        finished run only between two renames and an unlink (the checkpoints moved aside, the marker deleted)."""
         if not self.main:
             return
         _make_readable(self.staging)
         if self.checkpoints.exists():
-            discarded = self.staging / DISCARDED
-            self.checkpoints.rename(discarded)
+            self.checkpoints.rename(self.discarded)
             self._after_step("checkpoints moved aside")
-            shutil.rmtree(discarded)
-            self._after_step("checkpoints deleted")
         (self.staging / RUN_MARKER).unlink(missing_ok=True)
         self._after_step("marker deleted")
         self.output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -247,6 +250,8 @@ class RunFolder:
             self.staging.rename(self.output_dir)
             self._after_step("renamed")
             _remove(self.replaced)
+        if self.discarded.exists():
+            shutil.rmtree(self.discarded)
         self.committed = True
 
     @staticmethod
