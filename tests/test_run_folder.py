@@ -150,6 +150,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(strategy, tiny_bert, r
         resumed = outcome(out)
         for key in expected:
             assert resumed[key] == expected[key], (kill_at, key)
+        # it did resume (a run started over would reproduce the result too), from the last checkpoint
+        last_checkpoint = 10 if kill_at == "evaluation" else kill_at // CHECKPOINT_STEPS * CHECKPOINT_STEPS
+        assert json.loads((out / "metrics.json").read_text())["training"]["resumed_from_step"] == last_checkpoint
         assert_finished(out)
 
 
