@@ -11,11 +11,11 @@ While a run works on OUT:
                    belong to), then every output file. A rerun of the same settings resumes from its last
                    checkpoint; other settings are refused in one line (or `resume=false` starts over).
 
-When everything is written, the checkpoints move aside (OUT.discarded) and OUT.partial takes OUT's place in one
+When everything is written, the checkpoints move aside (.OUT.discarded) and OUT.partial takes OUT's place in one
 atomic step (Linux renameat2 RENAME_EXCHANGE), so at every instant OUT is either the old complete folder or the new
-one; the old one and the checkpoints are then deleted. Where the exchange is missing (old kernels, some network filesystems) two renames are used: a crash
-between them leaves OUT absent and the old folder at OUT.replaced, put back by the next run on OUT before anything
-else. An existing OUT is only replaced with overwrite_output_dir=true.
+one; the old one and the checkpoints are then deleted. Where the exchange is missing (old kernels, some network
+filesystems) two renames are used: a crash between them leaves OUT absent and the old folder at OUT.replaced, put
+back by the next run on OUT before anything else. An existing OUT is only replaced with overwrite_output_dir=true.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ REPLACED_SUFFIX = ".replaced"
 LOCK_SUFFIX = ".lock"
 RUN_MARKER = ".run.json"  # in staging only: the settings a resumable run's checkpoints belong to
 CHECKPOINTS = "checkpoints"
-DISCARDED_SUFFIX = ".discarded"  # the finished run's checkpoints, moved out of staging to be deleted after the commit
+DISCARDED_SUFFIX = ".discarded"  # .OUT.discarded: a finished run's checkpoints, deleted after the commit
 HOLDER_WAIT_S = 1.0  # how long a refused run waits for the lock holder to write its pid into the lock file
 PREDICTIONS_FILE = "predictions.jsonl"
 
@@ -75,7 +75,7 @@ class RunFolder:
         self.output_dir = Path(output_dir)
         self.staging = self.output_dir.with_name(self.output_dir.name + STAGING_SUFFIX)
         self.replaced = self.output_dir.with_name(self.output_dir.name + REPLACED_SUFFIX)
-        self.discarded = self.output_dir.with_name(self.output_dir.name + DISCARDED_SUFFIX)
+        self.discarded = self.output_dir.with_name(f".{self.output_dir.name}{DISCARDED_SUFFIX}")  # hidden too
         self.lock_path = self.output_dir.with_name(f".{self.output_dir.name}{LOCK_SUFFIX}")  # hidden, reused
         self.overwrite = overwrite
         # as JSON gives it back from the marker: tuples become lists, keys strings
@@ -293,8 +293,9 @@ def _share_with_all_processes(values: list) -> list:
     (so accelerate.utils.broadcast_object_list does nothing) while the gloo process group is up."""
     import torch.distributed
 
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-        torch.distributed.broadcast_object_list(values, src=0)
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized() and distributed.get_world_size() > 1:
+        distributed.broadcast_object_list(values, src=0)
     return values
 
 

@@ -120,7 +120,8 @@ def outcome(out: Path) -> dict:
 def assert_finished(out: Path) -> None:
     """OUT is a finished folder with ordinary permissions, and nothing of the run is left beside it."""
     assert not (out / "checkpoints").exists()
-    assert not list(out.parent.glob(out.name + ".*")), "no OUT.partial, OUT.replaced or OUT.discarded"
+    paths = RunFolder(out, overwrite=False)
+    assert not [path for path in (paths.staging, paths.replaced, paths.discarded) if path.exists()]
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.rglob("*") if path.is_file()}
     assert any(name.endswith(".safetensors") for name in modes)
     assert set(modes.values()) == {0o644}, modes  # the runs' umask is 022; safetensors writes 0600 temp files
@@ -190,7 +191,8 @@ def check_consistent(out: Path) -> None:
         in_split = [row for row in rows if row["split"] == split]
         accuracy = sum(row["prediction"] == row["label"] for row in in_split) / len(in_split)
         assert metrics["metrics"][split]["accuracy"] == pytest.approx(accuracy, abs=1e-12)
-    card = {(r.dataset_split, r.metric_type): r.metric_value for r in ModelCard.load(out / "README.md").data.eval_results}
+    card = {(result.dataset_split, result.metric_type): result.metric_value
+            for result in ModelCard.load(out / "README.md").data.eval_results}
     assert card[("test", "accuracy")] == pytest.approx(metrics["metrics"]["test"]["accuracy"], abs=1e-4)
     classifier = pipeline("text-classification", model=str(out), top_k=None)
     for row, scores in zip(rows, classifier([row["text"] for row in rows])):
