@@ -15,6 +15,7 @@ from accelerate import PartialState
 from transformers import set_seed
 
 from .backbones import load_backbone
+from .cards import collapsed_label
 from .config import ClassifyConfig, to_dict
 from .publish import check_hub_target, publish_to_hub
 from .results import RunResult
@@ -86,6 +87,10 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         eval_started = time.perf_counter()
         metrics, predictions = task_family.evaluate(trainer, task, tokenized)
         eval_time = time.perf_counter() - eval_started
+        for split, report in metrics.items():
+            if label := collapsed_label(report, task.label_names):
+                logger.warning(f"the model predicts {label!r} for every {split} example: it learned nothing beyond "
+                               "a constant (the card says so)")
         baselines = task_family.baselines(task, config.baselines)
         if baseline:
             baselines[baseline.name] = baseline.evaluate(task, config.data.max_length)

@@ -59,7 +59,8 @@ class TextClassification:
     def record(task: TaskData) -> dict:
         """The `task` section of metrics.json."""
         return {"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
-                "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes()}
+                "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes(),
+                "data_facts": task.data_facts}
 
 
 TASKS = {family.name: family for family in (TextClassification,)}

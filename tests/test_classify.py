@@ -10,6 +10,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from conftest import sentiment_rows, write_csv
+from hf_transfer.cards import collapsed_label
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.errors import UserError
@@ -128,3 +129,31 @@ def test_offline_model_asset_without_cache(tmp_path, monkeypatch):
 
     with pytest.raises(UserError, match="asset 'minilm-l6' is not cached"):
         resolve_model("minilm-l6")
+
+
+def test_the_card_says_what_changes_what_a_score_means(tiny_bert, tmp_path):
+    """Truncation, merged label spellings, the small-data rule and the cheap baselines reach metrics.json and the
+    card (issues 14, 16, 17)."""
+    rows = sentiment_rows(120)
+    rows[3]["sentiment"] = "Pos"  # one spelling of `pos` in another case
+    data = write_csv(tmp_path / "reviews.csv", rows)
+    config = load_config(ClassifyConfig, None, [
+        f"model={tiny_bert}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+        "data.max_length=6", "data.max_train_samples=40", "train.precision=fp32",
+        f"output_dir={tmp_path / 'out'}"])
+    result = run_classify(config)
+    facts = result.task["data_facts"]
+    assert facts["label_case_variants"] == {"pos": ["Pos"]}
+    assert facts["truncation"]["truncated"]["test"] > 0 and facts["truncation"]["max_length"] == 6
+    assert result.training["epochs"] == 50 and result.training["schedule_changes"], "40 examples: the rule applies"
+    assert set(result.baselines) == {"majority class", "TF-IDF + logistic regression"}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Texts longer than 6 tokens were cut (head)" in card
+    assert "'Pos' into 'pos'" in card
+    assert "The small-data rule changed the schedule: batch size 32 -> 10" in card
+    assert "| majority class (`always " in card and "| TF-IDF + logistic regression (`word 1-2 grams" in card
+
+
+def test_a_model_that_predicts_one_label_for_everything_is_named():
+    assert collapsed_label({"confusion_matrix": [[0, 5], [0, 7]], "num_examples": 12}, ["neg", "pos"]) == "pos"
+    assert collapsed_label({"confusion_matrix": [[3, 2], [1, 6]], "num_examples": 12}, ["neg", "pos"]) is None

@@ -15,11 +15,12 @@ imported by this package.
 """
 
 from .base import (EXAMPLE_TEXTS, TRANSFER_EXPLANATIONS, accuracy_margin, accuracy_margins, card_data, card_title,
-                   dataset_label, eval_results, format_duration, hub_dataset_id, plots_in, read_json,
+                   collapsed_label, data_notes, dataset_label, eval_results, format_duration, hub_dataset_id, plots_in, read_json,
                    remote_code_files, render_template, reproduce_command, source_link, template_dir)
 from .registry import CARD_RENDERERS, RENDERER_MODULES, CardRenderer, has_card, register_card_renderer, render_card
 
-__all__ = ["CARD_RENDERERS", "EXAMPLE_TEXTS", "RENDERER_MODULES", "TRANSFER_EXPLANATIONS", "CardRenderer",
-           "accuracy_margin", "accuracy_margins", "card_data", "card_title", "dataset_label", "eval_results",
-           "format_duration", "hub_dataset_id", "plots_in", "read_json", "register_card_renderer",
-           "has_card", "remote_code_files", "render_card", "render_template", "reproduce_command", "source_link", "template_dir"]
+__all__ = ["CARD_RENDERERS", "CardRenderer", "EXAMPLE_TEXTS", "RENDERER_MODULES", "TRANSFER_EXPLANATIONS",
+           "accuracy_margin", "accuracy_margins", "card_data", "card_title", "collapsed_label", "data_notes",
+           "dataset_label", "eval_results", "format_duration", "has_card", "hub_dataset_id", "plots_in",
+           "read_json", "register_card_renderer", "remote_code_files", "render_card", "render_template",
+           "reproduce_command", "source_link", "template_dir"]

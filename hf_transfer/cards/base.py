@@ -267,3 +267,49 @@ def remote_code_files(folder: Path) -> list[str]:
         if (Path(folder) / module).is_file():
             files.update(Path(path).name for path in get_relative_import_files(str(Path(folder) / module)))
     return sorted(files)
+
+
+def data_notes(result: RunResult) -> list[str]:
+    """Sentences for a card's data section about what changes what a score means: texts cut at max_length, texts
+    shared between splits, merged label spellings, the small-data rule's changes, the dataset's licence note.
+    Read from metrics.json's task.data_facts (hf_transfer.data.TaskData) and training.schedule_changes."""
+    from ..assets import ASSETS
+
+    facts = result.task.get("data_facts") or {}
+    notes = []
+    truncation = facts.get("truncation") or {}
+    if any((truncation.get("truncated") or {}).values()):
+        shares = ", ".join(f"{split} {100 * share:.1f}% (median {truncation['median_tokens'][split]:.0f} tokens)"
+                           for split, share in truncation["truncated_share"].items())
+        notes.append(f"Texts longer than {truncation['max_length']} tokens were cut ({truncation['strategy']}): "
+                     f"{shares}. What lies beyond the cut was not read.")
+    shared = {pair: count for pair, count in (facts.get("overlap") or {}).items() if count}
+    if shared:
+        listed = ", ".join(f"{count} {pair.replace('_in_', ' texts also in ')}" for pair, count in shared.items())
+        notes.append(f"Some evaluation texts also occur in another split ({listed}): those scores are not fully "
+                     "held-out.")
+    if facts.get("label_case_variants"):
+        merged = facts.get("label_case") == "merge"
+        listed = "; ".join(f"{', '.join(map(repr, others))} {'into' if merged else 'apart from'} {keep!r}"
+                           for keep, others in facts["label_case_variants"].items())
+        notes.append(f"Label spellings that differ only in case were {'merged' if merged else 'kept apart'} "
+                     f"(data.label_case): {listed}.")
+    if facts.get("labels_stripped"):
+        notes.append(f"{facts['labels_stripped']} label value(s) had surrounding spaces, which were removed.")
+    if result.training.get("schedule_changes"):
+        notes.append("The small-data rule changed the schedule: " + "; ".join(result.training["schedule_changes"])
+                     + ".")
+    asset = ASSETS.get(result.task.get("dataset", ""))
+    if asset is not None and asset.license_note:
+        notes.append(f"Data licence: {asset.license_note}")
+    return notes
+
+
+def collapsed_label(report: dict, label_names: list[str]) -> str | None:
+    """The one label a single-label model predicted for every example of a split (its confusion matrix has one
+    non-empty column), else None: such a model learned nothing beyond a constant."""
+    matrix = report.get("confusion_matrix")
+    if not matrix or report.get("num_examples", 0) < 2:
+        return None
+    predicted = [j for j in range(len(label_names)) if any(row[j] for row in matrix)]
+    return label_names[predicted[0]] if len(predicted) == 1 else None

@@ -15,7 +15,8 @@ from huggingface_hub import ModelCard
 
 from ..config import ClassifyConfig, to_dict
 from ..results import RunResult
-from .base import (EXAMPLE_TEXTS, TRANSFER_EXPLANATIONS, accuracy_margins, card_data, card_title, dataset_label,
+from .base import (EXAMPLE_TEXTS, TRANSFER_EXPLANATIONS, accuracy_margins, card_data, card_title, collapsed_label, data_notes,
+                   dataset_label,
                    plots_in, read_json, remote_code_files, render_template, reproduce_command, source_link)
 from .registry import register_card_renderer
 
@@ -79,6 +80,9 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
         adapter=_adapter_summary(adapter, hub_base, folder / "adapter_model.safetensors") if adapter else None,
         code_files=code_files,
         task=result.task,
+        data_notes=data_notes(result),
+        collapsed={split: label for split, report in result.metrics.items()
+                   if (label := collapsed_label(report, result.task["label_names"]))},
         dataset_label=dataset_label(result.task["dataset"]),
         subsampled=subsampled,
         metrics=result.metrics,
@@ -150,7 +154,7 @@ def _hyperparameters(result: RunResult) -> dict[str, str]:
     """name -> value as shown: the recorded training settings (not the log), then precision and seed."""
     rows = {}
     for key, value in result.training.items():
-        if key == "log_history" or value is None:
+        if key in ("log_history", "schedule_changes") or value is None:  # the changes are a data note
             continue
         name = HYPERPARAMETER_NAMES.get(key, key)
         rows[name] = f"{value:.4f}" if isinstance(value, float) and key.endswith("loss") else str(value)

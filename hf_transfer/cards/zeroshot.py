@@ -13,7 +13,8 @@ from huggingface_hub import ModelCard
 
 from ..config import ZeroShotConfig, to_dict
 from ..results import RunResult
-from .base import (EXAMPLE_TEXTS, TRANSFER_EXPLANATIONS, accuracy_margins, card_data, card_title, dataset_label,
+from .base import (EXAMPLE_TEXTS, TRANSFER_EXPLANATIONS, accuracy_margins, card_data, card_title, collapsed_label, data_notes,
+                   dataset_label,
                    plots_in, render_template, reproduce_command, source_link)
 from .registry import register_card_renderer
 
@@ -74,6 +75,9 @@ def render_zeroshot_card(result: RunResult, folder: Path, load_from: str, reprod
         label_texts={label: _cell(text) for label, text in result.strategy["label_prompts"].items()},
         parameters=result.parameters,
         task=result.task,
+        data_notes=data_notes(result),
+        collapsed={split: label for split, report in result.metrics.items()
+                   if (label := collapsed_label(report, result.task["label_names"]))},
         dataset_label=dataset_label(result.task["dataset"]),
         subsampled=f"max_eval_samples={data_config['max_eval_samples']}" if data_config.get("max_eval_samples") else "",
         metrics=result.metrics,
