@@ -18,7 +18,8 @@ from transformers.modeling_outputs import (
 from .configuration_attention import AttentionConfig
 
 
-# Same as in modeling_textcnn.py: each modeling file stays self-contained for remote code.
+# The original of the copies in modeling_textcnn.py and modeling_rnn.py (each modeling file must stand alone as
+# remote code); tests/test_architecture.py checks every "Copied from" copy still equals it.
 def sequence_classification_loss(config, logits, labels):
     """BERT's loss selection: regression, single-label or multi-label from `config.problem_type`."""
     num_labels = config.num_labels

@@ -25,7 +25,7 @@ from .configuration_rnn import RNNConfig
 logger = logging.get_logger(__name__)
 
 
-# Same as in modeling_textcnn.py: each modeling file stays self-contained for remote code.
+# Copied from hf_transfer.models.modeling_attention.sequence_classification_loss
 def sequence_classification_loss(config, logits, labels):
     """BERT's loss selection: regression, single-label or multi-label from `config.problem_type`."""
     num_labels = config.num_labels
@@ -137,6 +137,7 @@ class RNNClassifierBase(RNNPreTrainedModel):
 
 
 class RNNForSequenceClassification(RNNClassifierBase):
+    # Copied from hf_transfer.models.modeling_attention.AttentionForSequenceClassification.forward with Attention->RNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         pooled = self.model(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
         logits = self.classifier(self.dropout(pooled))
@@ -148,9 +149,10 @@ class RNNForSequenceClassification(RNNClassifierBase):
 class RNNForTokenClassification(RNNClassifierBase):
     """A tag per token from the backbone's projected per-token RNN outputs (both directions when bidirectional)."""
 
+    # Copied from hf_transfer.models.modeling_attention.AttentionForTokenClassification.forward with Attention->RNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
-        outputs = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
-        logits = self.classifier(self.dropout(outputs))
+        hidden_states = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        logits = self.classifier(self.dropout(hidden_states))
         loss = None
         if labels is not None:  # -100 marks special tokens, padding and later subwords
             loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))

@@ -18,6 +18,7 @@ from transformers.modeling_outputs import (
 from .configuration_textcnn import TextCNNConfig
 
 
+# Copied from hf_transfer.models.modeling_attention.sequence_classification_loss
 def sequence_classification_loss(config, logits, labels):
     """BERT's loss selection: regression, single-label or multi-label from `config.problem_type`."""
     num_labels = config.num_labels
@@ -107,6 +108,7 @@ class TextCNNClassifierBase(TextCNNPreTrainedModel):
 
 
 class TextCNNForSequenceClassification(TextCNNClassifierBase):
+    # Copied from hf_transfer.models.modeling_attention.AttentionForSequenceClassification.forward with Attention->TextCNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         pooled = self.model(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
         logits = self.classifier(self.dropout(pooled))
@@ -119,9 +121,10 @@ class TextCNNForTokenClassification(TextCNNClassifierBase):
     """A tag per token from the backbone's per-token features: the convolutions use "same" padding, so each token
     keeps its own feature vector (its window of max(filter_sizes) tokens), before max-over-time pooling."""
 
+    # Copied from hf_transfer.models.modeling_attention.AttentionForTokenClassification.forward with Attention->TextCNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
-        features = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
-        logits = self.classifier(self.dropout(features))
+        hidden_states = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        logits = self.classifier(self.dropout(hidden_states))
         loss = None
         if labels is not None:  # -100 marks special tokens, padding and later subwords
             loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
