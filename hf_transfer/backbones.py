@@ -19,7 +19,10 @@ Family quirks, all handled here so that no user flag is family-specific:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import pickle
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,25 +95,136 @@ def family_of(config, head: str = "classification") -> Family:
 class ResolvedModel:
     name: str  # what the user wrote
     location: str  # local folder or Hub id handed to from_pretrained; the model type when built from config
-    load_kwargs: dict
+    load_kwargs: dict  # passed to every from_pretrained: trust_remote_code always, gguf_file for GGUF assets
     base_model: str | None  # Hub id for card metadata, where one is known
     from_config: bool = False  # one of our model types: no checkpoint, built from its config
+    trust_option: str = "trust_remote_code=true"  # how the user allows a checkpoint's own code, for messages
+
+    @property
+    def local_folder(self) -> Path | None:
+        """The checkpoint's folder on this machine (asset or user folder), None for Hub ids and model types."""
+        path = Path(self.location)
+        return path if not self.from_config and path.is_dir() else None
 
 
-def resolve_model(name: str) -> ResolvedModel:
+def resolve_model(name: str, trust_remote_code: bool = False,
+                  trust_option: str = "trust_remote_code=true") -> ResolvedModel:
+    """Where `name` (asset, folder, Hub id or one of our model types) loads from, and how.
+
+    `trust_remote_code` is passed explicitly to every from_pretrained, so transformers never asks "run custom code?"
+    on a terminal; our own model types are registered in-process (hf_transfer.models) and need no remote code.
+    `trust_option` names the setting that allows remote code, for the messages. Raises UserError for a path that is
+    not a folder.
+    """
     if name in our_model_types():
-        return ResolvedModel(name, name, {}, None, from_config=True)
+        return ResolvedModel(name, name, {}, None, from_config=True, trust_option=trust_option)
+    kwargs = {"trust_remote_code": trust_remote_code}
     if name in ASSETS:
         asset = require_kind(name, "model")
-        kwargs = {"gguf_file": asset.gguf_file} if asset.gguf_file else {}
-        return ResolvedModel(name, str(asset_path(name)), kwargs, asset.extra.get("hub_id"))
+        if asset.gguf_file:
+            kwargs["gguf_file"] = asset.gguf_file
+        return ResolvedModel(name, str(asset_path(name)), kwargs, asset.extra.get("hub_id"), trust_option=trust_option)
     path = Path(name).expanduser()
     if path.is_dir():
-        return ResolvedModel(name, str(path), {}, None)
+        return ResolvedModel(name, str(path), kwargs, None, trust_option=trust_option)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise UserError(f"model folder {name!r} not found: name a model asset, a folder with config.json, a Hub id "
                         f"or one of our model types ({', '.join(our_model_types())})")
-    return ResolvedModel(name, name, {}, name)
+    return ResolvedModel(name, name, kwargs, name, trust_option=trust_option)
+
+
+# What from_pretrained reads from a local folder (transformers 5 reads no TensorFlow or Flax weights).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "tokenizer.model", "sentencepiece.bpe.model")
+
+
+def check_local_folder(model: ResolvedModel, what: str) -> None:
+    """Raise UserError naming what a local model folder lacks for loading its `what` (config | tokenizer | weights;
+    anything else, such as adapter, is not checked here).
+
+    transformers reports a file missing from a folder as if a Hub download had failed ("not in the local cache");
+    this says what the folder holds instead. Hub ids, GGUF assets and our model types pass unchecked.
+    """
+    folder = model.local_folder
+    if folder is None or "gguf_file" in model.load_kwargs:
+        return
+    names = sorted(path.name for path in folder.iterdir() if not path.name.startswith("."))
+    save_hint = "save the model there with save_pretrained(), or name another folder"
+    if not names:
+        raise UserError(f"model folder {model.name!r} is empty: {save_hint}")
+    if what == "config" and "config.json" not in names:
+        weights = [name for name in names if name in WEIGHT_FILES or name.endswith((".bin", ".safetensors", ".pt"))]
+        holds = (f"holds weights ({', '.join(weights)}) but no config.json, which says what architecture they fill"
+                 if weights else f"holds no config.json (it holds {_some(names)})")
+        raise UserError(f"model folder {model.name!r} {holds}: {save_hint}")
+    if what == "weights" and not set(names) & set(WEIGHT_FILES):
+        raise UserError(f"model folder {model.name!r} holds no weights ({' or '.join(WEIGHT_FILES[::2])}; it holds "
+                        f"{_some(names)}): {save_hint}")
+    if what == "tokenizer" and not set(names) & set(TOKENIZER_FILES):
+        raise UserError(f"model folder {model.name!r} holds no tokenizer (tokenizer.json, vocab.txt, ...; it holds "
+                        f"{_some(names)}): save the model's tokenizer there with save_pretrained(), or name one with "
+                        "tokenizer=")
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def loading_failure(model: ResolvedModel, what: str, err: Exception) -> UserError | None:
+    """The UserError for a failure to load `what` (config, tokenizer or weights) of `model`, or None when `err` is
+    not one a user can fix (a bug to report with its traceback).
+
+    Covers: the model's own code refused (trust_remote_code), pickled weights that torch's weights-only loader
+    refuses, damaged safetensors, a config.json that is no JSON or names an unknown model type, and Hub misses.
+    """
+    text = str(err)
+    if "trust_remote_code" in text:  # transformers refuses to import a checkpoint's own .py files unless trusted
+        return UserError(f"model {model.name!r} needs its own Python code to load (config.json's auto_map names it): "
+                         f"read that code, then pass {model.trust_option} to run it; or pick a model transformers "
+                         "supports")
+    if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return UserError(f"the weights of model {model.name!r} are a pickle (pytorch_model.bin) holding more than "
+                         "tensors, which torch's safe loader refuses: convert them to model.safetensors where you "
+                         "trust their source (torch.load(..., weights_only=False), then safetensors.torch.save_file), "
+                         "or use a checkpoint saved as safetensors")
+    if type(err).__name__ == "SafetensorError" or "PytorchStreamReader" in text or "invalid load key" in text:
+        return UserError(f"the weights file of model {model.name!r} is damaged ({first_line(err, 120)}): copy or "
+                         "download it again")
+    if isinstance(err, json.JSONDecodeError) or (what == "config" and "JSON" in text):
+        return UserError(f"the config.json of model {model.name!r} is not valid JSON ({first_line(err, 120)}): fix "
+                         "it or save the model again")
+    if "Unrecognized model" in text or "does not recognize this architecture" in text:
+        model_type = _recorded_model_type(model)
+        return UserError(f"model {model.name!r} is of type {model_type!r}, which transformers "
+                         f"{transformers.__version__} does not know: upgrade transformers, or pick a BERT-, GPT-2-, "
+                         "T5- or Llama-family checkpoint or one of ours")
+    if isinstance(err, OSError):
+        return _hub_failure(model.name, what, err)
+    return None
+
+
+def _recorded_model_type(model: ResolvedModel) -> str | None:
+    folder = model.local_folder
+    try:
+        return json.loads((folder / "config.json").read_text()).get("model_type") if folder else None
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def loading(model: ResolvedModel, what: str):
+    """Turn a failure to load `what` of `model` into one UserError line (loading_failure); other errors pass."""
+    check_local_folder(model, what)
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:
+        failure = loading_failure(model, what, err)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _hub_failure(name: str, what: str, err: Exception) -> UserError:
@@ -121,32 +235,61 @@ def _hub_failure(name: str, what: str, err: Exception) -> UserError:
 
 
 def load_model_config(model: ResolvedModel, **overrides):
+    """The model's config (AutoConfig), with `overrides` applied; UserError when it cannot load or rejects them."""
     from . import models  # noqa: F401  registers our backbones with the Auto classes
 
     try:
         if model.from_config:
             return AutoConfig.for_model(model.location, **overrides)
-        return AutoConfig.from_pretrained(model.location, **model.load_kwargs, **overrides)
-    except OSError as err:
-        raise _hub_failure(model.name, "config", err) from None
+        with loading(model, "config"):
+            return AutoConfig.from_pretrained(model.location, **model.load_kwargs, **overrides)
     except (ValueError, TypeError, AttributeError) as err:
-        if not model.from_config and not overrides:
-            raise _hub_failure(model.name, "config", err) from None
+        if not overrides and not model.from_config:
+            raise  # not the settings: a failure loading_failure does not know
         raise UserError(f"the config of model {model.name!r} rejects the settings: "
                         f"{first_line(err)}; fix model_config") from None
 
 
 def load_tokenizer(model: ResolvedModel):
-    try:
+    """The model's tokenizer with a pad token; UserError when it cannot load or has no vocabulary."""
+    with loading(model, "tokenizer"):
         tokenizer = AutoTokenizer.from_pretrained(model.location, **model.load_kwargs)
-    except (OSError, ValueError) as err:
-        raise _hub_failure(model.name, "tokenizer", err) from None
+    if len(tokenizer.get_vocab()) <= len(set(tokenizer.all_special_tokens)):
+        # transformers 5 builds an empty-vocabulary tokenizer from a config.json alone: every word would be [UNK].
+        raise UserError(f"the tokenizer of model {model.name!r} has no vocabulary ({len(tokenizer)} special tokens "
+                        "only): save the model's tokenizer files next to it, or name one with tokenizer=")
     if tokenizer.pad_token is None:
         # GPT-2 and Llama ship without a pad token; their eos is the customary stand-in.
         if tokenizer.eos_token is None:
             raise UserError(f"the tokenizer of {model.name!r} has neither a pad nor an eos token; add a pad token to it")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+# Model types whose learned position table starts after the padding index (RoBERTa's position ids count from
+# padding_idx + 1), so max_position_embeddings counts pad_token_id + 1 slots that no token reaches.
+POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                           "data2vec-text", "longformer", "mpnet", "ibert", "luke", "xmod", "esm")
+
+
+def position_limit(model_config) -> int | None:
+    """Tokens per text the model can read: its learned (or trained, for rotary) positions; None for relative
+    positions (T5) and models without positions (our CNN and RNN)."""
+    limit = getattr(model_config, "max_position_embeddings", None)  # GPT-2's n_positions answers to this name too
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if model_config.model_type in POSITIONS_AFTER_PADDING:
+        limit -= (getattr(model_config, "pad_token_id", None) or 0) + 1
+    return limit
+
+
+def check_max_length(model_config, max_length: int, model_name: str, key: str = "data.max_length") -> None:
+    """Raise UserError when texts of `max_length` tokens exceed the model's positions (position_limit), which
+    would otherwise fail with a tensor-size error at the first batch long enough."""
+    limit = position_limit(model_config)
+    if limit is not None and max_length > limit:
+        raise UserError(f"{key}={max_length} is more than the {limit} positions model {model_name!r} "
+                        f"({model_config.model_type}) can read: set {key}={limit} or less")
 
 
 def apply_family_quirks(tokenizer, family: Family, name: str):
@@ -208,7 +351,7 @@ def load_backbone(config, task, strategy=None) -> Backbone:
         from .strategies import get_strategy
 
         strategy = get_strategy(config.strategy, config.strategy_options)
-    reference = resolve_model(config.model)
+    reference = resolve_model(config.model, config.trust_remote_code)
     base_config = load_model_config(reference)
     family = family_of(base_config, config.head)
     _check_head(config, base_config, family, task)
@@ -217,6 +360,7 @@ def load_backbone(config, task, strategy=None) -> Backbone:
     vectors = _read_vectors(config.vectors) if config.vectors else None
     settings = _classifier_settings(config, reference, base_config, family, tokenizer, task, pretrained, vectors)
     model_config = load_model_config(reference, **settings)
+    check_max_length(model_config, config.data.max_length, config.model)
     _check_vocabulary_fits(tokenizer, model_config, tokenizer_name, config.model, bool(config.tokenizer))
 
     if config.head == "text-to-text":
@@ -249,7 +393,8 @@ def _check_head(config, base_config, family: Family, task) -> None:
 def _run_tokenizer(config, reference: ResolvedModel, family: Family, pretrained: bool):
     """(tokenizer with the family's quirks applied, the name it is recorded under)."""
     tokenizer_name = config.tokenizer or (DEFAULT_TOKENIZER if reference.from_config else config.model)
-    tokenizer_reference = resolve_model(tokenizer_name) if config.tokenizer or reference.from_config else reference
+    tokenizer_reference = (resolve_model(tokenizer_name, config.trust_remote_code)
+                           if config.tokenizer or reference.from_config else reference)
     if tokenizer_reference.from_config:
         raise UserError(f"tokenizer={tokenizer_name!r} is a model type, not a tokenizer: name a model asset, "
                         "a folder with a tokenizer or a Hub id")
@@ -320,15 +465,14 @@ def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained
         except ValueError as err:
             raise _no_head(auto_class, reference, model_config, err) from None
     try:
-        with _quiet_head_warning():
+        with loading(reference, "weights"), _quiet_head_warning():
             return auto_class.from_pretrained(reference.location, config=model_config, **reference.load_kwargs)
     except ValueError as err:
         raise _no_head(auto_class, reference, model_config, err) from None
-    except OSError as err:
-        raise _hub_failure(reference.name, "weights", err) from None
     except RuntimeError as err:
-        if "ignore_mismatched_sizes" in str(err):  # transformers 5: a config override reshaped the weights
-            raise UserError(f"model_config changes the shape of the weights of {reference.name!r}: change only "
+        if "ignore_mismatched_sizes" in str(err):  # transformers 5: the config asks for other shapes
+            raise UserError(f"the weights of {reference.name!r} do not have the shapes its config asks for (a "
+                            "model_config override, or a config.json that belongs to other weights): change only "
                             "settings such as dropout for a pretrained checkpoint, or use strategy=scratch") from None
         raise
 

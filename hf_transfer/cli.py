@@ -132,21 +132,27 @@ def run_recipe(name: str, default_config: str | Path, argv: list[str] | None = N
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="output folder of `hf-transfer classify` (or any sequence classifier folder)")
+    parser.add_argument("model", help="output folder of `hf-transfer classify` or `zeroshot` (or any sequence "
+                                      "classifier folder)")
     parser.add_argument("texts", help=".txt (one text per line), .jsonl or .csv/.tsv file")
-    parser.add_argument("--text-column", default="text", help="field holding the text in .jsonl/.csv (default: text)")
+    parser.add_argument("--text-column", action="append", dest="text_columns", metavar="NAME",
+                        help="field holding the text in .jsonl/.csv; twice for text pairs (default: the run's text "
+                             "columns, else text)")
     parser.add_argument("--output", help="JSONL file to write (default: standard output)")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                         help="auto: bf16 with fp32 re-checks where the hardware has fast bf16, else fp32")
     parser.add_argument("--max-batch-tokens", type=int, help="padded tokens per batch (default: hf_transfer.predict's "
                                                              "MAX_BATCH_TOKENS, 4096, measured by bench_predict)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the Python code the model folder ships (config.json's auto_map); read it first")
 
 
 def _predict(args: argparse.Namespace) -> None:
     from .predict import predict_file
 
-    predict_file(args.model, args.texts, text_column=args.text_column, output=args.output,
-                 precision=args.precision, max_batch_tokens=args.max_batch_tokens)
+    predict_file(args.model, args.texts, text_columns=args.text_columns, output=args.output,
+                 precision=args.precision, max_batch_tokens=args.max_batch_tokens,
+                 trust_remote_code=args.trust_remote_code)
 
 
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:

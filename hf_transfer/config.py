@@ -204,6 +204,8 @@ class ClassifyConfig:
                                              "word2vec/GloVe text file")
     freeze_vectors: bool = setting(False, help="keep the vector-initialised embeddings fixed (Kim 2014's "
                                                "CNN-static)")
+    trust_remote_code: bool = setting(False, help="run the Python code a checkpoint ships (config.json's auto_map); "
+                                                  "read it first. Our hft-* models need no remote code")
     strategy: str = setting("full", help="full | frozen | linear-probe | adapter | gradual-unfreeze | scratch")
     strategy_options: dict[str, Any] = setting(factory=dict, help="the strategy's options, e.g. {method: lora, r: 8}")
     data: DataConfig = setting(factory=DataConfig, help="")
@@ -242,6 +244,8 @@ class ZeroShotConfig:
     model: str = setting("minilm-l6", help="model asset name, local folder or Hub id")
     options: dict[str, Any] = setting(factory=dict, help="the method's options: template, verbalizers, "
                                                          "label_descriptions, ...")
+    trust_remote_code: bool = setting(False, help="run the Python code a checkpoint ships (config.json's auto_map); "
+                                                  "read it first")
     data: DataConfig = setting(factory=DataConfig, help="")
     splits: list[Literal["validation", "test"]] = setting(factory=lambda: list(ZEROSHOT_SPLITS),
                                                           help="held-out splits to score; test is required")

@@ -1,4 +1,15 @@
-"""Label a file of texts with a trained classifier: `hf-transfer predict OUTPUT_FOLDER texts.txt`.
+"""Label a file of texts with a trained run: `hf-transfer predict OUTPUT_FOLDER texts.txt`.
+
+Works on every output folder the product writes, and reproduces the run's own predictions.jsonl: it reads what the
+run recorded in metrics.json (its config, text columns, max_length, head, labels) instead of assuming defaults.
+
+- a classifier (strategy full, frozen, linear-probe, gradual-unfreeze, scratch; our hft-* backbones; an adapter
+  run's `merged/`): the folder's config.json and weights;
+- an adapter run (adapter_config.json): the run's classifier is rebuilt from its base model as training built it
+  (hf_transfer.backbones.load_backbone with the recorded config; an asset base loads from the local asset), then
+  peft loads the adapter and the trained head;
+- head=text-to-text (T5 writing the label's words): every label's words scored, as evaluation does;
+- a zero-shot run (no weights of its own): the recorded method, checkpoint and options, again.
 
 Same labels as `transformers.pipeline("text-classification")`, several times faster on a CPU
 (benchmarks/bench_predict.py measures it):
@@ -6,7 +17,7 @@ Same labels as `transformers.pipeline("text-classification")`, several times fas
   so almost no compute goes to padding (the pipeline runs one text at a time);
 - the batches run in bf16 where the hardware has fast bf16 (avx512_bf16/AMX CPUs, GPUs). bf16 can flip a
   near-tie, so every text whose bf16 decision is within RECHECK_MARGIN logits of the boundary is run again
-  in fp32, and the fp32 answer is kept: the labels are the fp32 labels.
+  in fp32, and the fp32 answer is kept: the labels are the fp32 labels (hf_transfer.inference, as evaluation).
 Not used: int8 dynamic quantization of the Linear layers (torch.ao) ran 1.6x faster than fp32 on the AVX2 CPU
 here but flipped 44 of 800 test labels and moved decision margins by up to 4.4 logits, so a re-check would redo
 most texts.
@@ -15,6 +26,7 @@ most texts.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,46 +34,71 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import length_sorted_batches, pad_batch
+from .backbones import (load_backbone, load_model_config, load_tokenizer, loading, our_model_types, position_limit,
+                        resolve_model)
 from .errors import UserError
+from .inference import RECHECK_MARGIN, batched_logits, decision_margins
 from .run_folder import write_file_atomically
 from .runtime import cpu_has_fast_bf16
 
-# bf16 keeps 8 significant bits, so logits of a few units move by hundredths; a decision closer than this to the
-# boundary is recomputed in fp32. benchmarks/bench_predict.py prints the largest shift it sees on real texts.
-RECHECK_MARGIN = 0.2
+__all__ = ["MAX_BATCH_TOKENS", "RECHECK_MARGIN", "Predictor", "load_predictor", "predict_file", "read_texts"]
+
 MAX_BATCH_TOKENS = 4096  # padded tokens per batch: 1024 did as well, 16384 was slower (benchmarks/bench_predict.py)
+METRICS_FILE = "metrics.json"
+TRUST_OPTION = "--trust-remote-code"
+
+
+def run_record(model_dir: Path) -> dict | None:
+    """metrics.json of the run that wrote `model_dir` (an adapter run's `merged/` reads its parent's), or None."""
+    for folder in (model_dir, model_dir.parent if model_dir.name == "merged" else None):
+        if folder is not None and (folder / METRICS_FILE).is_file():
+            try:
+                return json.loads((folder / METRICS_FILE).read_text())
+            except ValueError as err:
+                raise UserError(f"{folder / METRICS_FILE} is not valid JSON ({err}): restore it from the run") from None
+    return None
 
 
 class Predictor:
-    """A saved sequence classifier and its tokenizer, ready to label texts in bulk."""
+    """A trained classifier output folder and its tokenizer, ready to label texts in bulk.
 
-    def __init__(self, model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    `text_columns` are the columns the run read (two for text pairs; None for a folder without metrics.json), and
+    `max_length` the tokens per text it was trained and evaluated with. Raises UserError for a folder that is not a
+    classifier's, a model whose code is not trusted (`trust_remote_code`), or weights that cannot load.
+    """
 
+    def __init__(self, model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS,
+                 trust_remote_code: bool = False):
         from . import models  # noqa: F401  registers our own backbones with the Auto classes
 
         model_dir = Path(model_dir)
-        if not (model_dir / "config.json").is_file():
-            raise UserError(f"{model_dir} holds no config.json: name an output folder of `hf-transfer classify`")
         if precision not in ("auto", "bf16", "fp32"):
             raise UserError(f"precision takes auto, bf16 or fp32, got {precision!r}")
+        run = run_record(model_dir)
+        if (model_dir / "adapter_config.json").is_file():
+            self.model, self.tokenizer = _load_adapter_run(model_dir, run, trust_remote_code)
+        elif (model_dir / "config.json").is_file():
+            self.model, self.tokenizer = _load_classifier(model_dir, run, trust_remote_code)
+        else:
+            raise UserError(f"{model_dir} holds no config.json: name an output folder of `hf-transfer classify`")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
         fast_bf16 = torch.cuda.is_bf16_supported() if self.device.type == "cuda" else cpu_has_fast_bf16()
         self.bf16 = precision == "bf16" or (precision == "auto" and fast_bf16)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
-        self.multi_label = self.model.config.problem_type == "multi_label_classification"
-        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        config = self.model.config
+        self.multi_label = config.problem_type == "multi_label_classification"
+        self.labels = [config.id2label[i] for i in range(len(config.id2label))]
         self.max_batch_tokens = max_batch_tokens
-        limit = getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
-        self.max_length = min(limit, self.tokenizer.model_max_length)
+        self.text_columns = (run or {}).get("task", {}).get("text_columns")
+        # What the run tokenized with (texts longer than the model's positions could not have been evaluated).
+        limits = [self.tokenizer.model_max_length, position_limit(config) or self.tokenizer.model_max_length]
+        self.max_length = min([*limits, (run or {}).get("training", {}).get("max_length") or limits[0]])
+        _check_truncation(run, model_dir)
 
-    def logits(self, texts: list[str]) -> np.ndarray:
-        """fp32-exact decisions: bf16 logits, with the near-ties replaced by fp32 ones."""
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        columns = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        lengths = [len(ids) for ids in columns["input_ids"]]
+    def logits(self, texts: list) -> np.ndarray:
+        """fp32-exact decisions: bf16 logits, with the near-ties replaced by fp32 ones. `texts` holds strings, or
+        (text, text_pair) tuples for a run trained on pairs."""
+        columns, lengths = self._encode(texts)
         rows = np.arange(len(texts))
         logits = self._run(columns, lengths, rows, bf16=self.bf16)
         if self.bf16:
@@ -70,36 +107,145 @@ class Predictor:
                 logits[unsure] = self._run(columns, lengths, unsure, bf16=False)
         return logits
 
-    def predict(self, texts: list[str]) -> list[dict]:
+    def predict(self, texts: list) -> list[dict]:
         """One {label, score, scores} per text; label is a list of names for multi-label models."""
         logits = torch.from_numpy(self.logits(texts))
         probabilities = (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)).numpy()
-        rows = []
-        for probs in probabilities:
-            scores = {name: round(float(p), 6) for name, p in zip(self.labels, probs)}
-            if self.multi_label:
-                rows.append({"label": [n for n, p in zip(self.labels, probs) if p > 0.5], "scores": scores})
-            else:
-                best = int(probs.argmax())
-                rows.append({"label": self.labels[best], "score": float(probs[best]), "scores": scores})
-        return rows
+        return _rows(self.labels, probabilities, self.multi_label)
+
+    def _encode(self, texts: list) -> tuple[dict, list[int]]:
+        pairs = bool(texts) and not isinstance(texts[0], str)
+        firsts, seconds = (list(zip(*texts)) if pairs else (texts, None))
+        encoded = self.tokenizer(list(firsts), list(seconds) if pairs else None, truncation=True,
+                                 max_length=self.max_length)
+        columns = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return columns, [len(ids) for ids in columns["input_ids"]]
 
     def _margin(self, logits: np.ndarray) -> np.ndarray:
-        if self.multi_label:
-            return np.abs(logits).min(-1)  # sigmoid > 0.5 <=> logit > 0
-        top2 = np.sort(logits, -1)[:, -2:]
-        return top2[:, 1] - top2[:, 0]
+        return decision_margins(logits, self.multi_label)
 
-    @torch.inference_mode()
     def _run(self, columns: dict, lengths: list[int], rows: np.ndarray, bf16: bool) -> np.ndarray:
         out = np.zeros((len(lengths), len(self.labels)), dtype=np.float32)
-        subset_lengths = [lengths[r] for r in rows]
-        for batch in length_sorted_batches(subset_lengths, self.max_batch_tokens):
-            batch_rows = rows[batch]
-            inputs = {k: v.to(self.device) for k, v in pad_batch(columns, batch_rows, self.tokenizer.pad_token_id).items()}
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-                out[batch_rows] = self.model(**inputs).logits.float().cpu().numpy()
+        if not len(rows):
+            return out
+        out[rows] = batched_logits(self.model, columns, rows, self.tokenizer.pad_token_id, self.device, bf16,
+                                   self.max_batch_tokens)
         return out[rows]
+
+
+def _rows(labels: list[str], probabilities: np.ndarray, multi_label: bool) -> list[dict]:
+    rows = []
+    for probs in probabilities:
+        scores = {name: round(float(p), 6) for name, p in zip(labels, probs)}
+        if multi_label:
+            rows.append({"label": [n for n, p in zip(labels, probs) if p > 0.5], "scores": scores})
+        else:
+            best = int(probs.argmax())
+            rows.append({"label": labels[best], "score": float(probs[best]), "scores": scores})
+    return rows
+
+
+def _check_truncation(run: dict | None, model_dir: Path) -> None:
+    truncation = (run or {}).get("config", {}).get("data", {}).get("truncation", "head")
+    if truncation != "head":
+        raise UserError(f"the run in {model_dir} cut long texts with data.truncation={truncation}, which "
+                        "`hf-transfer predict` does not reproduce yet: only head truncation is supported")
+
+
+def _load_classifier(model_dir: Path, run: dict | None, trust_remote_code: bool):
+    """(model, tokenizer) of a folder with config.json: a sequence classifier, or a head=text-to-text seq2seq LM."""
+    from transformers import AutoModelForSequenceClassification
+
+
+    reference = resolve_model(str(model_dir), trust_remote_code, TRUST_OPTION)
+    tokenizer = load_tokenizer(reference)
+    saved = json.loads((model_dir / "config.json").read_text())
+    if saved.get("label_words") or (run or {}).get("model", {}).get("head") == "text-to-text":
+        from .text_to_text import TextToTextClassifier
+
+        with loading(reference, "weights"):
+            return TextToTextClassifier.from_pretrained(model_dir, **reference.load_kwargs), tokenizer
+    with loading(reference, "weights"):
+        model, info = AutoModelForSequenceClassification.from_pretrained(model_dir, output_loading_info=True,
+                                                                         **reference.load_kwargs)
+    if info["missing_keys"]:
+        architecture = ", ".join(saved.get("architectures") or [saved.get("model_type", "model")])
+        raise UserError(f"{model_dir} holds a {architecture} without a trained classification head "
+                        f"({sorted(info['missing_keys'])[0]} is not in its weights): fine-tune it first, e.g. "
+                        f"`hf-transfer classify model={model_dir}`")
+    return model, tokenizer
+
+
+def _load_adapter_run(model_dir: Path, run: dict | None, trust_remote_code: bool):
+    """(model, tokenizer) of an adapter run: its classifier rebuilt as training built it, with the adapter on it."""
+    from peft import PeftModel
+
+    from .assets import ASSETS
+    from .config import ClassifyConfig, from_dict
+    from .data import TaskData
+    from .strategies import get_strategy
+
+    if run is None or run.get("kind") != "classification":
+        raise UserError(f"{model_dir} holds a peft adapter but no metrics.json of a classify run, which names its "
+                        "labels and base model: name the run's output folder")
+    try:
+        config = from_dict(ClassifyConfig, run["config"])
+    except (UserError, KeyError) as err:
+        raise UserError(f"the config recorded in {model_dir / METRICS_FILE} does not load in this version of "
+                        f"hf_transfer ({err}): predict with the version that trained it") from None
+    # The base as this machine can load it: an asset (or model type) by name, else where the adapter says.
+    recorded = run["model"]["name"]
+    adapter_config = json.loads((model_dir / "adapter_config.json").read_text())
+    base = recorded if recorded in ASSETS or recorded in our_model_types() else adapter_config["base_model_name_or_path"]
+    limit = position_limit(load_model_config(resolve_model(base, trust_remote_code, TRUST_OPTION)))
+    data = dataclasses.replace(config.data, max_length=min(config.data.max_length, limit or config.data.max_length))
+    config = dataclasses.replace(config, model=base, trust_remote_code=trust_remote_code, data=data)
+    task = run["task"]
+    labels = TaskData(splits=None, text_columns=task["text_columns"], label_names=task["label_names"],
+                      multi_label=task["multi_label"], source=task["dataset"], description=task.get("description", ""))
+    try:
+        backbone = load_backbone(config, labels, get_strategy(config.strategy, config.strategy_options))
+    except UserError as err:
+        raise UserError(str(err).replace("trust_remote_code=true", TRUST_OPTION)) from None
+    reference = resolve_model(str(model_dir), trust_remote_code, TRUST_OPTION)
+    with loading(reference, "adapter"):
+        model = PeftModel.from_pretrained(backbone.model, model_dir)
+    return model, load_tokenizer(reference)
+
+
+class ZeroShotPredictor:
+    """A zero-shot run's output folder: its method, checkpoint and options, loaded again (there are no weights of
+    its own). Same interface as Predictor: `text_columns`, `predict(texts)`."""
+
+    def __init__(self, model_dir: Path, run: dict, trust_remote_code: bool = False):
+        from .config import ZeroShotConfig, from_dict
+        from .zeroshot.run import ZeroShotClassifier
+
+        config = from_dict(ZeroShotConfig, run["config"])
+        task = run["task"]
+        self.text_columns = task["text_columns"]
+        self.labels = task["label_names"]
+        self.multi_label = task["multi_label"]
+        model = resolve_model(config.model, trust_remote_code, TRUST_OPTION)
+        self.classifier = ZeroShotClassifier(run["strategy"]["method"], model, self.labels, self.multi_label,
+                                             options=config.options, batch_size=config.batch_size,
+                                             max_length=config.data.max_length)
+
+    def predict(self, texts: list) -> list[dict]:
+        return _rows(self.labels, self.classifier.predict_proba(texts), self.multi_label)
+
+
+def load_predictor(model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS,
+                   trust_remote_code: bool = False):
+    """The predictor for any output folder the product writes: a ZeroShotPredictor for a zero-shot run's folder,
+    else a Predictor (see the module docstring)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise UserError(f"{model_dir} is not a folder: name an output folder of `hf-transfer classify`")
+    run = run_record(model_dir)
+    if run is not None and run.get("kind") == "zero-shot":
+        return ZeroShotPredictor(model_dir, run, trust_remote_code)
+    return Predictor(model_dir, precision, max_batch_tokens, trust_remote_code)
 
 
 def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
@@ -124,14 +270,34 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     raise UserError(f"cannot read texts from {path.name}: use a .txt (one text per line), .jsonl or .csv/.tsv file")
 
 
-def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_column: str = "text",
-                 output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None) -> None:
+def read_inputs(path: str | Path, text_columns: list[str]) -> list:
+    """The texts of `path` for a run that reads `text_columns`: strings for one column, (text, text_pair) tuples
+    for two (a .txt file cannot hold pairs)."""
+    if len(text_columns) == 1:
+        return read_texts(path, text_columns[0])
+    if Path(path).suffix.lower() == ".txt":
+        raise UserError(f"the run was trained on text pairs ({', '.join(text_columns)}): pass a .csv or .jsonl file "
+                        "with those columns, not a .txt file")
+    return list(zip(*(read_texts(path, column) for column in text_columns)))
+
+
+def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_columns: list[str] | None = None,
+                 output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None,
+                 trust_remote_code: bool = False) -> None:
     """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output.
 
-    The output file is written under a `.partial` name and renamed when complete (run_folder.write_file_atomically).
+    `text_columns` (default: the columns the run was trained on, else `text`) name the field(s) of a .csv/.jsonl
+    file; two make text pairs. The output file is written under a `.partial` name and renamed when complete
+    (run_folder.write_file_atomically).
     """
-    texts = read_texts(texts_path, text_column)
-    rows = Predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS).predict(texts)
+    model_dir = Path(model_dir)
+    recorded = ((run_record(model_dir) if model_dir.is_dir() else None) or {}).get("task", {}).get("text_columns")
+    columns = text_columns or recorded or ["text"]
+    if recorded and len(columns) != len(recorded):
+        raise UserError(f"the run reads {len(recorded)} text column(s) ({', '.join(recorded)}), but {len(columns)} "
+                        "were named: pass --text-column once per column")
+    texts = read_inputs(texts_path, columns)  # a bad file fails before the model loads
+    rows = load_predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS, trust_remote_code).predict(texts)
     lines = (json.dumps({"text": text, **row}) + "\n" for text, row in zip(texts, rows))
     if output:
         write_file_atomically(output, lambda handle: handle.writelines(lines))

@@ -11,6 +11,8 @@ from typing import ClassVar
 
 from .baselines import majority_baseline, tfidf_baseline
 from .data import TaskData, load_task_data, prediction_rows, tokenize_splits
+from .inference import recheck_near_ties
+from .log import logger
 from .metrics import classification_report
 from .training import predict_logits, predictions_from_logits
 
@@ -38,11 +40,19 @@ class TextClassification:
 
     @staticmethod
     def evaluate(trainer, task: TaskData, tokenized, splits=EVAL_SPLITS) -> tuple[dict[str, dict], list[dict]]:
-        """(report per split, predictions.jsonl rows): the trained model's predictions on each split, in order."""
+        """(report per split, predictions.jsonl rows): the trained model's predictions on each split, in order.
+
+        Decisions are fp32-exact: after a bf16/fp16 evaluation the near-ties are run again in fp32
+        (inference.recheck_near_ties), so that a stock fp32 client reproduces predictions.jsonl.
+        """
         metrics, rows = {}, []
         for split in splits:
-            predicted, probabilities = predictions_from_logits(predict_logits(trainer, tokenized[split]),
-                                                               task.multi_label)
+            logits = predict_logits(trainer, tokenized[split])
+            rechecked = recheck_near_ties(trainer, tokenized[split], logits, task.multi_label)
+            if rechecked:
+                logger.info(f"{split}: {rechecked} of {len(logits)} decisions within RECHECK_MARGIN of a tie "
+                            "re-checked in fp32")
+            predicted, probabilities = predictions_from_logits(logits, task.multi_label)
             metrics[split] = classification_report(predicted, tokenized[split]["labels"], task.label_names,
                                                    task.multi_label)
             rows += prediction_rows(task, split, predicted, probabilities)

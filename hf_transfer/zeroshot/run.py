@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..backbones import ResolvedModel, family_of, load_model_config, resolve_model
+from ..backbones import ResolvedModel, check_max_length, family_of, load_model_config, loading, resolve_model
 from ..config import ZEROSHOT_SPLITS, ZeroShotBaselineConfig, ZeroShotConfig, to_dict
 from ..data import TaskData, load_task_data, prediction_rows
-from ..errors import UserError, first_line
+from ..errors import UserError
 from ..metrics import classification_report
 from ..results import RunResult
 from ..run_folder import RunFolder, default_output_dir
@@ -29,14 +29,18 @@ from .base import ZeroShotMethod, get_method
 EVAL_SPLITS = ZEROSHOT_SPLITS
 
 
-def checked_model(method: ZeroShotMethod, model: str | ResolvedModel) -> tuple[ResolvedModel, Any]:
-    """The resolved checkpoint and its config, after the method has checked the config is of its kind."""
-    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model)
+def checked_model(method: ZeroShotMethod, model: str | ResolvedModel, trust_remote_code: bool = False,
+                  max_length: int | None = None) -> tuple[ResolvedModel, Any]:
+    """The resolved checkpoint and its config, after the method has checked the config is of its kind and, when
+    `max_length` is given, that texts of that many tokens fit the model's positions."""
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, trust_remote_code)
     if resolved.from_config:
         raise UserError(f"model {resolved.name!r} is an architecture without pretrained weights, and zero-shot "
                         "needs what pretraining learned: name a pretrained checkpoint (asset, folder or Hub id)")
     config = load_model_config(resolved)
     method.check_model(config, resolved.name)
+    if max_length is not None:
+        check_max_length(config, max_length, resolved.name)
     return resolved, config
 
 
@@ -73,14 +77,10 @@ class ZeroShotClassifier:
         self.batch_size = batch_size
         self.max_length = max_length
         check_labels(self.method, self.label_names, multi_label)
-        self.model, self.model_config = checked_model(self.method, model)
+        self.model, self.model_config = checked_model(self.method, model, max_length=max_length)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
+        with loading(self.model, "weights"):
             self.method.load(self.model, self.device)
-        except OSError as err:  # no weights in the folder, or not in the offline cache
-            first = first_line(err)
-            raise UserError(f"cannot load the weights of model {self.model.name!r} ({first}): check the folder or "
-                            "Hub id, or fetch it once online") from None
         self.method.prepare(self.label_names, multi_label)
 
     def predict_proba(self, texts, desc: str | None = None) -> np.ndarray:
@@ -134,7 +134,7 @@ def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResul
     with RunFolder(output_dir, overwrite=config.overwrite_output_dir) as folder:
         # Options and the checkpoint's kind fail before the data and the weights load.
         method = get_method(config.method, config.options)
-        model, model_config = checked_model(method, config.model)
+        model, model_config = checked_model(method, config.model, config.trust_remote_code, config.data.max_length)
         task = load_task_data(config.data)
 
         classifier = ZeroShotClassifier(method, model, task.label_names, task.multi_label,
@@ -193,12 +193,13 @@ class ZeroShotBaseline:
         return {"method": self.method.name, "model": self.model.name, "metrics": metrics}
 
 
-def prepare_baseline(config: ZeroShotBaselineConfig, default_model: str, task: TaskData,
-                     batch_size: int) -> ZeroShotBaseline | None:
-    """None when no baseline is asked for; a UserError now, before training, for bad options, labels or model."""
+def prepare_baseline(config: ZeroShotBaselineConfig, default_model: str, task: TaskData, batch_size: int,
+                     trust_remote_code: bool = False, max_length: int | None = None) -> ZeroShotBaseline | None:
+    """None when no baseline is asked for; a UserError now, before training, for bad options, labels or model
+    (and, given the run's `max_length`, for texts longer than the model's positions)."""
     if not config.method:
         return None
     method = get_method(config.method, config.options)
     check_labels(method, task.label_names, task.multi_label)
-    model, _ = checked_model(method, config.model or default_model)
+    model, _ = checked_model(method, config.model or default_model, trust_remote_code, max_length)
     return ZeroShotBaseline(method, model, batch_size)

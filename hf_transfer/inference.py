@@ -1,0 +1,87 @@
+"""Batched forward passes over tokenized texts, and the fp32 re-check of low-precision near-ties.
+
+Evaluation (hf_transfer.tasks) and `hf-transfer predict` both decide labels this way, so that a stock fp32 client
+(`transformers.pipeline`) reproduces predictions.jsonl: bf16 keeps 8 significant bits, so logits of a few units move
+by hundredths, and a decision closer than RECHECK_MARGIN to its boundary is computed again in fp32.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .batching import length_sorted_batches, pad_batch
+
+# benchmarks/bench_predict.py prints the largest margin shift bf16 causes on real texts (it stays below this).
+RECHECK_MARGIN = 0.2
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def decision_margins(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """(texts,) distance of each decision from its boundary, in logits: top-2 gap (single-label), or the smallest
+    |logit| (multi-label: a label is on when its sigmoid passes 0.5, i.e. its logit passes 0)."""
+    if multi_label:
+        return np.abs(logits).min(-1)
+    top2 = np.sort(logits, -1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
+def near_ties(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Row indices whose decision lies within RECHECK_MARGIN of its boundary."""
+    return np.flatnonzero(decision_margins(logits, multi_label) < RECHECK_MARGIN)
+
+
+@torch.inference_mode()
+def batched_logits(model, columns: dict[str, Sequence[Sequence[int]]], rows: np.ndarray, pad_id: int,
+                   device: torch.device, bf16: bool = False, max_batch_tokens: int = 4096) -> np.ndarray:
+    """(len(rows), labels) float32 logits of the given rows of tokenizer output `columns` (input_ids, ...),
+    run shortest-first in right-padded batches of at most `max_batch_tokens` padded tokens, under bf16 autocast
+    when `bf16`."""
+    columns = {name: values for name, values in columns.items() if name in MODEL_INPUTS}
+    lengths = [len(columns["input_ids"][row]) for row in rows]
+    out = None
+    for batch in length_sorted_batches(lengths, max_batch_tokens):
+        inputs = {name: tensor.to(device) for name, tensor in pad_batch(columns, rows[batch], pad_id).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(**inputs).logits.float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(rows), logits.shape[-1]), dtype=np.float32)
+        out[batch] = logits
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+@contextmanager
+def own_forward(model):
+    """`model` running its own forward, in the precision of its weights.
+
+    accelerate's mixed precision (what Trainer's bf16/fp16 use) wraps a prepared model's forward in autocast by
+    setting the instance attribute `forward` (Accelerator.prepare_model); it is set aside meanwhile and put back.
+    """
+    wrapped = model.__dict__.pop("forward", None)
+    try:
+        yield model
+    finally:
+        if wrapped is not None:
+            model.forward = wrapped
+
+
+def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -> int:
+    """Replace, in place, the rows of `logits` (from `trainer` in bf16/fp16 over the tokenized `dataset`, in its
+    order) whose decision is a near-tie by the model's fp32 logits; returns how many rows were re-run (0 in fp32).
+
+    Every process of a distributed run re-runs the same rows on its own copy of the model, so all agree.
+    """
+    if not (trainer.args.bf16 or trainer.args.fp16) or not len(logits):
+        return 0
+    unsure = near_ties(logits, multi_label)
+    if not len(unsure):
+        return 0
+    rows = dataset.select(unsure).select_columns([c for c in MODEL_INPUTS if c in dataset.column_names])[:]
+    model = trainer.model.eval()
+    with own_forward(model):
+        logits[unsure] = batched_logits(model, rows, np.arange(len(unsure)), trainer.processing_class.pad_token_id,
+                                        trainer.args.device)
+    return len(unsure)
