@@ -17,14 +17,38 @@ light commands start without torch; no pipeline imports it.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import exit_on_user_error
+from .errors import UserError, exit_on_user_error
 from .log import is_main_process
+
+# A process other than the main one of a multi-process launch waits this long before printing a user error: every
+# process reads the same input, so the main process meets the same error within seconds, prints its line, and the
+# launcher (torch.distributed.run) stops the others; one line for the launch. An error only this process meets is
+# still printed, that much later.
+PEER_ERROR_GRACE_S = 30
+
+
+def one_line_per_launch(function):
+    """`function`, whose UserError a non-main process of a multi-process launch holds back (PEER_ERROR_GRACE_S)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except UserError:
+            if not is_main_process() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                time.sleep(PEER_ERROR_GRACE_S)
+            raise
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -124,7 +148,7 @@ def run_recipe(name: str, default_config: str | Path, argv: list[str] | None = N
     parser = argparse.ArgumentParser(description=description, epilog=_keys_epilog(CONFIG_COMMANDS[name].config_class),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_arguments(parser, default_config, quick=name == "compare")
-    exit_on_user_error(lambda: _run_config_command(name, parser.parse_args(argv)))()
+    exit_on_user_error(one_line_per_launch(lambda: _run_config_command(name, parser.parse_args(argv))))()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -211,6 +235,7 @@ OTHER_COMMANDS = {
 
 
 @exit_on_user_error
+@one_line_per_launch
 def main(argv: list[str] | None = None) -> None:
     """`hf-transfer SUBCOMMAND ...`; exit status 2 with one line on stderr for anything the user can fix."""
     parser = argparse.ArgumentParser(prog="hf-transfer", description="Transfer learning for NLP, measured and published.")

@@ -416,7 +416,7 @@ def test_text_to_text_and_family_misuse_fail_with_one_line(checkpoints, tmp_path
                              t5_tokenizer(eos=None))
     run_fails(classify_config(data, out, f"model={no_eos}"), "does not end texts with an eos token")
     run_fails(classify_config(data, out, f"model={checkpoints['bert']}", "model_config={hidden_size: 48}"),
-              "changes the shape of the weights")
+              "do not have the shapes its config asks for")
     run_fails(classify_config(data, out, "model=hft-textcnn", "model_config={kernel: 3}"), "model_config key 'kernel'")
     run_fails(classify_config(data, out, "model=hft-rnn", "model_config={cell: transformer}"), "rejects the settings")
 

@@ -34,9 +34,13 @@ any of them (the error says so).
 
 Output: the run's folder holds the adapter only (adapter_config.json, adapter_model.safetensors with the head,
 the tokenizer), which `peft.AutoPeftModelForSequenceClassification.from_pretrained(DIR, id2label=..., label2id=...)`
-loads: peft rebuilds the base from `base_model_name_or_path`, an absolute local path for asset and folder models, so
-it loads offline on this machine (elsewhere, point it at the Hub id); the label names are not part of an adapter, so
-pass them. With `merge=true` (LoRA-like methods and IA3; not prompt methods) the folder also holds `merged/`: the
+loads: peft rebuilds the base from `base_model_name_or_path`, which names the Hub id for an asset that is a copy of
+a Hub repository (minilm-l6: sentence-transformers/all-MiniLM-L6-v2; linked into the Hugging Face cache so it loads
+offline here too, hf_transfer.hub_cache), else the absolute path of the local folder (GGUF assets are conversions,
+not the repository's weights). The label names are not part of an adapter, so pass them; `hf-transfer predict`
+reads them from metrics.json. `transformers.pipeline("text-classification", model=DIR)` loads the adapter on the
+base's own config: labels LABEL_0/LABEL_1 for two classes, a size error for more. A config.json with the labels
+cannot help: transformers 5.24 then takes the folder for a whole model and looks for its base weights there. With `merge=true` (LoRA-like methods and IA3; not prompt methods) the folder also holds `merged/`: the
 adapter folded into the base weights, a whole model with the labels and tokenizer that
 `transformers.pipeline("text-classification", model=DIR/merged)` loads. Evaluation uses the unmerged adapter.
 """
@@ -60,6 +64,8 @@ from transformers.pytorch_utils import Conv1D
 
 from ..config import from_dict
 from ..errors import UserError, first_line
+from ..hub_cache import asset_hub_id, register_asset
+from ..log import logger
 from .base import Strategy, StrategySetup, register_strategy
 from .layers import head_modules
 
@@ -127,6 +133,7 @@ class AdapterTuning(Strategy):
             raise UserError(f"strategy_options.merge=true does not apply to {method}: its virtual tokens cannot be "
                             "folded into the weights; drop merge or use method=lora")
         self.options.peft = peft_options
+        self.hub_base: tuple[str | None, Path | None] = (None, None)  # (Hub id, asset folder) of the base: setup
         self.default_learning_rate = DEFAULT_LEARNING_RATES.get(method, 5e-4)
 
     def setup(self, model, family, train_config) -> StrategySetup:
@@ -165,8 +172,11 @@ class AdapterTuning(Strategy):
             raise UserError(f"adapter method {self.options.method!r} cannot apply to {model_type} with these options: "
                             f"{first_line(err)}; check strategy_options") from None
         if Path(model.name_or_path).is_dir():
-            # AutoPeftModel rebuilds the base from here: an absolute path loads offline from any working directory.
-            peft_model.peft_config["default"].base_model_name_or_path = str(Path(model.name_or_path).resolve())
+            # AutoPeftModel rebuilds the base from this name: the Hub id an asset is a copy of (registered in the
+            # Hugging Face cache by `save`, so it also loads offline here), else the folder's absolute path.
+            self.hub_base = (asset_hub_id(model.name_or_path), Path(model.name_or_path))
+            peft_model.peft_config["default"].base_model_name_or_path = (self.hub_base[0] or
+                                                                         str(Path(model.name_or_path).resolve()))
         applied = {"method": self.options.method, "merge": self.options.merge,
                    "peft": {key: value for key, value in arguments.items() if key != "use_dora"}}
         return StrategySetup(peft_model, family, options=applied)
@@ -181,6 +191,15 @@ class AdapterTuning(Strategy):
         return {"trainable": trainable, "total": total, "trainable_fraction": trainable / total if total else 0.0}
 
     def save(self, setup, tokenizer, output_dir: Path) -> None:
+        hub_id, folder = self.hub_base
+        if hub_id:  # first, so that peft's save finds the base's config under its Hub id
+            try:
+                if register_asset(hub_id, folder):
+                    logger.info(f"the adapter's base {hub_id} loads offline here from the asset at {folder} "
+                                "(linked into the Hugging Face cache)")
+            except OSError as err:
+                logger.warning(f"could not link {folder} into the Hugging Face cache as {hub_id} ({err}): offline, "
+                               "stock clients here need that model in the cache to load the adapter")
         setup.model.save_pretrained(output_dir)  # adapter_config.json + adapter weights, the head included
         tokenizer.save_pretrained(output_dir)
         if self.options.merge:

@@ -1,0 +1,56 @@
+"""Exit status 2 and one line for a user error under `accelerate launch`, as under plain python.
+
+`accelerate launch` runs the recipe in a child process and treats any non-zero exit as its own failure: the simple
+launcher raises `subprocess.CalledProcessError` (accelerate/commands/launch.py: simple_launcher), the multi-process
+path lets torch.distributed.run raise `ChildFailedError`; either way a traceback follows the recipe's one-line error
+and the launcher exits 1. Our code never runs in that parent process, except through Python's startup: the
+`hf_transfer_launch.pth` file this distribution installs into site-packages runs, at every interpreter start,
+
+    import sys; 'accelerate' in ' '.join(sys.orig_argv[1:3]) and __import__('hf_transfer.launch_hook').launch_hook.install()
+
+which costs a string test for every other process. In an `accelerate launch` process `install` sets a
+sys.excepthook that ends the process with status 2, silently, when the launched child's exit status was 2
+(USER_ERROR_EXIT: the child has printed its line); any other failure keeps accelerate's traceback and status.
+`accelerate launch --quiet` exits 1 without a traceback before any hook runs, and stays so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+USER_ERROR_EXIT = 2  # hf_transfer.errors.USER_ERROR_EXIT; not imported: this module runs inside accelerate's process
+
+
+def is_accelerate_launch(argv: list[str]) -> bool:
+    """`accelerate launch ...`, `accelerate-launch ...` or `python -m accelerate.commands.launch ...`."""
+    command = [os.path.basename(arg) for arg in argv[1:3]]
+    return (command[:2] == ["accelerate", "launch"] or command[:1] == ["accelerate-launch"]
+            or argv[1:3] == ["-m", "accelerate.commands.launch"])
+
+
+def child_exit_status(error: BaseException) -> int | None:
+    """The launched child's exit status carried by accelerate's CalledProcessError or torch's ChildFailedError."""
+    if type(error).__name__ == "CalledProcessError":
+        return getattr(error, "returncode", None)
+    if type(error).__name__ == "ChildFailedError":  # torch.distributed.elastic: the first process that failed
+        _, failure = error.get_first_failure()
+        return failure.exitcode
+    return None
+
+
+def install() -> None:
+    """In an `accelerate launch` process, map a child's user-error exit to a silent exit with the same status."""
+    if not is_accelerate_launch(sys.orig_argv) or getattr(sys.excepthook, "hf_transfer", False):
+        return
+    previous = sys.excepthook
+
+    def excepthook(kind, error, traceback):
+        if child_exit_status(error) == USER_ERROR_EXIT:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(USER_ERROR_EXIT)  # an excepthook cannot set the exit status; the child said all there is
+        previous(kind, error, traceback)
+
+    excepthook.hf_transfer = True
+    sys.excepthook = excepthook
