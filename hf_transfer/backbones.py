@@ -199,6 +199,9 @@ def loading_failure(model: ResolvedModel, what: str, err: Exception) -> UserErro
         return UserError(f"model {model.name!r} is of type {model_type!r}, which transformers "
                          f"{transformers.__version__} does not know: upgrade transformers, or pick a BERT-, GPT-2-, "
                          "T5- or Llama-family checkpoint or one of ours")
+    if isinstance(err, OSError) and model.local_folder is not None:  # the files are there (check_local_folder)
+        return UserError(f"cannot read the {what} of model folder {model.name!r} ({first_line(err, 120)}): a file "
+                         "may be damaged or incomplete; copy or save the model again")
     if isinstance(err, OSError):
         return _hub_failure(model.name, what, err)
     return None
