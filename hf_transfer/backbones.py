@@ -468,7 +468,7 @@ def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained
         except ValueError as err:
             raise _no_head(auto_class, reference, model_config, err) from None
     try:
-        with loading(reference, "weights"), _quiet_head_warning():
+        with loading(reference, "weights"), quiet_load_report():
             return auto_class.from_pretrained(reference.location, config=model_config, **reference.load_kwargs)
     except ValueError as err:
         raise _no_head(auto_class, reference, model_config, err) from None
@@ -537,8 +537,9 @@ def _init_from_vectors(model, tokenizer, tokenizer_name: str, vectors, config, b
             "vocab_size": report["vocab_size"], "frozen": config.freeze_vectors}
 
 
-class _quiet_head_warning:
-    """The freshly initialised classification head is expected; silence transformers' warning about it."""
+class quiet_load_report:
+    """Silence transformers' load report (missing and unexpected weights) while a model loads: a freshly
+    initialised classification head is expected, and callers that care check the missing keys themselves."""
 
     def __enter__(self):
         self.level = transformers.logging.get_verbosity()

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .backbones import (load_backbone, load_model_config, load_tokenizer, loading, our_model_types, position_limit,
-                        resolve_model)
+                        quiet_load_report, resolve_model)
 from .errors import UserError
 from .inference import RECHECK_MARGIN, batched_logits, decision_margins
 from .run_folder import write_file_atomically
@@ -165,14 +165,15 @@ def _load_classifier(model_dir: Path, run: dict | None, trust_remote_code: bool)
 
         with loading(reference, "weights"):
             return TextToTextClassifier.from_pretrained(model_dir, **reference.load_kwargs), tokenizer
-    with loading(reference, "weights"):
+    with loading(reference, "weights"), quiet_load_report():
         model, info = AutoModelForSequenceClassification.from_pretrained(model_dir, output_loading_info=True,
                                                                          **reference.load_kwargs)
-    if info["missing_keys"]:
+    missing = sorted(info["missing_keys"])
+    if missing:  # e.g. a pretraining output: transformers would give it a random classifier
         architecture = ", ".join(saved.get("architectures") or [saved.get("model_type", "model")])
-        raise UserError(f"{model_dir} holds a {architecture} without a trained classification head "
-                        f"({sorted(info['missing_keys'])[0]} is not in its weights): fine-tune it first, e.g. "
-                        f"`hf-transfer classify model={model_dir}`")
+        head = next((key for key in missing if not key.startswith(f"{model.base_model_prefix}.")), missing[0])
+        raise UserError(f"{model_dir} holds a {architecture} without a trained classification head ({head} is not "
+                        f"in its weights): fine-tune it first, e.g. `hf-transfer classify model={model_dir}`")
     return model, tokenizer
 
 
