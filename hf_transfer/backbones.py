@@ -176,7 +176,8 @@ def loading_failure(model: ResolvedModel, what: str, err: Exception) -> UserErro
     not one a user can fix (a bug to report with its traceback).
 
     Covers: the model's own code refused (trust_remote_code), pickled weights that torch's weights-only loader
-    refuses, damaged safetensors, a config.json that is no JSON or names an unknown model type, and Hub misses.
+    refuses, damaged weight files, unreadable tokenizer files, a config.json that is no JSON or names an unknown
+    model type, unreadable files of a local folder, and Hub misses.
     """
     text = str(err)
     if "trust_remote_code" in text:  # transformers refuses to import a checkpoint's own .py files unless trusted
@@ -191,14 +192,20 @@ def loading_failure(model: ResolvedModel, what: str, err: Exception) -> UserErro
     if type(err).__name__ == "SafetensorError" or "PytorchStreamReader" in text or "invalid load key" in text:
         return UserError(f"the weights file of model {model.name!r} is damaged ({first_line(err, 120)}): copy or "
                          "download it again")
-    if isinstance(err, json.JSONDecodeError) or (what == "config" and "JSON" in text):
+    if what == "tokenizer" and model.local_folder is not None and (
+            isinstance(err, (ValueError, KeyError)) or type(err) is Exception):
+        # ValueError (a JSON error too) and KeyError: transformers' readers; bare Exception: the tokenizers library's
+        detail = f"no {err.args[0]!r} entry" if isinstance(err, KeyError) and err.args else first_line(err, 120)
+        return UserError(f"the tokenizer files of model folder {model.name!r} cannot be read ({detail}): save the "
+                         "tokenizer there again")
+    if what == "config" and (isinstance(err, json.JSONDecodeError) or "JSON" in text):
         return UserError(f"the config.json of model {model.name!r} is not valid JSON ({first_line(err, 120)}): fix "
                          "it or save the model again")
     if "Unrecognized model" in text or "does not recognize this architecture" in text:
         model_type = _recorded_model_type(model)
-        return UserError(f"model {model.name!r} is of type {model_type!r}, which transformers "
-                         f"{transformers.__version__} does not know: upgrade transformers, or pick a BERT-, GPT-2-, "
-                         "T5- or Llama-family checkpoint or one of ours")
+        of_type = f"is of type {model_type!r}, which" if model_type else "is of a type"
+        return UserError(f"model {model.name!r} {of_type} transformers {transformers.__version__} does not know: "
+                         "upgrade transformers, or pick a BERT-, GPT-2-, T5- or Llama-family checkpoint or one of ours")
     if isinstance(err, OSError) and model.local_folder is not None:  # the files are there (check_local_folder)
         return UserError(f"cannot read the {what} of model folder {model.name!r} ({first_line(err, 120)}): a file "
                          "may be damaged or incomplete; copy or save the model again")

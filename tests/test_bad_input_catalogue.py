@@ -71,7 +71,7 @@ def zeroshot(*extra: str) -> Callable[[dict], list[str]]:
 
 
 MISSING_FILE = classify("data.dataset={tmp}/nope.csv")
-REMOTE_CODE = r"model '.*remote-code' needs its own Python code to load \(config.json's auto_map names it\)"
+REMOTE_CODE = r"model '.*' needs its own Python code to load \(config.json's auto_map names it\)"
 
 CASES = [
     # The classic kinds

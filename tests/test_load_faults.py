@@ -80,6 +80,10 @@ def broken_folders(tiny_bert, root):
     bad_json = copy_of(tiny_bert, root / "bad-json")
     (bad_json / "config.json").write_text("{\"model_type\": \"bert\",")
     folders["bad-json"] = (bad_json, "the config.json of model .* is not valid JSON")
+    bad_tokenizer = copy_of(tiny_bert, root / "bad-tokenizer")
+    (bad_tokenizer / "tokenizer.json").write_text("{\"version\": \"1.0\", \"model\": {\"type\": \"Nonesuch\"}}")
+    folders["bad-tokenizer"] = (bad_tokenizer, "the tokenizer files of model folder .* cannot be read .*: save the "
+                                               "tokenizer there again")
     unknown = copy_of(tiny_bert, root / "unknown-type")
     config = json.loads((unknown / "config.json").read_text())
     (unknown / "config.json").write_text(json.dumps({**config, "model_type": "nonesuch"}))
@@ -107,7 +111,8 @@ def folders(tiny_bert, tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", ["empty", "only-bin", "tokenizer-only", "no-weights", "no-tokenizer", "pickle-bin",
-                                  "damaged", "damaged-bin", "bad-json", "unknown-type", "remote-code"])
+                                  "damaged", "damaged-bin", "bad-json", "bad-tokenizer", "unknown-type",
+                                  "remote-code"])
 def test_a_broken_model_folder_says_what_it_lacks(folders, task, kind, capsys):
     folder, message = folders[kind]
     with pytest.raises(UserError, match=message) as raised:
