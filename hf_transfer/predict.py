@@ -25,7 +25,6 @@ most texts.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import sys
@@ -36,12 +35,13 @@ import torch
 
 from .backbones import (load_backbone, load_model_config, load_tokenizer, loading, our_model_types, position_limit,
                         quiet_load_report, resolve_model)
+from .data import TaskData, encode_texts, read_text_records
 from .errors import UserError
 from .inference import RECHECK_MARGIN, batched_logits, decision_margins
 from .run_folder import write_file_atomically
 from .runtime import cpu_has_fast_bf16
 
-__all__ = ["MAX_BATCH_TOKENS", "RECHECK_MARGIN", "Predictor", "load_predictor", "predict_file", "read_texts"]
+__all__ = ["MAX_BATCH_TOKENS", "RECHECK_MARGIN", "Predictor", "load_predictor", "predict_file", "read_inputs"]
 
 MAX_BATCH_TOKENS = 4096  # padded tokens per batch: 1024 did as well, 16384 was slower (benchmarks/bench_predict.py)
 METRICS_FILE = "metrics.json"
@@ -93,7 +93,7 @@ class Predictor:
         # What the run tokenized with (texts longer than the model's positions could not have been evaluated).
         limits = [self.tokenizer.model_max_length, position_limit(config) or self.tokenizer.model_max_length]
         self.max_length = min([*limits, (run or {}).get("training", {}).get("max_length") or limits[0]])
-        _check_truncation(run, model_dir)
+        self.truncation = _truncation(run, model_dir)
 
     def logits(self, texts: list) -> np.ndarray:
         """fp32-exact decisions: bf16 logits, with the near-ties replaced by fp32 ones. `texts` holds strings, or
@@ -114,10 +114,11 @@ class Predictor:
         return _rows(self.labels, probabilities, self.multi_label)
 
     def _encode(self, texts: list) -> tuple[dict, list[int]]:
+        """Model inputs cut as the run cut them (data.encode_texts: data.truncation at its max_length)."""
         pairs = bool(texts) and not isinstance(texts[0], str)
         firsts, seconds = (list(zip(*texts)) if pairs else (texts, None))
-        encoded = self.tokenizer(list(firsts), list(seconds) if pairs else None, truncation=True,
-                                 max_length=self.max_length)
+        encoded, _, _ = encode_texts(self.tokenizer, list(firsts), list(seconds) if pairs else None,
+                                     max_length=self.max_length, truncation=self.truncation)
         columns = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         return columns, [len(ids) for ids in columns["input_ids"]]
 
@@ -145,11 +146,13 @@ def _rows(labels: list[str], probabilities: np.ndarray, multi_label: bool) -> li
     return rows
 
 
-def _check_truncation(run: dict | None, model_dir: Path) -> None:
-    truncation = (run or {}).get("config", {}).get("data", {}).get("truncation", "head")
-    if truncation != "head":
-        raise UserError(f"the run in {model_dir} cut long texts with data.truncation={truncation}, which "
-                        "`hf-transfer predict` does not reproduce yet: only head truncation is supported")
+def _truncation(run: dict | None, model_dir: Path) -> str:
+    """How the run cut long texts (data.truncation; head before the key existed)."""
+    truncation = (run or {}).get("config", {}).get("data", {}).get("truncation") or "head"
+    if truncation == "chunks":  # one prediction per text would need the chunks' logits pooled as evaluation did
+        raise UserError(f"the run in {model_dir} cut long texts into chunks (data.truncation=chunks), which "
+                        "`hf-transfer predict` does not pool yet: predict with a head or head+tail run")
+    return truncation
 
 
 def _load_classifier(model_dir: Path, run: dict | None, trust_remote_code: bool):
@@ -183,7 +186,6 @@ def _load_adapter_run(model_dir: Path, run: dict | None, trust_remote_code: bool
 
     from .assets import ASSETS
     from .config import ClassifyConfig, from_dict
-    from .data import TaskData
     from .strategies import get_strategy
 
     if run is None or run.get("kind") != "classification":
@@ -249,37 +251,13 @@ def load_predictor(model_dir: str | Path, precision: str = "auto", max_batch_tok
     return Predictor(model_dir, precision, max_batch_tokens, trust_remote_code)
 
 
-def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
-    """Texts from a .txt file (one per line), a .jsonl file or a .csv/.tsv file (the `text_column` field)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"file of texts {path} not found: pass a .txt (one text per line), .jsonl or .csv file")
-    suffix = path.suffix.lower()
-    with open(path, newline="" if suffix in (".csv", ".tsv") else None, encoding="utf-8") as handle:
-        if suffix == ".txt":
-            return [line.rstrip("\n") for line in handle]
-        if suffix in (".csv", ".tsv", ".jsonl"):
-            records = (csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",") if suffix != ".jsonl"
-                       else (json.loads(line) for line in handle if line.strip()))
-            texts = []
-            for number, record in enumerate(records, start=1):
-                if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
-                    raise UserError(f"record {number} of {path.name} has no text field {text_column!r}: "
-                                    "pass --text-column NAME")
-                texts.append(record[text_column])
-            return texts
-    raise UserError(f"cannot read texts from {path.name}: use a .txt (one text per line), .jsonl or .csv/.tsv file")
-
-
 def read_inputs(path: str | Path, text_columns: list[str]) -> list:
-    """The texts of `path` for a run that reads `text_columns`: strings for one column, (text, text_pair) tuples
-    for two (a .txt file cannot hold pairs)."""
-    if len(text_columns) == 1:
-        return read_texts(path, text_columns[0])
-    if Path(path).suffix.lower() == ".txt":
+    """The texts of `path` for a run that reads `text_columns`, decoded as training data is
+    (data.read_text_records): strings for one column, (text, text_pair) tuples for two (not from a .txt file)."""
+    if len(text_columns) == 2 and Path(path).suffix.lower() == ".txt":
         raise UserError(f"the run was trained on text pairs ({', '.join(text_columns)}): pass a .csv or .jsonl file "
                         "with those columns, not a .txt file")
-    return list(zip(*(read_texts(path, column) for column in text_columns)))
+    return read_text_records(path, text_columns if len(text_columns) > 1 else text_columns[0])
 
 
 def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_columns: list[str] | None = None,

@@ -9,7 +9,7 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from conftest import VOCAB, sentiment_rows
 from hf_transfer.cli import main
 from hf_transfer.errors import UserError
-from hf_transfer.predict import Predictor, read_texts
+from hf_transfer.predict import Predictor, read_inputs
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +51,17 @@ def test_command_writes_one_json_line_per_text(classifier, texts, tmp_path):
 
 
 def test_texts_from_csv_and_jsonl_columns(tmp_path):
-    (tmp_path / "t.csv").write_text('review,id\n"good, really",1\nbad,2\n')
+    (tmp_path / "t.csv").write_text('review,summary\n"good, really",fine\nbad,poor\n')
     (tmp_path / "t.jsonl").write_text('{"text": "good"}\n\n{"text": "bad"}\n')
-    assert read_texts(tmp_path / "t.csv", "review") == ["good, really", "bad"]
-    assert read_texts(tmp_path / "t.jsonl") == ["good", "bad"]
+    assert read_inputs(tmp_path / "t.csv", ["review"]) == ["good, really", "bad"]
+    assert read_inputs(tmp_path / "t.jsonl", ["text"]) == ["good", "bad"]
+    assert read_inputs(tmp_path / "t.csv", ["review", "summary"]) == [("good, really", "fine"), ("bad", "poor")]
+    with pytest.raises(UserError, match=r"trained on text pairs \(review, summary\): pass a .csv or .jsonl file"):
+        read_inputs(tmp_path / "t.txt", ["review", "summary"])
     with pytest.raises(UserError, match="no text field 'text'.*--text-column"):
-        read_texts(tmp_path / "t.csv")
+        read_inputs(tmp_path / "t.csv", ["text"])
     with pytest.raises(UserError, match="not found"):
-        read_texts(tmp_path / "missing.txt")
+        read_inputs(tmp_path / "missing.txt", ["text"])
 
 
 def test_bad_model_folder_is_a_user_error(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """`hf-transfer predict` reproduces every kind of run's own predictions.jsonl (issue 14, item 9).
 
 One tiny run of each kind the product writes: a classifier (full), an adapter and its merged copy, one of our
-backbones, T5 writing label words, text pairs, a max_length that cuts texts, multi-label, and zero-shot. Predict reads
+backbones, T5 writing label words, text pairs, a max_length that cuts texts (head, and head+tail), multi-label, and
+zero-shot. Predict reads
 what each run recorded (metrics.json) and must give the labels and scores of the run's evaluation.
 """
 
@@ -68,6 +69,8 @@ def runs(tiny_bert, tmp_path_factory):
                                  "label_words={pos: good, neg: bad, mixed: so so}"),
         "pairs": classify(root / "pairs", pairs, f"model={tiny_bert}", "data.text_columns=[review, summary]"),
         "max-length-4": classify(root / "short", data, f"model={tiny_bert}", "data.max_length=4"),
+        "head+tail-6": classify(root / "head-tail", data, f"model={tiny_bert}", "data.max_length=6",
+                                "data.truncation=head+tail"),
         "multi-label": classify(root / "multi", multi, f"model={tiny_bert}"),
     }
     done["adapter-merged"] = done["adapter"] / "merged"
@@ -89,7 +92,7 @@ def texts_of(rows):
 
 
 @pytest.mark.parametrize("kind", ["full", "adapter", "adapter-merged", "hft-textcnn", "text-to-text", "pairs",
-                                  "max-length-4", "multi-label", "zero-shot"])
+                                  "max-length-4", "head+tail-6", "multi-label", "zero-shot"])
 def test_predict_reproduces_the_runs_predictions(runs, kind):
     rows = recorded(runs[kind])
     got = load_predictor(runs[kind], precision="fp32").predict(texts_of(rows))
@@ -98,6 +101,9 @@ def test_predict_reproduces_the_runs_predictions(runs, kind):
         assert g["scores"] == pytest.approx(row["scores"], abs=1e-4)
     if kind == "max-length-4":  # the run cut texts at 4 tokens; predict must cut them there too
         assert load_predictor(runs[kind]).max_length == 4
+    if kind == "head+tail-6":  # and keep both ends where the run did
+        predictor = load_predictor(runs[kind])
+        assert (predictor.max_length, predictor.truncation) == (6, "head+tail")
 
 
 def test_the_command_reads_the_runs_columns(runs, tmp_path, capsys):
