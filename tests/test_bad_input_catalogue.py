@@ -10,9 +10,6 @@ column, one class, empty text, unknown label, wrong type, broken archive, an opt
 faults (broken folders, remote code, max_length above the positions). Every case runs under plain python or its own
 command; the accelerate launchers run a representative subset (a config error, a data error, a model error, remote
 code; one data error under two processes), as each launch costs a process tree.
-
-Cases marked ON_BRANCH["datafaults"] are fixed on that branch (hf_transfer/data.py): xfail(strict=True) until it
-merges, then drop the mark.
 """
 
 from __future__ import annotations
@@ -40,9 +37,6 @@ from test_load_faults import broken_folders, remote_code_folder
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
 RECIPE = ROOT / "recipes" / "classify.py"
-# Fixed on the datafaults branch (issue 14 items 1, 3, 7, 13 in hf_transfer/data.py); flip after it merges.
-ON_BRANCH = {"datafaults": ["multi-hot-vectors", "label-case-error", "rare-class", "header-only", "object-column",
-                            "duplicated-header", "misquoted-row"]}
 
 
 @dataclass(frozen=True)
@@ -106,6 +100,13 @@ CASES = [
          r"column 'review' appears 2 times in the header"),
     Case("misquoted-row", "python", classify("data.dataset={misquoted}"),
          r"line 12 of misquoted.csv has 3 fields where its header has 2"),
+    Case("zero-token-texts", "python", classify("data.dataset={zero_tokens}"),
+         r"1 text\(s\) of split '\w+' tokenize to no tokens"),
+    Case("chunks-without-pooling", "python", classify("data.truncation=chunks"),
+         r"data.truncation=chunks needs a pipeline that pools chunk predictions"),
+    Case("head-tail-of-a-pair", "python", classify("data.dataset={pairs}", "data.text_columns=[review, summary]",
+                                                   "data.truncation=head+tail"),
+         r"data.truncation=head\+tail cuts one text, not the pair"),
     Case("max-length-over-positions", "python",
          classify("model=minilm-l6", "data.dataset={long_reviews}", "data.max_length=1024"),
          r"data.max_length=1024 is more than the 512 positions model 'minilm-l6' \(bert\) can read: "
@@ -174,6 +175,9 @@ def inputs(tiny_bert, tmp_path_factory) -> dict:
     write_csv(split_folder / "train.csv", rows)
     write_csv(split_folder / "test.csv", rows[:6] + [{"review": "so so film", "sentiment": "meh"}])
     add("unknown_label", split_folder)
+    marks = "\u0301\u0300"  # combining accents: the uncased BERT normaliser strips them, leaving no token
+    add("zero_tokens", write_csv(root / "zero_tokens.csv", rows + [{"review": marks, "sentiment": "pos"}]))
+    add("pairs", write_csv(root / "pairs.csv", [{**row, "summary": "a film"} for row in rows]))
     add("broken_gz", root / "broken.csv.gz")
     (root / "broken.csv.gz").write_bytes(b"not gzip data at all")
     topics = [{"review": row["review"], "topics": [1, i % 2, 1 - i % 2]} for i, row in enumerate(rows)]
@@ -243,11 +247,6 @@ def launch(entry: str, args: list[str]) -> list[str]:
     return [str(BIN / "hf-transfer"), entry, *args]  # predict, zeroshot
 
 
-def marks(case: Case) -> list:
-    return [pytest.mark.xfail(strict=True, reason=f"fixed on branch {branch}")
-            for branch, names in ON_BRANCH.items() if case.name in names]
-
-
 def case_id(case: Case) -> str:
     return f"{case.entry}-{case.name}"
 
@@ -275,7 +274,7 @@ def outcomes(request, inputs, tmp_path_factory) -> dict[str, tuple[subprocess.Co
         return {name: (future.result(), folder) for name, (future, folder) in runs.items()}
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, id=case_id(case), marks=marks(case)) for case in CASES])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case_id(case)) for case in CASES])
 def test_a_bad_input_is_one_line_and_exit_2(case, outcomes):
     done, folder = outcomes[case_id(case)]
     errors = [line for line in done.stderr.splitlines() if line.startswith("hf-transfer: error:")]
@@ -292,5 +291,3 @@ def test_the_catalogue_covers_every_entry_point_and_kind():
     entries = {case.entry for case in CASES}
     assert entries == {"python", "accelerate", "accelerate-2proc", "hf-transfer", "predict", "zeroshot"}
     assert len({(case.entry, case.name) for case in CASES}) == len(CASES)
-    named = {name for names in ON_BRANCH.values() for name in names}
-    assert named <= {case.name for case in CASES}
