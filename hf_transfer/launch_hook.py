@@ -4,13 +4,12 @@
 launcher raises `subprocess.CalledProcessError` (accelerate/commands/launch.py: simple_launcher), the multi-process
 path lets torch.distributed.run raise `ChildFailedError`; either way a traceback follows the recipe's one-line error
 and the launcher exits 1. Our code never runs in that parent process, except through Python's startup: the
-`hf_transfer_launch.pth` file this distribution installs into site-packages runs, at every interpreter start,
-
-    import sys; 'accelerate' in ' '.join(sys.orig_argv[1:3]) and __import__('hf_transfer.launch_hook').launch_hook.install()
-
-which costs a string test for every other process. In an `accelerate launch` process `install` sets a
-sys.excepthook that ends the process with status 2, silently, when the launched child's exit status was 2
-(USER_ERROR_EXIT: the child has printed its line); any other failure keeps accelerate's traceback and status.
+`hf_transfer_launch.pth` file this distribution installs into site-packages runs, at every interpreter start, a
+line that imports this module and calls `install` only when `accelerate` is among the first two arguments
+(`sys.orig_argv`), which costs every other process a string test (under a microsecond). In an `accelerate launch`
+process `install` sets a sys.excepthook that ends the process with status 2, silently, when the launched child's
+exit status was 2 (USER_ERROR_EXIT: the child has printed its line); any other failure keeps accelerate's traceback
+and status. A multi-process launch prints the line once: hf_transfer.cli.one_line_per_launch.
 `accelerate launch --quiet` exits 1 without a traceback before any hook runs, and stays so.
 """
 

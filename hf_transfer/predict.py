@@ -199,7 +199,8 @@ def _load_adapter_run(model_dir: Path, run: dict | None, trust_remote_code: bool
     # The base as this machine can load it: an asset (or model type) by name, else where the adapter says.
     recorded = run["model"]["name"]
     adapter_config = json.loads((model_dir / "adapter_config.json").read_text())
-    base = recorded if recorded in ASSETS or recorded in our_model_types() else adapter_config["base_model_name_or_path"]
+    by_name = recorded in ASSETS or recorded in our_model_types()
+    base = recorded if by_name else adapter_config["base_model_name_or_path"]
     limit = position_limit(load_model_config(resolve_model(base, trust_remote_code, TRUST_OPTION)))
     data = dataclasses.replace(config.data, max_length=min(config.data.max_length, limit or config.data.max_length))
     config = dataclasses.replace(config, model=base, trust_remote_code=trust_remote_code, data=data)

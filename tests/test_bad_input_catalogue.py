@@ -76,7 +76,8 @@ CASES = [
     Case("empty-text", "python", classify("data.dataset={empty_text}"), r"have empty text"),
     Case("unknown-label", "python", classify("data.dataset={unknown_label}"),
          r"label 'meh' in split 'test' is not in the label set"),
-    Case("wrong-type", "python", classify("train.epochs=many"), r"config key 'train.epochs' takes a number, got 'many'"),
+    Case("wrong-type", "python", classify("train.epochs=many"),
+         r"config key 'train.epochs' takes a number, got 'many'"),
     Case("unknown-key", "python", classify("trian.epochs=1"), r"unknown config key 'trian'"),
     Case("broken-archive", "python", classify("data.dataset={broken_gz}"), r"broken.csv.gz .*gzip"),
     Case("option-cannot-apply", "python",
@@ -147,7 +148,8 @@ CASES = [
          r"data.max_length=1024 is more than the 64 positions"),
     Case("folder-empty", "zeroshot", zeroshot("model={empty}"), r"model folder '.*empty' is empty"),
     Case("missing-file", "zeroshot", zeroshot("data.dataset={tmp}/nope.csv"), r"data file '.*nope.csv' not found"),
-    Case("not-an-nli-model", "zeroshot", zeroshot("method=nli"), r"is not an NLI model .* pick an MNLI/XNLI checkpoint"),
+    Case("not-an-nli-model", "zeroshot", zeroshot("method=nli"),
+         r"is not an NLI model .* pick an MNLI/XNLI checkpoint"),
 ]
 
 

@@ -21,6 +21,7 @@ RECIPE = Path(__file__).parents[1] / "recipes" / "classify.py"
 def tiny_config(model, data, output_dir, *extra):
     return load_config(ClassifyConfig, None, [
         f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+        "data.max_length=64",  # the tiny BERT's positions
         "train.epochs=6", "train.learning_rate=5e-3", "train.batch_size=16", "train.precision=fp32",
         "train.logging_steps=5", "train.freeze_word_embeddings=false",  # its embeddings are random
         f"output_dir={output_dir}", *extra,

@@ -57,12 +57,15 @@ def broken_folders(tiny_bert, root):
     torch.save(BertModel.from_pretrained(tiny_bert).state_dict(), only_bin / "pytorch_model.bin")
     folders["only-bin"] = (only_bin, r"holds weights \(pytorch_model.bin\) but no config.json")
     tokenizer_only = copy_of(tiny_bert, root / "tokenizer-only", drop=["config.json", "model.safetensors"])
-    folders["tokenizer-only"] = (tokenizer_only, r"holds no config.json \(it holds tokenizer.json, tokenizer_config.json\)")
+    folders["tokenizer-only"] = (tokenizer_only,
+                                 r"holds no config.json \(it holds tokenizer.json, tokenizer_config.json\)")
     no_weights = copy_of(tiny_bert, root / "no-weights", drop=["model.safetensors"])
-    folders["no-weights"] = (no_weights, r"holds no weights \(model.safetensors or pytorch_model.bin; it holds config.json")
+    folders["no-weights"] = (no_weights,
+                             r"holds no weights \(model.safetensors or pytorch_model.bin; it holds config.json")
     # transformers 5 builds a BERT tokenizer with no vocabulary from config.json alone: every word would be [UNK].
     no_tokenizer = copy_of(tiny_bert, root / "no-tokenizer", drop=["tokenizer.json", "tokenizer_config.json"])
-    folders["no-tokenizer"] = (no_tokenizer, r"holds no tokenizer \(tokenizer.json, vocab.txt, ...; it holds config.json")
+    folders["no-tokenizer"] = (no_tokenizer,
+                               r"holds no tokenizer \(tokenizer.json, vocab.txt, ...; it holds config.json")
     pickle_bin = copy_of(tiny_bert, root / "pickle-bin", drop=["model.safetensors"])
     state = BertModel.from_pretrained(tiny_bert).state_dict()
     torch.save({**state, "extra": Unpicklable()}, pickle_bin / "pytorch_model.bin")

@@ -9,7 +9,6 @@ what each run recorded (metrics.json) and must give the labels and scores of the
 import json
 
 import pytest
-import torch
 from transformers import BertForMaskedLM
 
 from conftest import POSITIVE, sentiment_rows, write_csv
@@ -24,14 +23,6 @@ from test_backbones import t5_tokenizer, tiny_t5
 TEXTCNN = "model_config={embedding_dim: 16, num_filters: 8, filter_sizes: [2, 3]}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def three_classes(n: int, seed: int = 0) -> list[dict]:
     rows = sentiment_rows(n, seed)
     for i, row in enumerate(rows):
@@ -44,7 +35,7 @@ def classify(out, data, *overrides):
     config = load_config(ClassifyConfig, None, [
         f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment", "data.max_length=32",
         "train.max_steps=4", "train.learning_rate=5e-3", "train.batch_size=8", "train.precision=fp32",
-        "train.freeze_word_embeddings=false", f"output_dir={out}", *overrides])
+        "train.freeze_word_embeddings=false", "train.threads=1", f"output_dir={out}", *overrides])
     run_classify(config)
     return out
 
@@ -76,7 +67,7 @@ def runs(tiny_bert, tmp_path_factory):
     done["adapter-merged"] = done["adapter"] / "merged"
     zeroshot = load_config(ZeroShotConfig, None, [f"model={tiny_bert}", f"data.dataset={data}", "method=embedding",
                                                   "data.text_columns=review", "data.label_column=sentiment",
-                                                  "data.max_length=32", f"output_dir={root / 'zeroshot'}"])
+                                                  "data.max_length=32", "threads=1", f"output_dir={root / 'zeroshot'}"])
     run_zeroshot(zeroshot)
     done["zero-shot"] = root / "zeroshot"
     return done

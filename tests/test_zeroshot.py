@@ -65,8 +65,8 @@ def tiny_causal(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def tiny_nli(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-nli")
-    (folder / "vocab.txt").write_text("\n".join(NLI_VOCAB) + "\n")
-    BertTokenizer(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    # transformers 5 ignores vocab_file= (a tokenizer of 5 special tokens, every word [UNK]): pass the vocabulary
+    BertTokenizer(vocab={token: i for i, token in enumerate(NLI_VOCAB)}).save_pretrained(folder)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(NLI_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64, num_labels=3,
@@ -98,7 +98,8 @@ def reviews(tmp_path_factory) -> Path:
 
 
 def data_overrides(csv: Path) -> list[str]:
-    return [f"data.dataset={csv}", "data.text_columns=review", "data.label_column=sentiment"]
+    return [f"data.dataset={csv}", "data.text_columns=review", "data.label_column=sentiment",
+            "data.max_length=64"]  # the tiny models' positions
 
 
 def test_every_method_is_registered():

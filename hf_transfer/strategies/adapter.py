@@ -40,8 +40,9 @@ offline here too, hf_transfer.hub_cache), else the absolute path of the local fo
 not the repository's weights). The label names are not part of an adapter, so pass them; `hf-transfer predict`
 reads them from metrics.json. `transformers.pipeline("text-classification", model=DIR)` loads the adapter on the
 base's own config: labels LABEL_0/LABEL_1 for two classes, a size error for more. A config.json with the labels
-cannot help: transformers 5.24 then takes the folder for a whole model and looks for its base weights there. With `merge=true` (LoRA-like methods and IA3; not prompt methods) the folder also holds `merged/`: the
-adapter folded into the base weights, a whole model with the labels and tokenizer that
+cannot help: transformers 5.24 then takes the folder for a whole model and looks for its base weights there.
+With `merge=true` (LoRA-like methods and IA3; not prompt methods) the folder also holds `merged/`: the adapter
+folded into the base weights, a whole model with the labels and tokenizer that
 `transformers.pipeline("text-classification", model=DIR/merged)` loads. Evaluation uses the unmerged adapter.
 """
 

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..backbones import ResolvedModel, check_max_length, family_of, load_model_config, loading, resolve_model
+from ..backbones import (ResolvedModel, check_max_length, family_of, load_model_config, loading, position_limit,
+                         resolve_model)
 from ..config import ZEROSHOT_SPLITS, ZeroShotBaselineConfig, ZeroShotConfig, to_dict
 from ..data import TaskData, load_task_data, prediction_rows
 from ..errors import UserError
@@ -27,6 +28,7 @@ from ..tasks import TextClassification
 from .base import ZeroShotMethod, get_method
 
 EVAL_SPLITS = ZEROSHOT_SPLITS
+DEFAULT_MAX_LENGTH = 128  # DataConfig.max_length's default
 
 
 def checked_model(method: ZeroShotMethod, model: str | ResolvedModel, trust_remote_code: bool = False,
@@ -66,18 +68,21 @@ class ZeroShotClassifier:
             "fresh": "An excellent, enjoyable film.", "rotten": "A boring, disappointing film."}})
         classifier.predict(["A quietly moving film.", "Two hours I will never get back."])  # a label name per text
         classifier.predict_proba(texts)  # (len(texts), 2) probabilities
+
+    `max_length` tokens per text (UserError above the model's positions); None: DEFAULT_MAX_LENGTH or the model's
+    positions, whichever is fewer.
     """
 
     def __init__(self, method: str | ZeroShotMethod, model: str | ResolvedModel, label_names: list[str],
                  multi_label: bool = False, options: dict[str, Any] | None = None, batch_size: int = 32,
-                 max_length: int = 128):
+                 max_length: int | None = None):
         self.method = get_method(method, options) if isinstance(method, str) else method
         self.label_names = list(label_names)
         self.multi_label = multi_label
         self.batch_size = batch_size
-        self.max_length = max_length
         check_labels(self.method, self.label_names, multi_label)
         self.model, self.model_config = checked_model(self.method, model, max_length=max_length)
+        self.max_length = max_length or min(DEFAULT_MAX_LENGTH, position_limit(self.model_config) or DEFAULT_MAX_LENGTH)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         with loading(self.model, "weights"):
             self.method.load(self.model, self.device)
