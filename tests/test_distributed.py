@@ -40,8 +40,7 @@ def setup(tmp_path_factory):
 def overrides(model, data, output_dir, *extra):
     return [f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
             "data.max_length=64", "train.max_steps=5", "train.learning_rate=3e-3", "train.warmup_ratio=0",
-            "train.precision=fp32",
-            "train.logging_steps=1", f"output_dir={output_dir}", *extra]
+            "train.precision=fp32", "train.logging_steps=1", f"output_dir={output_dir}", *extra]
 
 
 def losses(metrics: dict) -> list[float]:
