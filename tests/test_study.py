@@ -31,7 +31,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
 def study_overrides(model, data, output_dir, *extra) -> list[str]:
     return [
         f"model={model}", f"data.dataset={data['train']}", "data.text_columns=review", "data.label_column=sentiment",
-        "train.learning_rate=5e-3", "train.precision=fp32", "train.threads=1", "train.freeze_word_embeddings=false",
+        "data.max_length=64", "train.learning_rate=5e-3", "train.precision=fp32", "train.threads=1", "train.freeze_word_embeddings=false",
         "train.epochs=8", "train.batch_size=16", "train.logging_steps=5", "small_data_rule=false",
         "arms={zs: {kind: zero-shot, method: embedding}, full: {strategy: full}, lora: {strategy: adapter}}",
         "sizes=[16, all]", "seeds=[1, 2]", f"output_dir={output_dir}",
