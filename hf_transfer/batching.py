@@ -6,7 +6,8 @@ batches, sorts each pool by length, cuts it into batches and shuffles the batche
 `LengthGroupedSampler` the batches of a pool reach the model in random order, not longest to shortest.
 
 Inference: `length_sorted_batches` orders examples by length and fills each batch up to a token budget;
-callers put the outputs back in the original order.
+callers put the outputs back in the original order. Training under a token budget: `budget_row_slices` cuts a
+batch into micro-batches of whole rows (hf_transfer.training.TransferTrainer accumulates their gradients).
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ def length_sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch_siz
     if current:
         batches.append(np.asarray(current))
     return batches
+
+
+def budget_row_slices(shape: Sequence[int], max_tokens: int) -> list[slice]:
+    """Consecutive row slices of a padded batch of `shape` (rows, length, ...), each at most `max_tokens` padded
+    tokens (rows x length), at least one row each: the micro-batches of a training batch under a token budget."""
+    rows, length = int(shape[0]), int(shape[1])
+    per_slice = max(1, max_tokens // max(1, length))
+    return [slice(start, min(start + per_slice, rows)) for start in range(0, rows, per_slice)]
 
 
 def pad_batch(columns: dict[str, Sequence[Sequence[int]]], rows: Sequence[int], pad_id: int) -> dict:

@@ -6,7 +6,9 @@ forward, backward and optimizer).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 import safetensors.torch
@@ -17,14 +19,24 @@ from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, Trai
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .batching import LengthBucketedSampler
+from .batching import LengthBucketedSampler, budget_row_slices
 from .config import TrainConfig
+from .errors import UserError
 from .schedule import DEFAULT_EPOCHS
+
+
+@dataclass
+class TransferTrainingArguments(TrainingArguments):
+    """TrainingArguments plus what TransferTrainer adds."""
+
+    max_batch_tokens: int | None = field(default=None, metadata={
+        "help": "padded tokens per forward/backward pass; a longer batch runs as several micro-batches (None: off)"})
+
 
 def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool) -> TrainingArguments:
     """TrainingArguments for `config` (learning_rate resolved), checkpointing into `output_dir` every
     `config.checkpoint_steps` optimiser steps (only the newest checkpoint is kept)."""
-    return TrainingArguments(
+    return TransferTrainingArguments(
         output_dir=output_dir,
         num_train_epochs=DEFAULT_EPOCHS if config.epochs is None else config.epochs,
         max_steps=config.max_steps,
@@ -52,16 +64,25 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         data_seed=config.seed,
         dataloader_num_workers=0,  # tokenized once up front: collation is ~1% of a step, workers only add copies
         optim="adamw_torch_fused",
+        max_batch_tokens=config.max_batch_tokens,
+        activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
     )
 
 
 class TransferTrainer(Trainer):
-    """Trainer with length-bucketed training batches and evaluation in dataset order.
+    """Trainer with length-bucketed training batches, a token budget per pass, and evaluation in dataset order.
 
     transformers' `group_by_length` also reorders evaluation (its eval sampler is length-grouped too), so
     `predict` would return predictions in a shuffled order; here evaluation is sequential and `predict_logits`
     does the length sorting, and puts the rows back.
+
+    Token budget (`args.max_batch_tokens`, TransferTrainingArguments): a batch whose padded size (rows x longest)
+    exceeds it runs as consecutive row slices within the budget, each loss weighted by its share of the batch's
+    loss terms, gradients accumulating: the optimiser step sees the same examples and (up to float rounding) the
+    same gradient as the whole batch, while activation memory is bounded by the budget, not by batch x max_length.
     """
+
+    _loss_share = 1.0  # the share of its batch's loss terms the micro-batch in flight holds (token budget)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -85,15 +106,64 @@ class TransferTrainer(Trainer):
             safetensors.torch.save_model(model, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
             torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        budget = getattr(self.args, "max_batch_tokens", None)
+        slices = budget_row_slices(inputs["input_ids"].shape, budget) if budget else [slice(None)]
+        if len(slices) == 1:
+            return super().training_step(model, inputs, num_items_in_batch)
+        rows = inputs["input_ids"].shape[0]
+        items = [loss_terms(inputs.get("labels"), part) for part in slices]
+        # A loss Trainer already divides by the whole step's item count sums over micro-batches as it is.
+        scaled = self.loss_is_scaled_for_ga if self.loss_is_scaled_for_ga is not None else (
+            (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None)
+        total = 0.0
+        try:
+            for i, part in enumerate(slices):
+                self._loss_share = 1.0 if scaled else items[i] / max(1, sum(items))
+                micro_batch = {key: value[part] if isinstance(value, torch.Tensor) and value.dim() and
+                               value.shape[0] == rows else value for key, value in inputs.items()}
+                # Gradients synchronise across processes once, with the last micro-batch (if this step does at all).
+                sync = contextlib.nullcontext() if i == len(slices) - 1 else self.accelerator.no_sync(model)
+                with sync:
+                    total = total + super().training_step(model, micro_batch, num_items_in_batch)
+        finally:
+            self._loss_share = 1.0
+        return total
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch)
+        if self._loss_share == 1.0:
+            return outputs
+        return (outputs[0] * self._loss_share, outputs[1]) if return_outputs else outputs * self._loss_share
+
     def _get_eval_sampler(self, eval_dataset):
         # One process: in order. Several: None lets accelerate shard in order and gather back in order.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
+def loss_terms(labels: torch.Tensor | None, rows: slice) -> int:
+    """How many terms the mean loss of these rows averages over: labelled positions (label != -100) for integer
+    labels (one per row for classification, one per token for token labels), every entry of float labels
+    (multi-label), one per row without labels. Losses that average otherwise (the text-to-text head's mean over
+    target tokens) are weighted by this count only approximately, as under Trainer's gradient accumulation."""
+    if labels is None:
+        return rows.stop - rows.start
+    part = labels[rows]
+    return part.numel() if part.is_floating_point() else int((part != -100).sum())
+
+
 def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval_dataset, callbacks, optimizer_groups=None,
                   data_collator=None):
     """A TransferTrainer; `optimizer_groups` (param groups with their own learning rates) get a fused AdamW, and
-    `data_collator` defaults to dynamic padding (DataCollatorWithPadding)."""
+    `data_collator` defaults to dynamic padding (DataCollatorWithPadding).
+
+    Raises UserError when args ask for gradient checkpointing of a model that does not support it.
+    """
+    if getattr(args, "activation_checkpointing", False) and not getattr(model, "supports_gradient_checkpointing", False):
+        raise UserError(f"train.gradient_checkpointing=true: {type(model).__name__} does not support gradient "
+                        "checkpointing; set train.gradient_checkpointing=false (train.max_batch_tokens bounds memory "
+                        "too)")
     optimizers = (None, None)
     if optimizer_groups is not None:
         optimizers = (torch.optim.AdamW(optimizer_groups, lr=args.learning_rate, weight_decay=args.weight_decay,

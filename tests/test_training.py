@@ -49,15 +49,23 @@ def classifier(reference, tokenizer):
     return load_weights(AutoModelForSequenceClassification, reference, config, pretrained=True)
 
 
-def train_losses(model_folder, dataset, tmp_path, **train):
+def train_losses(model_folder, dataset, tmp_path, passes=None, layer_calls=None, **train):
+    """(loss per optimiser step, gradient norm per step); `passes`, a list, receives the padded input_ids of
+    every training forward pass, with the optimiser step it belongs to; `layer_calls`, a list, one entry per run of
+    the first encoder layer's attention (forward, or its recomputation under gradient checkpointing)."""
     config = TrainConfig(**{"epochs": 1, "learning_rate": 1e-3, "precision": "fp32", "logging_steps": 1, "max_steps": 4,
-                            "warmup_ratio": 0.0, **train})
+                            "warmup_ratio": 0.0, "max_batch_tokens": None, **train})
     reference = resolve_model(str(model_folder))
     tokenizer = load_tokenizer(reference)
     torch.manual_seed(0)
     model = classifier(reference, tokenizer)
     args = training_arguments(config, str(tmp_path / "trainer"), "fp32", False)
     trainer = build_trainer(model, args, tokenizer, dataset, None, [])
+    if passes is not None:
+        model.register_forward_pre_hook(lambda module, _, inputs: passes.append(
+            (trainer.state.global_step, inputs["input_ids"].clone())) if module.training else None, with_kwargs=True)
+    if layer_calls is not None:
+        model.bert.encoder.layer[0].attention.register_forward_hook(lambda *_: layer_calls.append(1))
     trainer.train()
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
     return [entry["loss"] for entry in history], [entry["grad_norm"] for entry in history]
@@ -73,6 +81,37 @@ def test_gradient_accumulation_gives_the_loss_curve_of_the_full_batch(no_dropout
     assert accumulated_loss == pytest.approx(full_loss, rel=1e-4)
     assert accumulated_norm == pytest.approx(full_norm, rel=1e-3)  # same gradients, so the same optimiser steps
     assert len(set(full_loss)) == 4, "each step sees new examples with updated weights"
+
+
+def test_token_budget_keeps_each_optimiser_steps_examples_and_the_loss_curve_of_whole_batches(
+        no_dropout_bert, reviews, tmp_path):
+    whole, budgeted = [], []
+    whole_loss, whole_norm = train_losses(no_dropout_bert, reviews, tmp_path / "whole", passes=whole, batch_size=32)
+    budget_loss, budget_norm = train_losses(no_dropout_bert, reviews, tmp_path / "budget", passes=budgeted,
+                                            batch_size=32, max_batch_tokens=40)
+    assert len(whole) == 4 and len(budgeted) > 4 * 3, "every batch of 32 ran as several micro-batches"
+    assert all(ids.numel() <= 40 for _, ids in budgeted)
+
+    def examples_per_step(passes):
+        steps = {}
+        for step, ids in passes:
+            steps.setdefault(step, []).extend(tuple(t for t in row.tolist() if t != 0) for row in ids)
+        return {step: sorted(rows) for step, rows in steps.items()}
+
+    assert examples_per_step(budgeted) == examples_per_step(whole)
+    assert budget_loss == pytest.approx(whole_loss, rel=1e-4)
+    assert budget_norm == pytest.approx(whole_norm, rel=1e-3)
+    assert len(set(whole_loss)) == 4
+
+
+def test_gradient_checkpointing_leaves_the_loss_curve_unchanged(no_dropout_bert, reviews, tmp_path):
+    plain_calls, checkpointed_calls = [], []
+    plain = train_losses(no_dropout_bert, reviews, tmp_path / "plain", layer_calls=plain_calls, batch_size=16)
+    checkpointed = train_losses(no_dropout_bert, reviews, tmp_path / "checkpointed", layer_calls=checkpointed_calls,
+                                batch_size=16, gradient_checkpointing=True)
+    assert len(plain_calls) == 4 and len(checkpointed_calls) == 8, "each layer ran again in the backward pass"
+    assert checkpointed[0] == pytest.approx(plain[0], rel=1e-4)
+    assert checkpointed[1] == pytest.approx(plain[1], rel=1e-3)
 
 
 def test_length_bucketed_sampler_covers_every_example_once_in_similar_length_batches():
