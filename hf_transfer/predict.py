@@ -10,6 +10,9 @@ Same labels as `transformers.pipeline("text-classification")`, several times fas
 Not used: int8 dynamic quantization of the Linear layers (torch.ao) ran 1.6x faster than fp32 on the AVX2 CPU
 here but flipped 44 of 800 test labels and moved decision margins by up to 4.4 logits, so a re-check would redo
 most texts.
+Optional: `backend="onnxruntime"` runs the ONNX model `hf-transfer export` wrote (hf_transfer.export; fp32, with
+ONNX Runtime's fused attention); benchmarks/bench_predict.py --levers measures it, and torch.compile, against the
+default. torch.compile is not offered: compiling took minutes, more than labelling a file of texts gains.
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ MAX_BATCH_TOKENS = 4096  # padded tokens per batch: 1024 did as well, 16384 was 
 class Predictor:
     """A saved sequence classifier and its tokenizer, ready to label texts in bulk."""
 
-    def __init__(self, model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS):
+    def __init__(self, model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS,
+                 backend: str = "torch"):
+        """`backend` torch, or onnxruntime (the fp32 ONNX model of `hf-transfer export` in model_dir/onnx).
+        Raises UserError for a folder without a classifier, an unknown precision or backend, and onnxruntime
+        without an export or without the extra."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from . import models  # noqa: F401  registers our own backbones with the Auto classes
@@ -46,9 +53,14 @@ class Predictor:
             raise UserError(f"{model_dir} holds no config.json: name an output folder of `hf-transfer classify`")
         if precision not in ("auto", "bf16", "fp32"):
             raise UserError(f"precision takes auto, bf16 or fp32, got {precision!r}")
+        if backend not in ("torch", "onnxruntime"):
+            raise UserError(f"backend takes torch or onnxruntime, got {backend!r}")
+        if backend == "onnxruntime" and precision == "bf16":
+            raise UserError("backend onnxruntime runs the fp32 ONNX export: drop --precision bf16")
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         fast_bf16 = torch.cuda.is_bf16_supported() if self.device.type == "cuda" else cpu_has_fast_bf16()
-        self.bf16 = precision == "bf16" or (precision == "auto" and fast_bf16)
+        self.bf16 = backend == "torch" and (precision == "bf16" or (precision == "auto" and fast_bf16))
+        self.session = _onnx_session(model_dir) if backend == "onnxruntime" else None
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
         self.multi_label = self.model.config.problem_type == "multi_label_classification"
@@ -96,10 +108,28 @@ class Predictor:
         subset_lengths = [lengths[r] for r in rows]
         for batch in length_sorted_batches(subset_lengths, self.max_batch_tokens):
             batch_rows = rows[batch]
-            inputs = {k: v.to(self.device) for k, v in pad_batch(columns, batch_rows, self.tokenizer.pad_token_id).items()}
+            inputs = pad_batch(columns, batch_rows, self.tokenizer.pad_token_id)
+            if self.session is not None:
+                names = {i.name for i in self.session.get_inputs()}
+                out[batch_rows] = self.session.run(["logits"], {k: v.numpy() for k, v in inputs.items() if k in names})[0]
+                continue
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
                 out[batch_rows] = self.model(**inputs).logits.float().cpu().numpy()
         return out[rows]
+
+
+def _onnx_session(model_dir: Path):
+    """An ONNX Runtime session over model_dir/onnx/model.onnx (written by `hf-transfer export`)."""
+    from .export import ONNX_FILE, require_onnx
+
+    require_onnx()
+    import onnxruntime
+
+    path = model_dir / "onnx" / ONNX_FILE
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `hf-transfer export {model_dir}` first")
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
@@ -125,13 +155,14 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
 
 
 def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_column: str = "text",
-                 output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None) -> None:
+                 output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None,
+                 backend: str = "torch") -> None:
     """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output.
 
     The output file is written under a `.partial` name and renamed when complete (run_folder.write_file_atomically).
     """
     texts = read_texts(texts_path, text_column)
-    rows = Predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS).predict(texts)
+    rows = Predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS, backend).predict(texts)
     lines = (json.dumps({"text": text, **row}) + "\n" for text, row in zip(texts, rows))
     if output:
         write_file_atomically(output, lambda handle: handle.writelines(lines))

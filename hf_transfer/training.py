@@ -31,6 +31,8 @@ class TransferTrainingArguments(TrainingArguments):
 
     max_batch_tokens: int | None = field(default=None, metadata={
         "help": "padded tokens per forward/backward pass; a longer batch runs as several micro-batches (None: off)"})
+    lazy_embedding_updates: bool = field(default=False, metadata={
+        "help": "update only the input-embedding rows with a gradient in each step (LazyRowsAdamW)"})
 
 
 def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool) -> TrainingArguments:
@@ -65,6 +67,7 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         dataloader_num_workers=0,  # tokenized once up front: collation is ~1% of a step, workers only add copies
         optim="adamw_torch_fused",
         max_batch_tokens=config.max_batch_tokens,
+        lazy_embedding_updates=config.lazy_embedding_updates,
         activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
     )
 
@@ -130,6 +133,17 @@ class TransferTrainer(Trainer):
             self._loss_share = 1.0
         return total
 
+    def create_optimizer(self, model=None):
+        """Trainer's AdamW (or the one build_trainer passed), as a LazyRowsAdamW over the input embeddings when
+        `args.lazy_embedding_updates` is set and they train."""
+        optimizer = super().create_optimizer(model)
+        model = model if model is not None else self.model
+        if getattr(self.args, "lazy_embedding_updates", False) and not isinstance(optimizer, LazyRowsAdamW):
+            embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+            if embeddings is not None and embeddings.weight.requires_grad:
+                self.optimizer = LazyRowsAdamW.from_adamw(optimizer, lazy=[embeddings.weight])
+        return self.optimizer
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = super().compute_loss(model, inputs, return_outputs=return_outputs,
                                        num_items_in_batch=num_items_in_batch)
@@ -140,6 +154,74 @@ class TransferTrainer(Trainer):
     def _get_eval_sampler(self, eval_dataset):
         # One process: in order. Several: None lets accelerate shard in order and gather back in order.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+class LazyRowsAdamW(torch.optim.AdamW):
+    """AdamW in which the param groups marked `lazy_rows=True` (2-D weights: the input word embeddings) update only
+    the rows whose gradient is nonzero in this step.
+
+    That is lazy Adam (TensorFlow Addons' LazyAdam; torch.optim.SparseAdam does it for sparse gradients, which
+    Trainer's gradient clipping cannot take): the rows of the tokens in the batch get AdamW's update (moments, bias
+    correction by the step count, decoupled weight decay); the other rows keep their weights and moments, where
+    dense AdamW keeps moving them on their old momentum and decays them every step. The other groups step as
+    torch's AdamW (fused where asked). The state has AdamW's keys and shapes, so checkpoints load either way.
+
+    Why: a batch of 32 short texts touches a few hundred of MiniLM's 30,522 embedding rows, but dense AdamW reads
+    and writes all 11.7M embedding weights and both moments every step (benchmarks/bench_training.py --profile).
+    """
+
+    @classmethod
+    def from_adamw(cls, optimizer: torch.optim.AdamW, lazy: list[torch.Tensor]) -> "LazyRowsAdamW":
+        """The same param groups and settings as `optimizer` (an AdamW without state yet), with the parameters in
+        `lazy` moved to groups of their own marked lazy_rows. Raises UserError for another optimizer."""
+        if not isinstance(optimizer, torch.optim.AdamW) or optimizer.state:
+            raise UserError(f"train.lazy_embedding_updates=true needs a fresh AdamW, not {type(optimizer).__name__}: "
+                            "set train.lazy_embedding_updates=false")
+        lazy_ids, groups = {id(p) for p in lazy}, []
+        for group in optimizer.param_groups:
+            settings = {key: value for key, value in group.items() if key != "params"}
+            dense = [p for p in group["params"] if id(p) not in lazy_ids]
+            rows = [p for p in group["params"] if id(p) in lazy_ids]
+            groups += [{**settings, "params": dense}] if dense else []
+            groups += [{**settings, "params": rows, "lazy_rows": True}] if rows else []
+        return cls(groups, **{key: value for key, value in optimizer.defaults.items() if key in (
+            "lr", "betas", "eps", "weight_decay", "foreach", "fused")})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        every_group = self.param_groups
+        self.param_groups = [group for group in every_group if not group.get("lazy_rows")]
+        try:
+            loss = super().step(closure)  # the dense groups
+        finally:
+            self.param_groups = every_group
+        for group in every_group:
+            if group.get("lazy_rows"):
+                for parameter in group["params"]:
+                    if parameter.grad is not None:
+                        self._update_rows(parameter, group)
+        return loss
+
+    def _update_rows(self, parameter: torch.Tensor, group: dict) -> None:
+        grad = parameter.grad
+        rows = grad.any(dim=1).nonzero().squeeze(1)
+        state = self.state[parameter]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+        state["step"] += 1
+        step = float(state["step"])
+        (beta1, beta2), lr = group["betas"], float(group["lr"])
+        g = grad.index_select(0, rows)
+        exp_avg = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
+        exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        state["exp_avg"].index_copy_(0, rows, exp_avg)
+        state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+        denominator = (exp_avg_sq / (1 - beta2 ** step)).sqrt_().add_(group["eps"])
+        weights = parameter.index_select(0, rows).mul_(1 - lr * group["weight_decay"])
+        weights.addcdiv_(exp_avg, denominator, value=-lr / (1 - beta1 ** step))
+        parameter.index_copy_(0, rows, weights)
 
 
 def loss_terms(labels: torch.Tensor | None, rows: slice) -> int:

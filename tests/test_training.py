@@ -17,7 +17,8 @@ from transformers import AutoModelForSequenceClassification
 from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
 from hf_transfer.config import TrainConfig
-from hf_transfer.training import build_trainer, model_flops, non_embedding_parameters, predict_logits, training_arguments
+from hf_transfer.training import (LazyRowsAdamW, build_trainer, model_flops, non_embedding_parameters, predict_logits,
+                                  training_arguments)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,52 @@ def test_gradient_checkpointing_leaves_the_loss_curve_unchanged(no_dropout_bert,
     assert len(plain_calls) == 4 and len(checkpointed_calls) == 8, "each layer ran again in the backward pass"
     assert checkpointed[0] == pytest.approx(plain[0], rel=1e-4)
     assert checkpointed[1] == pytest.approx(plain[1], rel=1e-3)
+
+
+def test_lazy_rows_adamw_is_adamw_on_the_rows_with_a_gradient_and_leaves_the_others_alone():
+    torch.manual_seed(0)
+    embedding, dense = torch.randn(10, 4), torch.randn(3)
+    lazy_copy, dense_copy = embedding.clone().requires_grad_(), dense.clone().requires_grad_()
+    embedding.requires_grad_(), dense.requires_grad_()
+    settings = {"lr": 0.1, "weight_decay": 0.1, "betas": (0.9, 0.99)}
+    reference = torch.optim.AdamW([embedding, dense], **settings)
+    optimizer = LazyRowsAdamW.from_adamw(torch.optim.AdamW([lazy_copy, dense_copy], fused=True, **settings),
+                                         lazy=[lazy_copy])
+    assert [g.get("lazy_rows", False) for g in optimizer.param_groups] == [False, True]
+    touched = [0, 3, 7]
+    for step in range(3):
+        grad = torch.zeros(10, 4)
+        grad[touched] = torch.randn(3, 4)
+        dense_grad = torch.randn(3)
+        for weights, vector in ((embedding, dense), (lazy_copy, dense_copy)):
+            weights.grad, vector.grad = grad.clone(), dense_grad.clone()
+        reference.step()
+        optimizer.step()
+        torch.testing.assert_close(lazy_copy[touched], embedding[touched])  # AdamW's update on the batch's rows
+        torch.testing.assert_close(dense_copy, dense)
+    untouched = [i for i in range(10) if i not in touched]
+    assert not torch.equal(embedding[untouched], lazy_copy[untouched]), "dense AdamW decays every row"
+    torch.manual_seed(0)
+    assert torch.equal(lazy_copy[untouched], torch.randn(10, 4)[untouched]), "the lazy rows kept their weights"
+    assert optimizer.state[lazy_copy]["exp_avg"][untouched].abs().sum() == 0
+    assert set(optimizer.state_dict()["state"][1]) == set(reference.state_dict()["state"][0])  # AdamW's state keys
+
+
+def test_trainer_with_lazy_embedding_updates_moves_only_the_embeddings_of_seen_tokens(no_dropout_bert, reviews, tmp_path):
+    reference = resolve_model(str(no_dropout_bert))
+    tokenizer = load_tokenizer(reference)
+    model = classifier(reference, tokenizer)
+    before = model.get_input_embeddings().weight.detach().clone()
+    config = TrainConfig(max_steps=2, learning_rate=1e-2, precision="fp32", lazy_embedding_updates=True,
+                         checkpoint_steps=None)
+    trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews, None, [])
+    trainer.train()
+    assert isinstance(trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer,
+                      LazyRowsAdamW)
+    moved = (model.get_input_embeddings().weight.detach() != before).any(dim=1)
+    seen = torch.zeros_like(moved)
+    seen[torch.tensor(sorted({t for ids in reviews["input_ids"] for t in ids}))] = True
+    assert moved.any() and not (moved & ~seen).any(), "rows of tokens that never occur keep their weights"
 
 
 def test_length_bucketed_sampler_covers_every_example_once_in_similar_length_batches():
