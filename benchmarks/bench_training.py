@@ -33,8 +33,10 @@ backward and optimizer of the recipe's training step and of variants (word embed
 lazily, foreach or fused AdamW, eager or sdpa attention, fp32, two threads), alternating, in one process.
 
 Peak memory (valid on a busy machine too): `--memory` runs `hf-transfer classify` on long texts (convention
-speeches, max_length 512, batch 32, a few steps and the evaluation) without a token budget, at the default
-budget, and with gradient checkpointing, each in its own process, and prints metrics.json's peak memory.
+speeches, max_length 512, batch 32, --steps steps and the evaluation) without a token budget, at the default
+budget (bf16 where native, and fp32), and with gradient checkpointing, each in its own process, and prints
+metrics.json's peak memory. The run without a budget peaked at 10.7 GB: leave it out on a small machine
+(`--memory-runs "default,default in fp32,default + checkpointing"`).
 
 What was tried (2026-11-29, an avx512_bf16/AMX Xeon shared by 8 jobs on 2 cores, one thread: ROUGH, relative
 shares only; the lead's idle-machine run is the measurement):
@@ -292,9 +294,11 @@ def machine_kind() -> str:
 
 
 MEMORY_RUNS = {  # name: overrides of the long-text run
-    "no token budget": ["train.max_batch_tokens=null"],
-    "default settings": [],
-    "default + gradient checkpointing": ["train.gradient_checkpointing=true"],
+    "no budget": ["train.max_batch_tokens=null"],
+    "default": [],
+    "default in fp32": ["train.precision=fp32"],
+    "default + checkpointing": ["train.gradient_checkpointing=true"],
+    "budget 4096 + checkpointing": ["train.max_batch_tokens=4096", "train.gradient_checkpointing=true"],
 }
 
 
@@ -308,18 +312,23 @@ def memory(args) -> None:
               f"train.max_steps={args.steps}", "train.checkpoint_steps=null", "overwrite_output_dir=true",
               f"train.threads={args.threads or 1}"]
     rows = {}
-    for name, overrides in MEMORY_RUNS.items():
+    for name in args.memory_runs.split(","):
+        overrides = MEMORY_RUNS[name]
         output = os.path.join(args.scratch, "memory-" + name.replace(" ", "-").replace("+", "and"))
         command = [sys.executable, "-m", "hf_transfer.cli", "classify", *common, *overrides, f"output_dir={output}"]
         started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
         record = json.loads(open(os.path.join(output, "metrics.json")).read())
-        rows[name] = (record["compute"]["peak_memory_mb"], record["config"]["train"], time.perf_counter() - started)
-        print(f"{name}: {rows[name][0]:.0f} MB", flush=True)
+        rows[name] = (record["compute"], record["config"]["train"], time.perf_counter() - started)
+        print(f"{name}: {record['compute']['peak_memory_mb']:.0f} MB", flush=True)
     print(f"\nMiniLM-L6 full fine-tune, political-speeches, max_length 512, batch 32, {args.steps} steps + evaluation:\n")
-    print("| setting | max_batch_tokens | gradient checkpointing | peak memory MB | wall s (incl. loading) |\n|---|---|---|---|---|")
-    for name, (peak, train, seconds) in rows.items():
-        print(f"| {name} | {train['max_batch_tokens']} | {train['gradient_checkpointing']} | {peak:.0f} | {seconds:.0f} |")
+    print("| setting | precision | max_batch_tokens | gradient checkpointing | peak memory MB | wall s (with loading) |")
+    print("|---|---|---|---|---|---|")
+    for name, (compute, train, seconds) in rows.items():
+        print(f"| {name} | {compute['precision']} | {train['max_batch_tokens']} | {train['gradient_checkpointing']} | "
+              f"{compute['peak_memory_mb']:.0f} | {seconds:.0f} |")
 
 
 def main() -> None:
@@ -335,6 +344,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="time the phases of the recipe's step and its levers")
     parser.add_argument("--memory", action="store_true", help="peak memory of a long-text run per memory setting "
                                                               "(--steps optimiser steps each)")
+    parser.add_argument("--memory-runs", default=",".join(MEMORY_RUNS), help="--memory: which runs (default: all)")
     parser.add_argument("--ours-overrides", default="", help="config overrides for ours and ours-fp32, space-separated")
     args = parser.parse_args()
     if args.profile:

@@ -64,9 +64,15 @@ class LengthBucketedSampler(Sampler[int]):
 
 def length_sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch_size: int = 512) -> list[np.ndarray]:
     """Index batches, shortest examples first, each padded size (rows x longest) within `max_tokens`."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
+    return budget_batches(np.argsort(np.asarray(lengths), kind="stable"), lengths, max_tokens, max_batch_size)
+
+
+def budget_batches(order: Sequence[int], lengths: Sequence[int], max_tokens: int,
+                   max_batch_size: int) -> list[np.ndarray]:
+    """`order` (indices into `lengths`) cut into consecutive batches of at most `max_batch_size` indices, each
+    padded size (rows x longest) within `max_tokens`; a longer single example is a batch of its own."""
     batches, current, longest = [], [], 0
-    for index in order.tolist():
+    for index in np.asarray(order).tolist():
         length = int(lengths[index])
         if current and (max(longest, length) * (len(current) + 1) > max_tokens or len(current) == max_batch_size):
             batches.append(np.asarray(current))

@@ -151,10 +151,11 @@ class TrainConfig:
     # 1.1 validation points (0.822 vs 0.833, seed 42). No effect on randomly initialised embeddings.
     freeze_word_embeddings: bool = setting(False, help="keep pretrained word embeddings fixed (faster steps; -1.1 "
                                                        "validation points on the default task)")
-    # Activation memory grows with the padded tokens of a pass (rows x longest). The default lets the default recipe
-    # (batch 32 x max_length 128 = 4096) run whole batches and splits longer ones: MiniLM at max_length 512, batch 32
-    # peaked at 10.7 GB without a budget (benchmarks/bench_training.py --memory measures it).
-    max_batch_tokens: int | None = setting(4096, help="padded tokens (rows x longest) per forward/backward pass; a "
+    # Activation memory grows with the padded tokens of a pass (rows x longest), ~0.7 MB per token for MiniLM at
+    # 512 tokens in bf16. MiniLM at max_length 512, batch 32 peaked at 10.7 GB without a budget, 3.7 GB at 4096 and
+    # 2.3 GB at 2048 (benchmarks/bench_training.py --memory). At 2048 the default recipe (batch 32, texts of at most
+    # 78 tokens) splits only the few batches longer than 64 tokens; evaluation batches get 8x the budget.
+    max_batch_tokens: int | None = setting(2048, help="padded tokens (rows x longest) per forward/backward pass; a "
                                                       "longer batch runs as several micro-batches with the same "
                                                       "optimiser step (null: whole batches)")
     gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory, "

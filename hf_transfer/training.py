@@ -14,15 +14,20 @@ import numpy as np
 import safetensors.torch
 import torch
 from peft import PeftModel
-from torch.utils.data import SequentialSampler
+from torch.utils.data import DataLoader, SequentialSampler
 from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .batching import LengthBucketedSampler, budget_row_slices
+from .batching import LengthBucketedSampler, budget_batches, budget_row_slices
 from .config import TrainConfig
 from .errors import UserError
 from .schedule import DEFAULT_EPOCHS
+
+# Evaluation keeps no activations for a backward pass: MiniLM at 512 tokens in bf16 took ~22 kB per token of an
+# inference batch against ~0.7 MB per token of a training micro-batch, so evaluation batches of 8x the training
+# budget stay well below a training step's peak (benchmarks/bench_training.py --memory).
+EVAL_BUDGET_FACTOR = 8
 
 
 @dataclass
@@ -150,6 +155,28 @@ class TransferTrainer(Trainer):
         if self._loss_share == 1.0:
             return outputs
         return (outputs[0] * self._loss_share, outputs[1]) if return_outputs else outputs * self._loss_share
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        return self._budgeted_loader(dataset, "evaluation") or super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._budgeted_loader(test_dataset, "test") or super().get_test_dataloader(test_dataset)
+
+    def _budgeted_loader(self, dataset, description: str) -> DataLoader | None:
+        """Evaluation batches in dataset order, each at most eval_batch_size rows and EVAL_BUDGET_FACTOR x
+        max_batch_tokens padded tokens; None (Trainer's fixed-size batches) without a budget, in several
+        processes (accelerate shards fixed-size batches), or for anything but a tokenized datasets.Dataset."""
+        budget = getattr(self.args, "max_batch_tokens", None)
+        if not budget or self.args.world_size > 1 or not hasattr(dataset, "column_names") or \
+                "input_ids" not in dataset.column_names:
+            return None
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        batches = budget_batches(range(len(lengths)), lengths, budget * EVAL_BUDGET_FACTOR, self.args.eval_batch_size)
+        dataset = self._remove_unused_columns(dataset, description=description)
+        loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], collate_fn=self.data_collator,
+                            num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+        return self.accelerator.prepare(loader)
 
     def _get_eval_sampler(self, eval_dataset):
         # One process: in order. Several: None lets accelerate shard in order and gather back in order.

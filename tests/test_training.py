@@ -17,8 +17,8 @@ from transformers import AutoModelForSequenceClassification
 from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
 from hf_transfer.config import TrainConfig
-from hf_transfer.training import (LazyRowsAdamW, build_trainer, model_flops, non_embedding_parameters, predict_logits,
-                                  training_arguments)
+from hf_transfer.training import (EVAL_BUDGET_FACTOR, LazyRowsAdamW, build_trainer, model_flops,
+                                  non_embedding_parameters, predict_logits, training_arguments)
 
 
 @pytest.fixture(scope="module")
@@ -182,13 +182,21 @@ def test_length_bucketed_sampler_covers_every_example_once_in_similar_length_bat
     assert by_length != sorted(by_length) and by_length != sorted(by_length, reverse=True), "batch order is shuffled"
 
 
-def test_predict_logits_returns_rows_in_dataset_order(no_dropout_bert, reviews, tmp_path):
+@pytest.mark.parametrize("max_batch_tokens", [None, 8])
+def test_predict_logits_returns_rows_in_dataset_order(no_dropout_bert, reviews, tmp_path, max_batch_tokens):
     reference = resolve_model(str(no_dropout_bert))
     tokenizer = load_tokenizer(reference)
     model = classifier(reference, tokenizer).eval()
-    config = TrainConfig(eval_batch_size=16, group_by_length=True)
+    config = TrainConfig(eval_batch_size=16, group_by_length=True, max_batch_tokens=max_batch_tokens)
     trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews, None, [])
+    shapes = []
+    model.register_forward_pre_hook(lambda _, args, inputs: shapes.append(inputs["input_ids"].shape), with_kwargs=True)
     logits = predict_logits(trainer, reviews)
+    if max_batch_tokens:  # evaluation batches within EVAL_BUDGET_FACTOR x the training budget
+        assert len(shapes) > len(reviews) / 16
+        assert all(rows * length <= EVAL_BUDGET_FACTOR * 8 for rows, length in shapes)
+    else:
+        assert [rows for rows, _ in shapes] == [16] * 10
     with torch.no_grad():
         expected = [model(input_ids=torch.tensor([ids])).logits[0].numpy() for ids in reviews["input_ids"]]
     np.testing.assert_allclose(logits, np.stack(expected), atol=1e-5)
