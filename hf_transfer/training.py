@@ -146,7 +146,8 @@ class TransferTrainer(Trainer):
         if getattr(self.args, "lazy_embedding_updates", False) and not isinstance(optimizer, LazyRowsAdamW):
             embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
             if embeddings is not None and embeddings.weight.requires_grad:
-                self.optimizer = LazyRowsAdamW.from_adamw(optimizer, lazy=[embeddings.weight])
+                uses = sum(p is embeddings.weight for _, p in model.named_parameters(remove_duplicate=False))
+                self.optimizer = LazyRowsAdamW.from_adamw(optimizer, [embeddings.weight], embeddings, shared=uses > 1)
         return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -185,22 +186,32 @@ class TransferTrainer(Trainer):
 
 class LazyRowsAdamW(torch.optim.AdamW):
     """AdamW in which the param groups marked `lazy_rows=True` (2-D weights: the input word embeddings) update only
-    the rows whose gradient is nonzero in this step.
+    the rows of the tokens in the step's batches.
 
     That is lazy Adam (TensorFlow Addons' LazyAdam; torch.optim.SparseAdam does it for sparse gradients, which
-    Trainer's gradient clipping cannot take): the rows of the tokens in the batch get AdamW's update (moments, bias
-    correction by the step count, decoupled weight decay); the other rows keep their weights and moments, where
-    dense AdamW keeps moving them on their old momentum and decays them every step. The other groups step as
-    torch's AdamW (fused where asked). The state has AdamW's keys and shapes, so checkpoints load either way.
+    Trainer's gradient clipping cannot take): those rows get AdamW's update (moments, bias correction by the step
+    count, decoupled weight decay); the other rows keep their weights and moments, where dense AdamW keeps moving
+    them on their old momentum and decays them every step. The other groups step as torch's AdamW (fused where
+    asked). The state has AdamW's keys and shapes, so checkpoints load either way.
+
+    Which rows: the token ids the embedding module given to `from_adamw` saw in training forward passes since the
+    last step (a forward pre-hook; no pass over the gradient), when its weight is used by that module alone and
+    one process trains; otherwise (tied weights, several processes whose batches differ, no module given) the rows
+    whose gradient is nonzero, found by reading the whole gradient.
 
     Why: a batch of 32 short texts touches a few hundred of MiniLM's 30,522 embedding rows, but dense AdamW reads
     and writes all 11.7M embedding weights and both moments every step (benchmarks/bench_training.py --profile).
     """
 
+    _seen_ids: dict | None = None  # {"weight": the embedding weight, "ids": token id tensors since the last step}
+
     @classmethod
-    def from_adamw(cls, optimizer: torch.optim.AdamW, lazy: list[torch.Tensor]) -> "LazyRowsAdamW":
+    def from_adamw(cls, optimizer: torch.optim.AdamW, lazy: list[torch.Tensor],
+                   embeddings: torch.nn.Embedding | None = None, shared: bool = False) -> "LazyRowsAdamW":
         """The same param groups and settings as `optimizer` (an AdamW without state yet), with the parameters in
-        `lazy` moved to groups of their own marked lazy_rows. Raises UserError for another optimizer."""
+        `lazy` moved to groups of their own marked lazy_rows. `embeddings`, the module whose weight is lazy[0],
+        reports its token ids unless `shared` (its weight is also used elsewhere, e.g. tied to an output layer).
+        Raises UserError for another optimizer."""
         if not isinstance(optimizer, torch.optim.AdamW) or optimizer.state:
             raise UserError(f"train.lazy_embedding_updates=true needs a fresh AdamW, not {type(optimizer).__name__}: "
                             "set train.lazy_embedding_updates=false")
@@ -211,8 +222,16 @@ class LazyRowsAdamW(torch.optim.AdamW):
             rows = [p for p in group["params"] if id(p) in lazy_ids]
             groups += [{**settings, "params": dense}] if dense else []
             groups += [{**settings, "params": rows, "lazy_rows": True}] if rows else []
-        return cls(groups, **{key: value for key, value in optimizer.defaults.items() if key in (
+        lazy_optimizer = cls(groups, **{key: value for key, value in optimizer.defaults.items() if key in (
             "lr", "betas", "eps", "weight_decay", "foreach", "fused")})
+        if embeddings is not None and not shared:
+            lazy_optimizer._seen_ids = {"weight": embeddings.weight, "ids": []}
+            embeddings.register_forward_pre_hook(lazy_optimizer._record_ids)
+        return lazy_optimizer
+
+    def _record_ids(self, module, args) -> None:
+        if module.training and torch.is_grad_enabled():
+            self._seen_ids["ids"].append(args[0].detach().reshape(-1))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -226,12 +245,21 @@ class LazyRowsAdamW(torch.optim.AdamW):
             if group.get("lazy_rows"):
                 for parameter in group["params"]:
                     if parameter.grad is not None:
-                        self._update_rows(parameter, group)
+                        self._update_rows(parameter, group, self._rows(parameter))
+        if self._seen_ids:
+            self._seen_ids["ids"].clear()
         return loss
 
-    def _update_rows(self, parameter: torch.Tensor, group: dict) -> None:
+    def _rows(self, parameter: torch.Tensor) -> torch.Tensor:
+        seen = self._seen_ids
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and \
+            torch.distributed.get_world_size() > 1
+        if seen and seen["weight"] is parameter and seen["ids"] and not distributed:
+            return torch.unique(torch.cat(seen["ids"]))
+        return parameter.grad.any(dim=1).nonzero().squeeze(1)
+
+    def _update_rows(self, parameter: torch.Tensor, group: dict, rows: torch.Tensor) -> None:
         grad = parameter.grad
-        rows = grad.any(dim=1).nonzero().squeeze(1)
         state = self.state[parameter]
         if not state:
             state["step"] = torch.tensor(0.0)

@@ -144,6 +144,23 @@ def test_lazy_rows_adamw_is_adamw_on_the_rows_with_a_gradient_and_leaves_the_oth
     assert set(optimizer.state_dict()["state"][1]) == set(reference.state_dict()["state"][0])  # AdamW's state keys
 
 
+def test_lazy_rows_from_the_embeddings_token_ids_are_the_rows_with_a_gradient():
+    torch.manual_seed(0)
+    tracked, scanned = torch.nn.Embedding(50, 4), torch.nn.Embedding(50, 4)
+    scanned.load_state_dict(tracked.state_dict())
+    optimizers = [LazyRowsAdamW.from_adamw(torch.optim.AdamW(module.parameters(), lr=0.1), [module.weight], embeddings)
+                  for module, embeddings in ((tracked, tracked), (scanned, None))]
+    for step in range(3):
+        ids = torch.randint(0, 50, (2, 6))
+        for module, optimizer in zip((tracked, scanned), optimizers):
+            for micro_batch in ids:  # accumulated micro-batches: the rows of both
+                module(micro_batch).square().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        assert torch.equal(tracked.weight, scanned.weight)
+    assert optimizers[0]._seen_ids["ids"] == [], "the ids are forgotten after each step"
+
+
 def test_trainer_with_lazy_embedding_updates_moves_only_the_embeddings_of_seen_tokens(no_dropout_bert, reviews, tmp_path):
     reference = resolve_model(str(no_dropout_bert))
     tokenizer = load_tokenizer(reference)
