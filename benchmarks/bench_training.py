@@ -38,17 +38,25 @@ budget (bf16 where native, and fp32), and with gradient checkpointing, each in i
 metrics.json's peak memory. The run without a budget peaked at 10.7 GB: leave it out on a small machine
 (`--memory-runs "default,default in fp32,default + checkpointing"`).
 
-What was tried (2026-11-29, an avx512_bf16/AMX Xeon shared by 8 jobs on 2 cores, one thread: ROUGH, relative
+What was tried (2026-11-29/30, an avx512_bf16 + AMX Xeon shared by 8 jobs on 2 cores, one thread: ROUGH, relative
 shares only; the lead's idle-machine run is the measurement):
-- torch.profiler over 4 steps of the recipe (bf16): fused AdamW 18% of the step's CPU time, dtype casts of
-  autocast (aten::copy_/_to_copy) 13%, matmuls (mm/addmm/bmm) 25%, dropout masks (bernoulli_) 5%, gradient
-  clipping's per-tensor norms 3%, zero-filling (fill_) 3%. Half the AdamW, most of the fill and half the norm
-  work is the 11.7M-weight word-embedding matrix, of which a batch touches a few hundred rows.
-- lazy embedding rows (train.lazy_embedding_updates, hf_transfer.training.LazyRowsAdamW): see the profile table's
-  "lazy" row; accuracy effect: see the README's performance section (measured with --accuracy).
+- The matmul peak this script measures at one thread here: fp32 110 GFLOP/s, bf16 1312 GFLOP/s (AMX), against
+  507 on the Zen 5 avx512_bf16 machine of issue #19: MFU in bf16 is a share of a much higher peak on AMX CPUs.
+- torch.profiler over 4 steps of the recipe (bf16): fused AdamW 18% of the step's CPU time, autocast's dtype casts
+  (aten::copy_/_to_copy) 13%, matmuls (mm/addmm/bmm) 25%, dropout masks (bernoulli_) 5%, gradient clipping's
+  per-tensor norms 3%, zero-filling (fill_) 3%. Half the AdamW work, most of the fill and half the norm work is
+  the 11.7M-weight word-embedding matrix, of which a batch touches a few hundred rows.
+- Lazy embedding rows (train.lazy_embedding_updates=true, hf_transfer.training.LazyRowsAdamW), rows taken from the
+  token ids the embedding saw: the optimizer step over MiniLM's parameters took 0.53x the fused dense AdamW's time
+  (alternating, 12 steps, 400 touched rows). A first version found the rows by scanning the gradient
+  (grad.any(dim=1)): that scan cost nearly what it saved (0.93x). Still paid per step with lazy rows: the dense
+  embedding gradient (zero-filled, 47 MB) and its share of clipping's norm. Accuracy effect: README.
 - foreach AdamW instead of fused: optimizer phase 3.5x slower (1682 vs 486 ms/step under load): fused stays.
 - eager vs sdpa attention: within the noise of a loaded machine (sdpa in bf16 training with a padding mask
   runs the math path, the same bmm/softmax ops as eager).
+- torch.compile(model, dynamic=True) of the training step: 0.96x the eager time per padded token after 93 s of
+  compiling (bf16, alternating): not worth it.
+- Two threads in one process while the machine is loaded: 4x slower than one (oversubscribed cores).
 """
 
 from __future__ import annotations
