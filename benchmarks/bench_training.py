@@ -24,9 +24,39 @@ avx512_bf16/AMX (AVX2 only) bf16 matmuls are emulated (1 GFLOP/s against 55 in f
     python benchmarks/bench_training.py --accuracy ours,ours-fp32,C --steps 15 --rounds 3
     python benchmarks/bench_training.py --accuracy none --configs C,ours   # throughput only
 
+`--ours-overrides "train.lazy_embedding_updates=true ..."` applies config overrides to ours and ours-fp32, to
+measure a lever against the baselines in the same run. The header names the machine kind (avx512_bf16: bf16 is
+native, or AVX2: bf16 emulated), the CPU and the load average before and after.
+
 Where the step time goes, and what each lever gives: `--profile --steps 10 --rounds 2` times data, forward,
-backward and optimizer of the recipe's training step and of variants (word embeddings trained or frozen, foreach
-or fused AdamW, eager or sdpa attention, fp32), alternating, in one process.
+backward and optimizer of the recipe's training step and of variants (word embeddings trained, frozen or updated
+lazily, foreach or fused AdamW, eager or sdpa attention, fp32, two threads), alternating, in one process.
+
+Peak memory (valid on a busy machine too): `--memory` runs `hf-transfer classify` on long texts (convention
+speeches, max_length 512, batch 32, --steps steps and the evaluation) without a token budget, at the default
+budget (bf16 where native, and fp32), and with gradient checkpointing, each in its own process, and prints
+metrics.json's peak memory. The run without a budget peaked at 10.7 GB: leave it out on a small machine
+(`--memory-runs "default,default in fp32,default + checkpointing"`).
+
+What was tried (2026-11-29/30, an avx512_bf16 + AMX Xeon shared by 8 jobs on 2 cores, one thread: ROUGH, relative
+shares only; the lead's idle-machine run is the measurement):
+- The matmul peak this script measures at one thread here: fp32 110 GFLOP/s, bf16 1312 GFLOP/s (AMX), against
+  507 on the Zen 5 avx512_bf16 machine of issue #19: MFU in bf16 is a share of a much higher peak on AMX CPUs.
+- torch.profiler over 4 steps of the recipe (bf16): fused AdamW 18% of the step's CPU time, autocast's dtype casts
+  (aten::copy_/_to_copy) 13%, matmuls (mm/addmm/bmm) 25%, dropout masks (bernoulli_) 5%, gradient clipping's
+  per-tensor norms 3%, zero-filling (fill_) 3%. Half the AdamW work, most of the fill and half the norm work is
+  the 11.7M-weight word-embedding matrix, of which a batch touches a few hundred rows.
+- Lazy embedding rows (train.lazy_embedding_updates=true, hf_transfer.training.LazyRowsAdamW), rows taken from the
+  token ids the embedding saw: the optimizer step over MiniLM's parameters took 0.53x the fused dense AdamW's time
+  (alternating, 12 steps, 400 touched rows). A first version found the rows by scanning the gradient
+  (grad.any(dim=1)): that scan cost nearly what it saved (0.93x). Still paid per step with lazy rows: the dense
+  embedding gradient (zero-filled, 47 MB) and its share of clipping's norm. Accuracy effect: README.
+- foreach AdamW instead of fused: optimizer phase 3.5x slower (1682 vs 486 ms/step under load): fused stays.
+- eager vs sdpa attention: within the noise of a loaded machine (sdpa in bf16 training with a padding mask
+  runs the math path, the same bmm/softmax ops as eager).
+- torch.compile(model, dynamic=True) of the training step: 0.96x the eager time per padded token after 93 s of
+  compiling (bf16, alternating): not worth it.
+- Two threads in one process while the machine is loaded: 4x slower than one (oversubscribed cores).
 """
 
 from __future__ import annotations
@@ -72,6 +102,8 @@ def build(side: str, args):
     from hf_transfer.training import build_trainer, training_arguments
 
     overrides = [f"data.max_train_samples={args.max_train_samples}"] if args.max_train_samples else []
+    if side.startswith("ours"):
+        overrides += args.ours_overrides.split()
     if side == "ours-fp32":
         overrides.append("train.precision=fp32")
     config = load_config(ClassifyConfig, None, overrides)
@@ -146,7 +178,7 @@ def worker(side: str, args, connection) -> None:
             self.started = time.perf_counter()
 
         def on_train_begin(self, args_, state, control, **kwargs):
-            connection.send({"ready": True})
+            connection.send({"ready": True, "precision": "bf16" if args_.bf16 else "fp32"})
             self.wait(control)
 
         def on_step_end(self, args_, state, control, **kwargs):
@@ -175,13 +207,15 @@ def worker(side: str, args, connection) -> None:
     connection.send(report)
 
 
-PROFILE_VARIANTS = {  # name: (TrainConfig overrides, attention implementation)
-    "recipe": ([], "sdpa"),
-    "word embeddings trained": (["train.freeze_word_embeddings=false"], "sdpa"),
-    "word embeddings frozen": (["train.freeze_word_embeddings=true"], "sdpa"),
-    "foreach AdamW (not fused)": (["optim=adamw_torch"], "sdpa"),
-    "eager attention": ([], "eager"),
-    "fp32": (["train.precision=fp32"], "sdpa"),
+PROFILE_VARIANTS = {  # name: (config overrides, attention implementation, threads: None = --threads)
+    "recipe": ([], "sdpa", None),
+    "word embeddings trained": (["train.freeze_word_embeddings=false"], "sdpa", None),
+    "word embeddings frozen": (["train.freeze_word_embeddings=true"], "sdpa", None),
+    "word embeddings lazy (LazyRowsAdamW)": (["train.lazy_embedding_updates=true"], "sdpa", None),
+    "foreach AdamW (not fused)": (["optim=adamw_torch"], "sdpa", None),
+    "eager attention": ([], "eager", None),
+    "fp32": (["train.precision=fp32"], "sdpa", None),
+    "two threads": ([], "sdpa", 2),
 }
 
 
@@ -196,12 +230,12 @@ def profile(args) -> None:
     from hf_transfer.runtime import resolve_precision
     from hf_transfer.training import build_trainer, model_flops, training_arguments
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
     base = load_config(ClassifyConfig, None, [])
     task = load_task_data(base.data)
     prepared = {}
-    for name, (overrides, attention) in PROFILE_VARIANTS.items():
+    for name, (overrides, attention, _) in PROFILE_VARIANTS.items():
         optim = next((o.split("=")[1] for o in overrides if o.startswith("optim=")), None)
         config = load_config(ClassifyConfig, None, [o for o in overrides if not o.startswith("optim=")])
         strategy = get_strategy(config.strategy)
@@ -221,9 +255,10 @@ def profile(args) -> None:
         trainer.create_optimizer()
         prepared[name] = (trainer, iter(trainer.get_train_dataloader()), {k: 0.0 for k in
                           ("data", "forward", "backward", "optimizer")}, [0, 0.0])
-    print(f"profile: {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
+    print(f"profile: {machine_kind()}; {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
     for round_ in range(args.rounds + 1):  # round 0 warms up
         for name, (trainer, batches, phases, totals) in prepared.items():
+            torch.set_num_threads(PROFILE_VARIANTS[name][2] or threads)
             model, optimizer = trainer.model, trainer.optimizer
             model.train()
             for _ in range(args.steps):
@@ -258,6 +293,52 @@ def load_average() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def machine_kind() -> str:
+    """`avx512_bf16` (native bf16: avx512_bf16 or AMX) or `AVX2` (bf16 emulated), with the CPU and its cores."""
+    from hf_transfer.runtime import cpu_has_fast_bf16, hardware_description
+
+    kind = "avx512_bf16" if cpu_has_fast_bf16() else "AVX2 (no native bf16)"
+    return f"machine kind {kind}; {hardware_description().split(', ')[0]}, {len(os.sched_getaffinity(0))} cores"
+
+
+MEMORY_RUNS = {  # name: overrides of the long-text run
+    "no budget": ["train.max_batch_tokens=null"],
+    "default": [],
+    "default in fp32": ["train.precision=fp32"],
+    "default + checkpointing": ["train.gradient_checkpointing=true"],
+    "budget 4096 + checkpointing": ["train.max_batch_tokens=4096", "train.gradient_checkpointing=true"],
+}
+
+
+def memory(args) -> None:
+    """Peak memory (metrics.json's compute.peak_memory_mb) of a full fine-tune on long texts, per memory setting."""
+    import json
+    import sys
+
+    print(f"memory: {machine_kind()}; {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
+    common = ["data.dataset=political-speeches", "data.max_length=512", "train.batch_size=32",
+              f"train.max_steps={args.steps}", "train.checkpoint_steps=null", "overwrite_output_dir=true",
+              f"train.threads={args.threads or 1}"]
+    rows = {}
+    for name in args.memory_runs.split(","):
+        overrides = MEMORY_RUNS[name]
+        output = os.path.join(args.scratch, "memory-" + name.replace(" ", "-").replace("+", "and"))
+        command = [sys.executable, "-m", "hf_transfer.cli", "classify", *common, *overrides, f"output_dir={output}"]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+        record = json.loads(open(os.path.join(output, "metrics.json")).read())
+        rows[name] = (record["compute"], record["config"]["train"], time.perf_counter() - started)
+        print(f"{name}: {record['compute']['peak_memory_mb']:.0f} MB", flush=True)
+    print(f"\nMiniLM-L6 full fine-tune, political-speeches, max_length 512, batch 32, {args.steps} steps + evaluation:\n")
+    print("| setting | precision | max_batch_tokens | gradient checkpointing | peak memory MB | wall s (with loading) |")
+    print("|---|---|---|---|---|---|")
+    for name, (compute, train, seconds) in rows.items():
+        print(f"| {name} | {compute['precision']} | {train['max_batch_tokens']} | {train['gradient_checkpointing']} | "
+              f"{compute['peak_memory_mb']:.0f} | {seconds:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default=",".join(SIDES), help="which configurations (default: all)")
@@ -269,12 +350,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
     parser.add_argument("--scratch", default="/tmp/bench_training", help="Trainer output folders (nothing is saved)")
     parser.add_argument("--profile", action="store_true", help="time the phases of the recipe's step and its levers")
+    parser.add_argument("--memory", action="store_true", help="peak memory of a long-text run per memory setting "
+                                                              "(--steps optimiser steps each)")
+    parser.add_argument("--memory-runs", default=",".join(MEMORY_RUNS), help="--memory: which runs (default: all)")
+    parser.add_argument("--ours-overrides", default="", help="config overrides for ours and ours-fp32, space-separated")
     args = parser.parse_args()
     if args.profile:
         return profile(args)
+    if args.memory:
+        return memory(args)
     sides = args.configs.split(",")
     accuracy_sides = sides if args.accuracy == "all" else [] if args.accuracy == "none" else args.accuracy.split(",")
-    print(f"start: {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
+    print(f"{machine_kind()}\nstart: {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
     import torch
 
     if args.threads:
@@ -282,13 +369,15 @@ def main() -> None:
     peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
 
     context = mp.get_context("spawn")
-    workers = {}
+    workers, precisions = {}, {}
     for side in sides:  # one at a time: building loads data and weights
         parent, child = context.Pipe()
         process = context.Process(target=worker, args=(side, args, child), daemon=True)
         process.start()
-        assert parent.recv().get("ready")
+        ready = parent.recv()
+        assert ready.get("ready")
         workers[side] = (process, parent)
+        precisions[side] = ready["precision"]
     for side in sides:
         workers[side][1].send(args.warmup)
         workers[side][1].recv()
@@ -317,7 +406,7 @@ def main() -> None:
     for side in sides:
         rates = sorted(turns[side], key=lambda t: t["examples"] / t["seconds"])
         median = rates[len(rates) // 2]
-        precision = "bf16" if side in ("C", "ours") and _uses_bf16(side) else "fp32"
+        precision = precisions[side]
         rows[side] = {
             "examples_per_s": median["examples"] / median["seconds"],
             "tokens_per_s": median["tokens"] / median["seconds"],
@@ -326,8 +415,10 @@ def main() -> None:
             "peak_mb": results[side]["peak_mb"] if side in accuracy_sides else max(t["peak_mb"] for t in turns[side]),
             "accuracy": results[side].get("accuracy"),
         }
-    print(f"\nmatmul peak measured here: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; "
-          f"{args.rounds} alternating turns of {args.steps} steps per configuration, median turn\n")
+    print(f"\n{machine_kind()}; matmul peak measured here at {torch.get_num_threads()} thread(s): "
+          f"fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; "
+          f"{args.rounds} alternating turns of {args.steps} steps per configuration, median turn"
+          + (f"; ours with {args.ours_overrides}" if args.ours_overrides else "") + "\n")
     header = "| config | precision | examples/s | real tokens/s | MFU | peak memory MB | test accuracy |" + \
              "".join(f" x {b} |" for b in BASELINES if b in rows)
     print(header)
@@ -337,15 +428,6 @@ def main() -> None:
         ratios = "".join(f" {row['examples_per_s'] / rows[b]['examples_per_s']:.2f} |" for b in BASELINES if b in rows)
         print(f"| {side} | {row['precision']} | {row['examples_per_s']:.1f} | {row['tokens_per_s']:.0f} | "
               f"{100 * row['mfu']:.1f}% | {row['peak_mb']:.0f} | {accuracy} |{ratios}")
-
-
-def _uses_bf16(side: str) -> bool:
-    if side == "C":
-        return True
-    from hf_transfer.config import ClassifyConfig
-    from hf_transfer.runtime import resolve_precision
-
-    return resolve_precision(ClassifyConfig().train.precision) == "bf16"
 
 
 if __name__ == "__main__":

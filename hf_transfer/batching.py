@@ -6,7 +6,8 @@ batches, sorts each pool by length, cuts it into batches and shuffles the batche
 `LengthGroupedSampler` the batches of a pool reach the model in random order, not longest to shortest.
 
 Inference: `length_sorted_batches` orders examples by length and fills each batch up to a token budget;
-callers put the outputs back in the original order.
+callers put the outputs back in the original order. Training under a token budget: `budget_row_slices` cuts a
+batch into micro-batches of whole rows (hf_transfer.training.TransferTrainer accumulates their gradients).
 """
 
 from __future__ import annotations
@@ -63,9 +64,15 @@ class LengthBucketedSampler(Sampler[int]):
 
 def length_sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch_size: int = 512) -> list[np.ndarray]:
     """Index batches, shortest examples first, each padded size (rows x longest) within `max_tokens`."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
+    return budget_batches(np.argsort(np.asarray(lengths), kind="stable"), lengths, max_tokens, max_batch_size)
+
+
+def budget_batches(order: Sequence[int], lengths: Sequence[int], max_tokens: int,
+                   max_batch_size: int) -> list[np.ndarray]:
+    """`order` (indices into `lengths`) cut into consecutive batches of at most `max_batch_size` indices, each
+    padded size (rows x longest) within `max_tokens`; a longer single example is a batch of its own."""
     batches, current, longest = [], [], 0
-    for index in order.tolist():
+    for index in np.asarray(order).tolist():
         length = int(lengths[index])
         if current and (max(longest, length) * (len(current) + 1) > max_tokens or len(current) == max_batch_size):
             batches.append(np.asarray(current))
@@ -75,6 +82,14 @@ def length_sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch_siz
     if current:
         batches.append(np.asarray(current))
     return batches
+
+
+def budget_row_slices(shape: Sequence[int], max_tokens: int) -> list[slice]:
+    """Consecutive row slices of a padded batch of `shape` (rows, length, ...), each at most `max_tokens` padded
+    tokens (rows x length), at least one row each: the micro-batches of a training batch under a token budget."""
+    rows, length = int(shape[0]), int(shape[1])
+    per_slice = max(1, max_tokens // max(1, length))
+    return [slice(start, min(start + per_slice, rows)) for start in range(0, rows, per_slice)]
 
 
 def pad_batch(columns: dict[str, Sequence[Sequence[int]]], rows: Sequence[int], pad_id: int) -> dict:

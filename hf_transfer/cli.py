@@ -8,6 +8,7 @@ light commands start without torch; no pipeline imports it.
     hf-transfer pretrain [--config FILE] [key=value ...]    pretrain a backbone on a text corpus
     hf-transfer compare [--quick] [--config FILE] [...]     the transfer study: which transfer for my task?
     hf-transfer predict OUTPUT_DIR texts.txt                label a file of texts with a trained run
+    hf-transfer export OUTPUT_DIR                           the classifier as an ONNX model (onnx extra)
     hf-transfer publish OUTPUT_DIR --repo-id ORG/NAME       push a run to the Hub, or --to a local hub folder
     hf-transfer assets list|fetch [NAME ...]                the named offline assets
 
@@ -169,6 +170,8 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "MAX_BATCH_TOKENS, 4096, measured by bench_predict)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run the Python code the model folder ships (config.json's auto_map); read it first")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                        help="onnxruntime: the fp32 ONNX model `hf-transfer export` wrote into MODEL/onnx")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -176,7 +179,21 @@ def _predict(args: argparse.Namespace) -> None:
 
     predict_file(args.model, args.texts, text_columns=args.text_columns, output=args.output,
                  precision=args.precision, max_batch_tokens=args.max_batch_tokens,
-                 trust_remote_code=args.trust_remote_code)
+                 trust_remote_code=args.trust_remote_code, backend=args.backend)
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="output folder of `hf-transfer classify` (or any sequence classifier folder)")
+    parser.add_argument("--output", help="folder to write (default: MODEL/onnx, where predict --backend "
+                                         "onnxruntime looks)")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_onnx
+
+    folder = export_onnx(args.model, args.output)
+    print(f"ONNX model in {folder} (load with optimum's ORTModelForSequenceClassification, or "
+          f"hf-transfer predict {args.model} TEXTS --backend onnxruntime)")
 
 
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,6 +245,8 @@ def _assets(args: argparse.Namespace) -> None:
 
 OTHER_COMMANDS = {
     "predict": ("label a file of texts with a trained classifier, fast", _predict_arguments, _predict),
+    "export": ("write a trained classifier as an ONNX model for ONNX Runtime (needs the onnx extra)",
+               _export_arguments, _export),
     "publish": ("push a run's output folder to the Hub, or write it as a local hub folder (--to)", _publish_arguments,
                 _publish),
     "assets": ("list or fetch the named offline assets", _assets_arguments, _assets),

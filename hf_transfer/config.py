@@ -151,6 +151,18 @@ class TrainConfig:
     # 1.1 validation points (0.822 vs 0.833, seed 42). No effect on randomly initialised embeddings.
     freeze_word_embeddings: bool = setting(False, help="keep pretrained word embeddings fixed (faster steps; -1.1 "
                                                        "validation points on the default task)")
+    # Activation memory grows with the padded tokens of a pass (rows x longest), ~0.7 MB per token for MiniLM at
+    # 512 tokens in bf16. MiniLM at max_length 512, batch 32 peaked at 10.7 GB without a budget, 3.7 GB at 4096 and
+    # 2.3 GB at 2048 (benchmarks/bench_training.py --memory). At 2048 the default recipe (batch 32, texts of at most
+    # 78 tokens) splits only the few batches longer than 64 tokens; evaluation batches get 8x the budget.
+    max_batch_tokens: int | None = setting(2048, help="padded tokens (rows x longest) per forward/backward pass; a "
+                                                      "longer batch runs as several micro-batches with the same "
+                                                      "optimiser step (null: whole batches)")
+    gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory, "
+                                                       "~30% more compute")
+    lazy_embedding_updates: bool = setting(False, help="AdamW updates only the word-embedding rows of the tokens "
+                                                       "in each batch (lazy Adam; faster steps, see "
+                                                       "benchmarks/bench_training.py)")
     logging_steps: int = setting(50, help="optimiser steps between loss log entries")
     checkpoint_steps: int | None = setting(200, help="optimiser steps between checkpoints in OUTPUT_DIR.partial; "
                                                      "rerunning an interrupted run resumes from the last one (null: "
@@ -166,7 +178,8 @@ class TrainConfig:
     def __post_init__(self):
         _positive("train.", epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
                   eval_batch_size=self.eval_batch_size, gradient_accumulation_steps=self.gradient_accumulation_steps,
-                  logging_steps=self.logging_steps, threads=self.threads, checkpoint_steps=self.checkpoint_steps)
+                  logging_steps=self.logging_steps, threads=self.threads, checkpoint_steps=self.checkpoint_steps,
+                  max_batch_tokens=self.max_batch_tokens)
         if not 0 <= self.warmup_ratio < 1:
             raise UserError(f"train.warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
 

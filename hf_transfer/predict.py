@@ -21,6 +21,9 @@ Same labels as `transformers.pipeline("text-classification")`, several times fas
 Not used: int8 dynamic quantization of the Linear layers (torch.ao) ran 1.6x faster than fp32 on the AVX2 CPU
 here but flipped 44 of 800 test labels and moved decision margins by up to 4.4 logits, so a re-check would redo
 most texts.
+Optional: `backend="onnxruntime"` runs the ONNX model `hf-transfer export` wrote (hf_transfer.export; fp32, with
+ONNX Runtime's fused attention); benchmarks/bench_predict.py --levers measures it, and torch.compile, against the
+default. torch.compile is not offered: compiling took minutes, more than labelling a file of texts gains.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -65,15 +69,21 @@ class Predictor:
     `text_columns` are the columns the run read (two for text pairs; None for a folder without metrics.json), and
     `max_length` the tokens per text it was trained and evaluated with. Raises UserError for a folder that is not a
     classifier's, a model whose code is not trusted (`trust_remote_code`), or weights that cannot load.
+    `backend` torch, or onnxruntime (the fp32 ONNX model of `hf-transfer export` in model_dir/onnx; UserError
+    without the export or the onnx extra).
     """
 
     def __init__(self, model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS,
-                 trust_remote_code: bool = False):
+                 trust_remote_code: bool = False, backend: str = "torch"):
         from . import models  # noqa: F401  registers our own backbones with the Auto classes
 
         model_dir = Path(model_dir)
         if precision not in ("auto", "bf16", "fp32"):
             raise UserError(f"precision takes auto, bf16 or fp32, got {precision!r}")
+        if backend not in ("torch", "onnxruntime"):
+            raise UserError(f"backend takes torch or onnxruntime, got {backend!r}")
+        if backend == "onnxruntime" and precision == "bf16":
+            raise UserError("backend onnxruntime runs the fp32 ONNX export: drop --precision bf16")
         run = run_record(model_dir)
         if (model_dir / "adapter_config.json").is_file():
             self.model, self.tokenizer = _load_adapter_run(model_dir, run, trust_remote_code)
@@ -84,7 +94,8 @@ class Predictor:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         fast_bf16 = torch.cuda.is_bf16_supported() if self.device.type == "cuda" else cpu_has_fast_bf16()
-        self.bf16 = precision == "bf16" or (precision == "auto" and fast_bf16)
+        self.bf16 = backend == "torch" and (precision == "bf16" or (precision == "auto" and fast_bf16))
+        self.onnx = _OnnxModel(model_dir) if backend == "onnxruntime" else None
         config = self.model.config
         self.multi_label = config.problem_type == "multi_label_classification"
         self.labels = [config.id2label[i] for i in range(len(config.id2label))]
@@ -129,9 +140,30 @@ class Predictor:
         out = np.zeros((len(lengths), len(self.labels)), dtype=np.float32)
         if not len(rows):
             return out
-        out[rows] = batched_logits(self.model, columns, rows, self.tokenizer.pad_token_id, self.device, bf16,
+        out[rows] = batched_logits(self.onnx or self.model, columns, rows, self.tokenizer.pad_token_id, self.device, bf16,
                                    self.max_batch_tokens)
         return out[rows]
+
+
+class _OnnxModel:
+    """model_dir/onnx/model.onnx (written by `hf-transfer export`) in an ONNX Runtime session, called like the
+    torch model: `model(**inputs).logits`."""
+
+    def __init__(self, model_dir: Path):
+        from .export import ONNX_FILE, require_onnx
+
+        require_onnx()
+        import onnxruntime
+
+        path = model_dir / "onnx" / ONNX_FILE
+        if not path.is_file():
+            raise UserError(f"{path} not found: run `hf-transfer export {model_dir}` first")
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def __call__(self, **inputs: torch.Tensor) -> SimpleNamespace:
+        feed = {name: tensor.cpu().numpy() for name, tensor in inputs.items() if name in self.input_names}
+        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feed)[0]))
 
 
 def _rows(labels: list[str], probabilities: np.ndarray, multi_label: bool) -> list[dict]:
@@ -240,16 +272,19 @@ class ZeroShotPredictor:
 
 
 def load_predictor(model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS,
-                   trust_remote_code: bool = False):
+                   trust_remote_code: bool = False, backend: str = "torch"):
     """The predictor for any output folder the product writes: a ZeroShotPredictor for a zero-shot run's folder,
-    else a Predictor (see the module docstring)."""
+    else a Predictor (see the module docstring). Raises UserError for backend onnxruntime on a zero-shot run."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise UserError(f"{model_dir} is not a folder: name an output folder of `hf-transfer classify`")
     run = run_record(model_dir)
     if run is not None and run.get("kind") == "zero-shot":
+        if backend != "torch":
+            raise UserError(f"{model_dir} is a zero-shot run, which has no model of its own to export: drop "
+                            f"--backend {backend}")
         return ZeroShotPredictor(model_dir, run, trust_remote_code)
-    return Predictor(model_dir, precision, max_batch_tokens, trust_remote_code)
+    return Predictor(model_dir, precision, max_batch_tokens, trust_remote_code, backend)
 
 
 def read_inputs(path: str | Path, text_columns: list[str]) -> list:
@@ -263,7 +298,7 @@ def read_inputs(path: str | Path, text_columns: list[str]) -> list:
 
 def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_columns: list[str] | None = None,
                  output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None,
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, backend: str = "torch") -> None:
     """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output.
 
     `text_columns` (default: the columns the run was trained on, else `text`) name the field(s) of a .csv/.jsonl
@@ -277,7 +312,8 @@ def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_columns:
         raise UserError(f"the run reads {len(recorded)} text column(s) ({', '.join(recorded)}), but {len(columns)} "
                         "were named: pass --text-column once per column")
     texts = read_inputs(texts_path, columns)  # a bad file fails before the model loads
-    rows = load_predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS, trust_remote_code).predict(texts)
+    rows = load_predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS, trust_remote_code,
+                          backend).predict(texts)
     lines = (json.dumps({"text": text, **row}) + "\n" for text, row in zip(texts, rows))
     if output:
         write_file_atomically(output, lambda handle: handle.writelines(lines))

@@ -6,25 +6,44 @@ forward, backward and optimizer).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 import safetensors.torch
 import torch
 from peft import PeftModel
-from torch.utils.data import SequentialSampler
+from torch.utils.data import DataLoader, SequentialSampler
 from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .batching import LengthBucketedSampler
+from .batching import LengthBucketedSampler, budget_batches, budget_row_slices
 from .config import TrainConfig
+from .errors import UserError
 from .schedule import DEFAULT_EPOCHS
+
+# Evaluation keeps no activations for a backward pass: MiniLM at 512 tokens in bf16 took ~22 kB per token of an
+# inference batch against ~0.7 MB per token of a training micro-batch, so evaluation batches of 8x the training
+# budget stay well below a training step's peak (benchmarks/bench_training.py --memory).
+EVAL_BUDGET_FACTOR = 8
+
+
+@dataclass
+class TransferTrainingArguments(TrainingArguments):
+    """TrainingArguments plus what TransferTrainer adds."""
+
+    max_batch_tokens: int | None = field(default=None, metadata={
+        "help": "padded tokens per forward/backward pass; a longer batch runs as several micro-batches (None: off)"})
+    lazy_embedding_updates: bool = field(default=False, metadata={
+        "help": "update only the input-embedding rows with a gradient in each step (LazyRowsAdamW)"})
+
 
 def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool) -> TrainingArguments:
     """TrainingArguments for `config` (learning_rate resolved), checkpointing into `output_dir` every
     `config.checkpoint_steps` optimiser steps (only the newest checkpoint is kept)."""
-    return TrainingArguments(
+    return TransferTrainingArguments(
         output_dir=output_dir,
         num_train_epochs=DEFAULT_EPOCHS if config.epochs is None else config.epochs,
         max_steps=config.max_steps,
@@ -52,6 +71,9 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         data_seed=config.seed,
         dataloader_num_workers=0,  # tokenized once up front: collation is ~1% of a step, workers only add copies
         optim="adamw_torch_fused",
+        max_batch_tokens=config.max_batch_tokens,
+        lazy_embedding_updates=config.lazy_embedding_updates,
+        activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
     )
 
 
@@ -87,12 +109,19 @@ def mean_train_loss(log_history: list[dict], resumed_at_step: int = 0) -> float 
 
 
 class TransferTrainer(Trainer):
-    """Trainer with length-bucketed training batches and evaluation in dataset order.
+    """Trainer with length-bucketed training batches, a token budget per pass, and evaluation in dataset order.
 
     transformers' `group_by_length` also reorders evaluation (its eval sampler is length-grouped too), so
     `predict` would return predictions in a shuffled order; here evaluation is sequential and `predict_logits`
     does the length sorting, and puts the rows back.
+
+    Token budget (`args.max_batch_tokens`, TransferTrainingArguments): a batch whose padded size (rows x longest)
+    exceeds it runs as consecutive row slices within the budget, each loss weighted by its share of the batch's
+    loss terms, gradients accumulating: the optimiser step sees the same examples and (up to float rounding) the
+    same gradient as the whole batch, while activation memory is bounded by the budget, not by batch x max_length.
     """
+
+    _loss_share = 1.0  # the share of its batch's loss terms the micro-batch in flight holds (token budget)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -116,16 +145,194 @@ class TransferTrainer(Trainer):
             safetensors.torch.save_model(model, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
             torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        budget = getattr(self.args, "max_batch_tokens", None)
+        slices = budget_row_slices(inputs["input_ids"].shape, budget) if budget else [slice(None)]
+        if len(slices) == 1:
+            return super().training_step(model, inputs, num_items_in_batch)
+        rows = inputs["input_ids"].shape[0]
+        items = [loss_terms(inputs.get("labels"), part) for part in slices]
+        # A loss Trainer already divides by the whole step's item count sums over micro-batches as it is.
+        scaled = self.loss_is_scaled_for_ga if self.loss_is_scaled_for_ga is not None else (
+            (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None)
+        total = 0.0
+        try:
+            for i, part in enumerate(slices):
+                self._loss_share = 1.0 if scaled else items[i] / max(1, sum(items))
+                micro_batch = {key: value[part] if isinstance(value, torch.Tensor) and value.dim() and
+                               value.shape[0] == rows else value for key, value in inputs.items()}
+                # Gradients synchronise across processes once, with the last micro-batch (if this step does at all).
+                sync = contextlib.nullcontext() if i == len(slices) - 1 else self.accelerator.no_sync(model)
+                with sync:
+                    total = total + super().training_step(model, micro_batch, num_items_in_batch)
+        finally:
+            self._loss_share = 1.0
+        return total
+
+    def create_optimizer(self, model=None):
+        """Trainer's AdamW (or the one build_trainer passed), as a LazyRowsAdamW over the input embeddings when
+        `args.lazy_embedding_updates` is set and they train."""
+        optimizer = super().create_optimizer(model)
+        model = model if model is not None else self.model
+        if getattr(self.args, "lazy_embedding_updates", False) and not isinstance(optimizer, LazyRowsAdamW):
+            embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+            if embeddings is not None and embeddings.weight.requires_grad:
+                uses = sum(p is embeddings.weight for _, p in model.named_parameters(remove_duplicate=False))
+                self.optimizer = LazyRowsAdamW.from_adamw(optimizer, [embeddings.weight], embeddings, shared=uses > 1)
+        return self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch)
+        if self._loss_share == 1.0:
+            return outputs
+        return (outputs[0] * self._loss_share, outputs[1]) if return_outputs else outputs * self._loss_share
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        return self._budgeted_loader(dataset, "evaluation") or super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._budgeted_loader(test_dataset, "test") or super().get_test_dataloader(test_dataset)
+
+    def _budgeted_loader(self, dataset, description: str) -> DataLoader | None:
+        """Evaluation batches in dataset order, each at most eval_batch_size rows and EVAL_BUDGET_FACTOR x
+        max_batch_tokens padded tokens; None (Trainer's fixed-size batches) without a budget, in several
+        processes (accelerate shards fixed-size batches), or for anything but a tokenized datasets.Dataset."""
+        budget = getattr(self.args, "max_batch_tokens", None)
+        if not budget or self.args.world_size > 1 or not hasattr(dataset, "column_names") or \
+                "input_ids" not in dataset.column_names:
+            return None
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        batches = budget_batches(range(len(lengths)), lengths, budget * EVAL_BUDGET_FACTOR, self.args.eval_batch_size)
+        dataset = self._remove_unused_columns(dataset, description=description)
+        loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], collate_fn=self.data_collator,
+                            num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+        return self.accelerator.prepare(loader)
+
     def _get_eval_sampler(self, eval_dataset):
         # One process: in order. Several: None lets accelerate shard in order and gather back in order.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+class LazyRowsAdamW(torch.optim.AdamW):
+    """AdamW in which the param groups marked `lazy_rows=True` (2-D weights: the input word embeddings) update only
+    the rows of the tokens in the step's batches.
+
+    That is lazy Adam (TensorFlow Addons' LazyAdam; torch.optim.SparseAdam does it for sparse gradients, which
+    Trainer's gradient clipping cannot take): those rows get AdamW's update (moments, bias correction by the step
+    count, decoupled weight decay); the other rows keep their weights and moments, where dense AdamW keeps moving
+    them on their old momentum and decays them every step. The other groups step as torch's AdamW (fused where
+    asked). The state has AdamW's keys and shapes, so checkpoints load either way.
+
+    Which rows: the token ids the embedding module given to `from_adamw` saw in training forward passes since the
+    last step (a forward pre-hook; no pass over the gradient), when its weight is used by that module alone and
+    one process trains; otherwise (tied weights, several processes whose batches differ, no module given) the rows
+    whose gradient is nonzero, found by reading the whole gradient.
+
+    Why: a batch of 32 short texts touches a few hundred of MiniLM's 30,522 embedding rows, but dense AdamW reads
+    and writes all 11.7M embedding weights and both moments every step (benchmarks/bench_training.py --profile).
+    """
+
+    _seen_ids: dict | None = None  # {"weight": the embedding weight, "ids": token id tensors since the last step}
+
+    @classmethod
+    def from_adamw(cls, optimizer: torch.optim.AdamW, lazy: list[torch.Tensor],
+                   embeddings: torch.nn.Embedding | None = None, shared: bool = False) -> "LazyRowsAdamW":
+        """The same param groups and settings as `optimizer` (an AdamW without state yet), with the parameters in
+        `lazy` moved to groups of their own marked lazy_rows. `embeddings`, the module whose weight is lazy[0],
+        reports its token ids unless `shared` (its weight is also used elsewhere, e.g. tied to an output layer).
+        Raises UserError for another optimizer."""
+        if not isinstance(optimizer, torch.optim.AdamW) or optimizer.state:
+            raise UserError(f"train.lazy_embedding_updates=true needs a fresh AdamW, not {type(optimizer).__name__}: "
+                            "set train.lazy_embedding_updates=false")
+        lazy_ids, groups = {id(p) for p in lazy}, []
+        for group in optimizer.param_groups:
+            settings = {key: value for key, value in group.items() if key != "params"}
+            dense = [p for p in group["params"] if id(p) not in lazy_ids]
+            rows = [p for p in group["params"] if id(p) in lazy_ids]
+            groups += [{**settings, "params": dense}] if dense else []
+            groups += [{**settings, "params": rows, "lazy_rows": True}] if rows else []
+        lazy_optimizer = cls(groups, **{key: value for key, value in optimizer.defaults.items() if key in (
+            "lr", "betas", "eps", "weight_decay", "foreach", "fused")})
+        if embeddings is not None and not shared:
+            lazy_optimizer._seen_ids = {"weight": embeddings.weight, "ids": []}
+            embeddings.register_forward_pre_hook(lazy_optimizer._record_ids)
+        return lazy_optimizer
+
+    def _record_ids(self, module, args) -> None:
+        if module.training and torch.is_grad_enabled():
+            self._seen_ids["ids"].append(args[0].detach().reshape(-1))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        every_group = self.param_groups
+        self.param_groups = [group for group in every_group if not group.get("lazy_rows")]
+        try:
+            loss = super().step(closure)  # the dense groups
+        finally:
+            self.param_groups = every_group
+        for group in every_group:
+            if group.get("lazy_rows"):
+                for parameter in group["params"]:
+                    if parameter.grad is not None:
+                        self._update_rows(parameter, group, self._rows(parameter))
+        if self._seen_ids:
+            self._seen_ids["ids"].clear()
+        return loss
+
+    def _rows(self, parameter: torch.Tensor) -> torch.Tensor:
+        seen = self._seen_ids
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and \
+            torch.distributed.get_world_size() > 1
+        if seen and seen["weight"] is parameter and seen["ids"] and not distributed:
+            return torch.unique(torch.cat(seen["ids"]))
+        return parameter.grad.any(dim=1).nonzero().squeeze(1)
+
+    def _update_rows(self, parameter: torch.Tensor, group: dict, rows: torch.Tensor) -> None:
+        grad = parameter.grad
+        state = self.state[parameter]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+        state["step"] += 1
+        step = float(state["step"])
+        (beta1, beta2), lr = group["betas"], float(group["lr"])
+        g = grad.index_select(0, rows)
+        exp_avg = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
+        exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        state["exp_avg"].index_copy_(0, rows, exp_avg)
+        state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+        denominator = (exp_avg_sq / (1 - beta2 ** step)).sqrt_().add_(group["eps"])
+        weights = parameter.index_select(0, rows).mul_(1 - lr * group["weight_decay"])
+        weights.addcdiv_(exp_avg, denominator, value=-lr / (1 - beta1 ** step))
+        parameter.index_copy_(0, rows, weights)
+
+
+def loss_terms(labels: torch.Tensor | None, rows: slice) -> int:
+    """How many terms the mean loss of these rows averages over: labelled positions (label != -100) for integer
+    labels (one per row for classification, one per token for token labels), every entry of float labels
+    (multi-label), one per row without labels. Losses that average otherwise (the text-to-text head's mean over
+    target tokens) are weighted by this count only approximately, as under Trainer's gradient accumulation."""
+    if labels is None:
+        return rows.stop - rows.start
+    part = labels[rows]
+    return part.numel() if part.is_floating_point() else int((part != -100).sum())
 
 
 def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval_dataset, callbacks, optimizer_groups=None,
                   data_collator=None):
     """A TransferTrainer; `optimizer_groups` (param groups with their own learning rates) get a fused AdamW, and
     `data_collator` defaults to dynamic padding (DataCollatorWithPadding). The loss is logged at checkpoints too
-    (LogAtCheckpoints)."""
+    (LogAtCheckpoints).
+
+    Raises UserError when args ask for gradient checkpointing of a model that does not support it.
+    """
+    if getattr(args, "activation_checkpointing", False) and not getattr(model, "supports_gradient_checkpointing", False):
+        raise UserError(f"train.gradient_checkpointing=true: {type(model).__name__} does not support gradient "
+                        "checkpointing; set train.gradient_checkpointing=false (train.max_batch_tokens bounds memory "
+                        "too)")
     optimizers = (None, None)
     if optimizer_groups is not None:
         optimizers = (torch.optim.AdamW(optimizer_groups, lr=args.learning_rate, weight_decay=args.weight_decay,

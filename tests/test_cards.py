@@ -291,6 +291,7 @@ def test_card_body_states_what_the_run_recorded(kind, outputs):
     assert "| final_train_loss | 0.9877 |" in text and "| learning_rate | 0.0005 |" in text
     assert "CPU: test machine, 2 threads (1 process, device `cpu`)" in text
     assert "Peak process memory (RSS) | 612 MiB" in text
+    assert f"| max_batch_tokens (padded tokens per forward/backward pass) | {TrainConfig().max_batch_tokens} |" in text
     test = result.metrics["test"]
     margin_points = 100 * 1.96 * np.sqrt(test["accuracy"] * (1 - test["accuracy"]) / test["num_examples"])
     assert f"On 8 test examples the 95% interval\n  of accuracy is ±{margin_points:.1f} points" in text

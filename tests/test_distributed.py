@@ -2,7 +2,8 @@
 
 2 processes with batch 8, 1 process with batch 16, and 1 process with batch 8 accumulated twice see the same 16
 examples per optimiser step (hf_transfer.batching.LengthBucketedSampler), so with dropout off they must log
-the same loss curve.
+the same loss curve. The two processes also run each batch as micro-batches under a small token budget
+(train.max_batch_tokens), synchronising gradients once per step.
 """
 
 import json
@@ -58,7 +59,8 @@ def test_two_cpu_processes_log_the_loss_curve_of_one_process_at_the_same_global_
     out = folder / "two-processes"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"), "--main_process_port", str(free_port()),
-               str(ROOT / "recipes" / "classify.py"), *overrides(model, data, out, "train.batch_size=8")]
+               str(ROOT / "recipes" / "classify.py"), *overrides(model, data, out, "train.batch_size=8",
+                                                                 "train.max_batch_tokens=24")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

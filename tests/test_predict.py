@@ -1,6 +1,7 @@
 """`hf-transfer predict`: the labels of transformers.pipeline, from batched (and bf16) inference."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -70,3 +71,25 @@ def test_bad_model_folder_is_a_user_error(tmp_path, capsys):
         main(["predict", str(tmp_path), str(tmp_path / "t.txt")])
     assert exit_info.value.code == 2
     assert "holds no config.json" in capsys.readouterr().err
+
+
+def test_onnx_export_labels_match_the_pipeline_and_optimum_layout(classifier, texts, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    model_dir = tmp_path / "run"
+    shutil.copytree(classifier, model_dir)
+    main(["export", str(model_dir)])
+    assert "ONNX model in" in capsys.readouterr().out
+    # What optimum's ORTModelForSequenceClassification.from_pretrained(folder) reads: model.onnx, config, tokenizer.
+    assert {"model.onnx", "config.json", "tokenizer_config.json"} <= {p.name for p in (model_dir / "onnx").iterdir()}
+    assert not (model_dir / "onnx.partial").exists()
+    expected = pipeline("text-classification", model=str(classifier))(texts)
+    rows = Predictor(model_dir, backend="onnxruntime", max_batch_tokens=256).predict(texts)
+    assert [row["label"] for row in rows] == [e["label"] for e in expected]
+    assert [row["score"] for row in rows] == pytest.approx([e["score"] for e in expected], abs=1e-4)
+
+
+def test_onnx_backend_without_an_export_is_a_user_error(classifier):
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(UserError, match="hf-transfer export"):
+        Predictor(classifier, backend="onnxruntime")
+

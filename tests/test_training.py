@@ -17,7 +17,8 @@ from transformers import AutoModelForSequenceClassification
 from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
 from hf_transfer.config import TrainConfig
-from hf_transfer.training import build_trainer, model_flops, non_embedding_parameters, predict_logits, training_arguments
+from hf_transfer.training import (EVAL_BUDGET_FACTOR, LazyRowsAdamW, build_trainer, model_flops,
+                                  non_embedding_parameters, predict_logits, training_arguments)
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +50,23 @@ def classifier(reference, tokenizer):
     return load_weights(AutoModelForSequenceClassification, reference, config, pretrained=True)
 
 
-def train_losses(model_folder, dataset, tmp_path, **train):
+def train_losses(model_folder, dataset, tmp_path, passes=None, layer_calls=None, **train):
+    """(loss per optimiser step, gradient norm per step); `passes`, a list, receives the padded input_ids of
+    every training forward pass, with the optimiser step it belongs to; `layer_calls`, a list, one entry per run of
+    the first encoder layer's attention (forward, or its recomputation under gradient checkpointing)."""
     config = TrainConfig(**{"epochs": 1, "learning_rate": 1e-3, "precision": "fp32", "logging_steps": 1, "max_steps": 4,
-                            "warmup_ratio": 0.0, **train})
+                            "warmup_ratio": 0.0, "max_batch_tokens": None, **train})
     reference = resolve_model(str(model_folder))
     tokenizer = load_tokenizer(reference)
     torch.manual_seed(0)
     model = classifier(reference, tokenizer)
     args = training_arguments(config, str(tmp_path / "trainer"), "fp32", False)
     trainer = build_trainer(model, args, tokenizer, dataset, None, [])
+    if passes is not None:
+        model.register_forward_pre_hook(lambda module, _, inputs: passes.append(
+            (trainer.state.global_step, inputs["input_ids"].clone())) if module.training else None, with_kwargs=True)
+    if layer_calls is not None:
+        model.bert.encoder.layer[0].attention.register_forward_hook(lambda *_: layer_calls.append(1))
     trainer.train()
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
     return [entry["loss"] for entry in history], [entry["grad_norm"] for entry in history]
@@ -73,6 +82,100 @@ def test_gradient_accumulation_gives_the_loss_curve_of_the_full_batch(no_dropout
     assert accumulated_loss == pytest.approx(full_loss, rel=1e-4)
     assert accumulated_norm == pytest.approx(full_norm, rel=1e-3)  # same gradients, so the same optimiser steps
     assert len(set(full_loss)) == 4, "each step sees new examples with updated weights"
+
+
+def test_token_budget_keeps_each_optimiser_steps_examples_and_the_loss_curve_of_whole_batches(
+        no_dropout_bert, reviews, tmp_path):
+    whole, budgeted = [], []
+    whole_loss, whole_norm = train_losses(no_dropout_bert, reviews, tmp_path / "whole", passes=whole, batch_size=32)
+    budget_loss, budget_norm = train_losses(no_dropout_bert, reviews, tmp_path / "budget", passes=budgeted,
+                                            batch_size=32, max_batch_tokens=40)
+    assert len(whole) == 4 and len(budgeted) > 4 * 3, "every batch of 32 ran as several micro-batches"
+    assert all(ids.numel() <= 40 for _, ids in budgeted)
+
+    def examples_per_step(passes):
+        steps = {}
+        for step, ids in passes:
+            steps.setdefault(step, []).extend(tuple(t for t in row.tolist() if t != 0) for row in ids)
+        return {step: sorted(rows) for step, rows in steps.items()}
+
+    assert examples_per_step(budgeted) == examples_per_step(whole)
+    assert budget_loss == pytest.approx(whole_loss, rel=1e-4)
+    assert budget_norm == pytest.approx(whole_norm, rel=1e-3)
+    assert len(set(whole_loss)) == 4
+
+
+def test_gradient_checkpointing_leaves_the_loss_curve_unchanged(no_dropout_bert, reviews, tmp_path):
+    plain_calls, checkpointed_calls = [], []
+    plain = train_losses(no_dropout_bert, reviews, tmp_path / "plain", layer_calls=plain_calls, batch_size=16)
+    checkpointed = train_losses(no_dropout_bert, reviews, tmp_path / "checkpointed", layer_calls=checkpointed_calls,
+                                batch_size=16, gradient_checkpointing=True)
+    assert len(plain_calls) == 4 and len(checkpointed_calls) == 8, "each layer ran again in the backward pass"
+    assert checkpointed[0] == pytest.approx(plain[0], rel=1e-4)
+    assert checkpointed[1] == pytest.approx(plain[1], rel=1e-3)
+
+
+def test_lazy_rows_adamw_is_adamw_on_the_rows_with_a_gradient_and_leaves_the_others_alone():
+    torch.manual_seed(0)
+    embedding, dense = torch.randn(10, 4), torch.randn(3)
+    lazy_copy, dense_copy = embedding.clone().requires_grad_(), dense.clone().requires_grad_()
+    embedding.requires_grad_(), dense.requires_grad_()
+    settings = {"lr": 0.1, "weight_decay": 0.1, "betas": (0.9, 0.99)}
+    reference = torch.optim.AdamW([embedding, dense], **settings)
+    optimizer = LazyRowsAdamW.from_adamw(torch.optim.AdamW([lazy_copy, dense_copy], fused=True, **settings),
+                                         lazy=[lazy_copy])
+    assert [g.get("lazy_rows", False) for g in optimizer.param_groups] == [False, True]
+    touched = [0, 3, 7]
+    for step in range(3):
+        grad = torch.zeros(10, 4)
+        grad[touched] = torch.randn(3, 4)
+        dense_grad = torch.randn(3)
+        for weights, vector in ((embedding, dense), (lazy_copy, dense_copy)):
+            weights.grad, vector.grad = grad.clone(), dense_grad.clone()
+        reference.step()
+        optimizer.step()
+        torch.testing.assert_close(lazy_copy[touched], embedding[touched])  # AdamW's update on the batch's rows
+        torch.testing.assert_close(dense_copy, dense)
+    untouched = [i for i in range(10) if i not in touched]
+    assert not torch.equal(embedding[untouched], lazy_copy[untouched]), "dense AdamW decays every row"
+    torch.manual_seed(0)
+    assert torch.equal(lazy_copy[untouched], torch.randn(10, 4)[untouched]), "the lazy rows kept their weights"
+    assert optimizer.state[lazy_copy]["exp_avg"][untouched].abs().sum() == 0
+    assert set(optimizer.state_dict()["state"][1]) == set(reference.state_dict()["state"][0])  # AdamW's state keys
+
+
+def test_lazy_rows_from_the_embeddings_token_ids_are_the_rows_with_a_gradient():
+    torch.manual_seed(0)
+    tracked, scanned = torch.nn.Embedding(50, 4), torch.nn.Embedding(50, 4)
+    scanned.load_state_dict(tracked.state_dict())
+    optimizers = [LazyRowsAdamW.from_adamw(torch.optim.AdamW(module.parameters(), lr=0.1), [module.weight], embeddings)
+                  for module, embeddings in ((tracked, tracked), (scanned, None))]
+    for step in range(3):
+        ids = torch.randint(0, 50, (2, 6))
+        for module, optimizer in zip((tracked, scanned), optimizers):
+            for micro_batch in ids:  # accumulated micro-batches: the rows of both
+                module(micro_batch).square().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        assert torch.equal(tracked.weight, scanned.weight)
+    assert optimizers[0]._seen_ids["ids"] == [], "the ids are forgotten after each step"
+
+
+def test_trainer_with_lazy_embedding_updates_moves_only_the_embeddings_of_seen_tokens(no_dropout_bert, reviews, tmp_path):
+    reference = resolve_model(str(no_dropout_bert))
+    tokenizer = load_tokenizer(reference)
+    model = classifier(reference, tokenizer)
+    before = model.get_input_embeddings().weight.detach().clone()
+    config = TrainConfig(max_steps=2, learning_rate=1e-2, precision="fp32", lazy_embedding_updates=True,
+                         checkpoint_steps=None)
+    trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews, None, [])
+    trainer.train()
+    assert isinstance(trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer,
+                      LazyRowsAdamW)
+    moved = (model.get_input_embeddings().weight.detach() != before).any(dim=1)
+    seen = torch.zeros_like(moved)
+    seen[torch.tensor(sorted({t for ids in reviews["input_ids"] for t in ids}))] = True
+    assert moved.any() and not (moved & ~seen).any(), "rows of tokens that never occur keep their weights"
 
 
 def test_length_bucketed_sampler_covers_every_example_once_in_similar_length_batches():
@@ -96,13 +199,21 @@ def test_length_bucketed_sampler_covers_every_example_once_in_similar_length_bat
     assert by_length != sorted(by_length) and by_length != sorted(by_length, reverse=True), "batch order is shuffled"
 
 
-def test_predict_logits_returns_rows_in_dataset_order(no_dropout_bert, reviews, tmp_path):
+@pytest.mark.parametrize("max_batch_tokens", [None, 8])
+def test_predict_logits_returns_rows_in_dataset_order(no_dropout_bert, reviews, tmp_path, max_batch_tokens):
     reference = resolve_model(str(no_dropout_bert))
     tokenizer = load_tokenizer(reference)
     model = classifier(reference, tokenizer).eval()
-    config = TrainConfig(eval_batch_size=16, group_by_length=True)
+    config = TrainConfig(eval_batch_size=16, group_by_length=True, max_batch_tokens=max_batch_tokens)
     trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews, None, [])
+    shapes = []
+    model.register_forward_pre_hook(lambda _, args, inputs: shapes.append(inputs["input_ids"].shape), with_kwargs=True)
     logits = predict_logits(trainer, reviews)
+    if max_batch_tokens:  # evaluation batches within EVAL_BUDGET_FACTOR x the training budget
+        assert len(shapes) > len(reviews) / 16
+        assert all(rows * length <= EVAL_BUDGET_FACTOR * 8 for rows, length in shapes)
+    else:
+        assert [rows for rows, _ in shapes] == [16] * 10
     with torch.no_grad():
         expected = [model(input_ids=torch.tensor([ids])).logits[0].numpy() for ids in reviews["input_ids"]]
     np.testing.assert_allclose(logits, np.stack(expected), atol=1e-5)

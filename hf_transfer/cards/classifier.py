@@ -24,6 +24,9 @@ from .registry import register_card_renderer
 EXAMPLE_PAIRS = ({"text": "The match was cancelled.", "text_pair": "Nobody played."},
                  {"text": "She won the race.", "text_pair": "She came last."})
 HYPERPARAMETER_NAMES = {"batch_size": "batch_size (per device x accumulation x processes)"}
+# Settings that bound the peak memory the compute table reports, shown when the run's config records them.
+MEMORY_SETTINGS = {"max_batch_tokens": "max_batch_tokens (padded tokens per forward/backward pass)",
+                   "gradient_checkpointing": "gradient_checkpointing"}
 
 
 @register_card_renderer("classification")
@@ -151,13 +154,19 @@ def _comparisons(result: RunResult, margins: dict[str, float]) -> list[dict]:
 
 
 def _hyperparameters(result: RunResult) -> dict[str, str]:
-    """name -> value as shown: the recorded training settings (not the log), then precision and seed."""
+    """name -> value as shown: the recorded training settings (not the log), the memory settings, then precision
+    and seed."""
     rows = {}
     for key, value in result.training.items():
         if key in ("log_history", "schedule_changes") or value is None:  # the changes are a data note
             continue
         name = HYPERPARAMETER_NAMES.get(key, key)
         rows[name] = f"{value:.4f}" if isinstance(value, float) and key.endswith("loss") else str(value)
+    train_config = result.config.get("train", {})
+    for key, name in MEMORY_SETTINGS.items():
+        if key in train_config:
+            value = train_config[key]
+            rows[name] = "none (whole batches)" if value is None and key == "max_batch_tokens" else str(value)
     rows["precision"] = str(result.compute.get("precision"))
     rows["seed"] = str(result.seed)
     return rows
