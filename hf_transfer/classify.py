@@ -1,5 +1,7 @@
 """The classify run: data -> backbone -> strategy -> Trainer -> evaluation -> output folder with a card.
 
+One path for every task family (`config.task`: text classification, token classification; hf_transfer.tasks).
+
 `recipes/classify.py`, `hf-transfer classify` and `hf_transfer.run_classify` all come here. The output folder is
 locked, staged and published atomically by hf_transfer.run_folder; an interrupted run resumes from its last
 checkpoint when the same command runs again.
@@ -38,9 +40,10 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     """
     started = time.perf_counter()
     state = PartialState()
-    task_family = TASKS["text-classification"]
+    task_family = TASKS[config.task]
     strategy = get_strategy(config.strategy, config.strategy_options)  # bad options fail before any loading
     strategy.check_head(config.head)
+    strategy.check_task(task_family.name)
     # The resolved config (the strategy's learning rate filled in) is what the run records; the caller's stays as is.
     learning_rate = config.train.learning_rate or strategy.default_learning_rate
     resolved = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=learning_rate))
@@ -78,6 +81,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         metrics, predictions = task_family.evaluate(trainer, task, tokenized)
         eval_time = time.perf_counter() - eval_started
         baselines = {baseline.name: baseline.evaluate(task, config.data.max_length)} if baseline else {}
+        baselines.update(task_family.baselines(task))
 
         train_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"])
         epochs_run = trainer.state.epoch or config.train.epochs

@@ -124,13 +124,26 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     raise UserError(f"cannot read texts from {path.name}: use a .txt (one text per line), .jsonl or .csv/.tsv file")
 
 
+def _token_run(model_dir: str | Path) -> dict | None:
+    """metrics.json of a token-classification run in `model_dir`, or None for any other folder."""
+    path = Path(model_dir) / "metrics.json"
+    run = json.loads(path.read_text()) if path.is_file() else None
+    return run if run and run.get("kind") == "token-classification" else None
+
+
 def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_column: str = "text",
                  output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None) -> None:
-    """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output.
+    """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output;
+    for a token-classification run, the entities of each text (token_predict.predict_entities_file).
 
     The output file is written under a `.partial` name and renamed when complete (run_folder.write_file_atomically).
     """
     texts = read_texts(texts_path, text_column)
+    run = _token_run(model_dir)
+    if run is not None:  # a tagger: entities per text (hf_transfer.token_predict)
+        from .token_predict import predict_entities_file
+
+        return predict_entities_file(model_dir, run, texts, output, max_batch_tokens or MAX_BATCH_TOKENS)
     rows = Predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS).predict(texts)
     lines = (json.dumps({"text": text, **row}) + "\n" for text, row in zip(texts, rows))
     if output:

@@ -21,6 +21,9 @@ class TextClassification:
 
     name: ClassVar[str] = "text-classification"
     result_kind: ClassVar[str] = "classification"  # RunResult.kind, which picks the card
+    auto_class: ClassVar[str] = "AutoModelForSequenceClassification"
+    peft_task_type: ClassVar[str] = "SEQ_CLS"  # also picks the family's head modules (backbones.family_of)
+    split_into_words: ClassVar[bool] = False  # texts, not pre-split words
 
     @staticmethod
     def load_data(data_config) -> TaskData:
@@ -47,10 +50,17 @@ class TextClassification:
         return metrics, rows
 
     @staticmethod
+    def baselines(task: TaskData) -> dict:
+        """Baselines every run of the family records (the optional zero-shot baseline is the config's)."""
+        return {}
+
+    @staticmethod
     def record(task: TaskData) -> dict:
         """The `task` section of metrics.json."""
         return {"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
                 "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes()}
 
 
-TASKS = {family.name: family for family in (TextClassification,)}
+from .token_task import TokenClassification  # noqa: E402  (it reuses this module's building blocks, not this module)
+
+TASKS = {family.name: family for family in (TextClassification, TokenClassification)}

@@ -37,6 +37,28 @@ def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def tagged_sentences(n: int, seed: int = 0, max_span: int = 1) -> list[list[tuple[str, str]]]:
+    """Filler words with one or two entities of type pos / neg: sentiment words, up to `max_span` per entity."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = [(w, "O") for w in rng.sample(FILLER, rng.randint(3, 8))]
+        for _ in range(rng.randint(1, 2)):
+            kind = rng.choice(["pos", "neg"])
+            span = rng.randint(1, max_span) if max_span > 1 else 1
+            at = rng.randrange(len(words) + 1)
+            words[at:at] = [(rng.choice(POSITIVE if kind == "pos" else NEGATIVE), f"{'I' if j else 'B'}-{kind}")
+                            for j in range(span)]
+        out.append(words)
+    return out
+
+
+def write_conll(path: Path, sentences: list[list[tuple[str, str]]]) -> Path:
+    """A CoNLL column file: word and tag per line, a blank line after each sentence."""
+    path.write_text("".join("".join(f"{word} {tag}\n" for word, tag in sentence) + "\n" for sentence in sentences))
+    return path
+
+
 def write_csv(path: Path, rows: list[dict]) -> Path:
     import csv
 
