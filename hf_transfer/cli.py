@@ -7,7 +7,7 @@ light commands start without torch; no pipeline imports it.
     hf-transfer token-classify [--config FILE] [key=value ...]   the same for a named-entity tagger
     hf-transfer zeroshot [--config FILE] [key=value ...]    evaluate a checkpoint without training
     hf-transfer pretrain [--config FILE] [key=value ...]    pretrain a backbone on a text corpus
-    hf-transfer predict OUTPUT_DIR texts.txt                label a file of texts with a trained run
+    hf-transfer predict OUTPUT_DIR texts.txt                label a file of texts with a trained run (or tag entities)
     hf-transfer publish OUTPUT_DIR --repo-id ORG/NAME       push a run to the Hub, or --to a local hub folder
     hf-transfer assets list|fetch [NAME ...]                the named offline assets
 
@@ -187,7 +187,8 @@ def _assets(args: argparse.Namespace) -> None:
 
 
 OTHER_COMMANDS = {
-    "predict": ("label a file of texts with a trained classifier, fast", _predict_arguments, _predict),
+    "predict": ("label a file of texts with a trained classifier (a tagger: the entities of each text), fast",
+                _predict_arguments, _predict),
     "publish": ("push a run's output folder to the Hub, or write it as a local hub folder (--to)", _publish_arguments,
                 _publish),
     "assets": ("list or fetch the named offline assets", _assets_arguments, _assets),

@@ -37,18 +37,21 @@ def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def tagged_sentences(n: int, seed: int = 0, max_span: int = 1) -> list[list[tuple[str, str]]]:
-    """Filler words with one or two entities of type pos / neg: sentiment words, up to `max_span` per entity."""
+def tagged_sentences(n: int, seed: int = 0, continuations: tuple[str, ...] = ()) -> list[list[tuple[str, str]]]:
+    """Filler words with one or two entities of type pos / neg: a sentiment word, followed by one of the
+    `continuations` (words that occur nowhere else) half the time when some are given: B-kind I-kind."""
     rng = random.Random(seed)
+    filler = [word for word in FILLER if word not in continuations]
     out = []
     for _ in range(n):
-        words = [(w, "O") for w in rng.sample(FILLER, rng.randint(3, 8))]
+        words = [(w, "O") for w in rng.sample(filler, rng.randint(3, 8))]
         for _ in range(rng.randint(1, 2)):
             kind = rng.choice(["pos", "neg"])
-            span = rng.randint(1, max_span) if max_span > 1 else 1
             at = rng.randrange(len(words) + 1)
-            words[at:at] = [(rng.choice(POSITIVE if kind == "pos" else NEGATIVE), f"{'I' if j else 'B'}-{kind}")
-                            for j in range(span)]
+            entity = [(rng.choice(POSITIVE if kind == "pos" else NEGATIVE), f"B-{kind}")]
+            if continuations and rng.random() < 0.5:
+                entity.append((rng.choice(continuations), f"I-{kind}"))
+            words[at:at] = entity
         out.append(words)
     return out
 
