@@ -72,6 +72,18 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """The models are tiny: a second intra-op thread only adds contention on a shared 2-core machine. Modules use it
+    with `pytestmark = pytest.mark.usefixtures("single_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A tiny random BERT with a WordPiece tokenizer over VOCAB, saved like a Hub checkpoint."""

@@ -15,6 +15,7 @@ from safetensors import safe_open
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
 from conftest import tagged_sentences, write_conll
+from test_backbones import TINY, t5_tokenizer, tiny_t5  # our backbones' tiny sizes, the word-level T5 checkpoint
 from hf_transfer.classify import run_classify
 from hf_transfer.cli import main as hf_transfer_main
 from hf_transfer.config import TokenClassifyConfig, load_config
@@ -25,19 +26,9 @@ ROOT = Path(__file__).parents[1]
 # Learning rates for the tiny random "pretrained" BERT: a head or adapter on random features needs a high one.
 STRATEGIES = {"full": "1e-2", "frozen": "1e-1", "adapter": "5e-2", "gradual-unfreeze": "1e-2", "scratch": "1e-2"}
 CONTINUATIONS = ("film", "movie")  # the second word of a two-word entity: I- after a sentiment word, nowhere else
-TINY = {
-    "hft-textcnn": "{embedding_dim: 16, num_filters: 8, filter_sizes: [2, 3]}",
-    "hft-rnn": "{embedding_dim: 16, hidden_size: 16}",
-    "hft-attention": "{hidden_size: 16, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 64}",
-}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def token_overrides(model, data, output_dir, *extra) -> list[str]:
@@ -206,8 +197,6 @@ def byte_level_gpt2(folder: Path, words: list[str]) -> Path:
 
 
 def test_every_backbone_family_tags(tiny_bert, tagged, tmp_path):
-    from test_backbones import t5_tokenizer, tiny_t5  # the word-level T5 checkpoint of the classify tests
-
     torch.manual_seed(0)
     words = sorted({word for sentence in tagged_sentences(200, continuations=CONTINUATIONS) for word, _ in sentence})
     models = {"gpt2": [f"model={byte_level_gpt2(tmp_path / 'gpt2', words)}"],

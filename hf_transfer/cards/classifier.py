@@ -187,7 +187,6 @@ def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust
         from ..text_to_text import usage_snippet as text_to_text_usage
 
         return text_to_text_usage(load_from, result)
-    labels = result.task["label_names"]
     multi_label = result.task["multi_label"]
     # Two text columns were encoded as a pair (tokenizer(first, second)); the pipeline takes pairs as dicts.
     texts = json.dumps(list(EXAMPLE_PAIRS if len(result.task["text_columns"]) == 2 else EXAMPLE_TEXTS))
@@ -201,17 +200,24 @@ def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust
             f"{comment}print({call})"
         )
     problem = ", problem_type=\"multi_label_classification\"" if multi_label else ""
+    return (adapter_loading_snippet("AutoPeftModelForSequenceClassification", load_from, result, "labels", problem)
+            + "classifier = pipeline(\"text-classification\", model=model, tokenizer=tokenizer)\n"
+            f"{comment}print({call})")
+
+
+def adapter_loading_snippet(peft_class: str, load_from: str, result: RunResult, names: str, extra: str = "") -> str:
+    """Python source that loads the peft adapter at `load_from` with `peft_class` (AutoPeftModelFor...) as `model`,
+    passing the run's label names (a list called `names`; not part of an adapter) as id2label / label2id, plus
+    `extra` arguments, and its tokenizer as `tokenizer`; it imports transformers' pipeline for the lines after."""
     base_remote = ", trust_remote_code=True" if str(result.model.get("model_type", "")).startswith("hft-") else ""
     return (
-        "from peft import AutoPeftModelForSequenceClassification\n"
+        f"from peft import {peft_class}\n"
         "from transformers import AutoTokenizer, pipeline\n\n"
-        f"labels = {json.dumps(labels)}\n"
-        "model = AutoPeftModelForSequenceClassification.from_pretrained(\n"
-        f"    {json.dumps(load_from)}, id2label=dict(enumerate(labels)),\n"
-        f"    label2id={{label: i for i, label in enumerate(labels)}}{problem}{base_remote})\n"
+        f"{names} = {json.dumps(result.task['label_names'])}\n"
+        f"model = {peft_class}.from_pretrained(\n"
+        f"    {json.dumps(load_from)}, id2label=dict(enumerate({names})),\n"
+        f"    label2id={{label: i for i, label in enumerate({names})}}{extra}{base_remote})\n"
         # config= spares AutoTokenizer a look for config.json, which an adapter repo does not have
         f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(load_from)}, config=model.config)\n"
-        "classifier = pipeline(\"text-classification\", model=model, tokenizer=tokenizer)\n"
-        f"{comment}print({call})"
     )
 

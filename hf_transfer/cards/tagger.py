@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard
 from ..config import TokenClassifyConfig, to_dict
 from ..results import RunResult
 from .base import render_template, reproduce_command
-from .classifier import trained_model_card_data, trained_model_fields
+from .classifier import adapter_loading_snippet, trained_model_card_data, trained_model_fields
 from .registry import register_card_renderer
 
 # A neutral sentence with entities for the usage snippet: never a text from the user's data, which may not be public.
@@ -96,15 +96,5 @@ def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust
     if not adapter:
         remote = ", trust_remote_code=True" if trust_remote_code else ""
         return "from transformers import pipeline\n\n" + call.format(model=json.dumps(load_from), tokenizer=remote)
-    base_remote = ", trust_remote_code=True" if str(result.model.get("model_type", "")).startswith("hft-") else ""
-    return (
-        "from peft import AutoPeftModelForTokenClassification\n"
-        "from transformers import AutoTokenizer, pipeline\n\n"
-        f"tags = {json.dumps(result.task['label_names'])}\n"
-        "model = AutoPeftModelForTokenClassification.from_pretrained(\n"
-        f"    {json.dumps(load_from)}, id2label=dict(enumerate(tags)),\n"
-        f"    label2id={{tag: i for i, tag in enumerate(tags)}}{base_remote})\n"
-        # config= spares AutoTokenizer a look for config.json, which an adapter repo does not have
-        f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(load_from)}, config=model.config)\n"
-        + call.format(model="model", tokenizer=", tokenizer=tokenizer")
-    )
+    return (adapter_loading_snippet("AutoPeftModelForTokenClassification", load_from, result, "tags")
+            + call.format(model="model", tokenizer=", tokenizer=tokenizer"))
