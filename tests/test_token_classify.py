@@ -21,6 +21,7 @@ from hf_transfer.cli import main as hf_transfer_main
 from hf_transfer.config import TokenClassifyConfig, load_config
 from hf_transfer.errors import UserError
 from hf_transfer.subwords import splits_words_like_text
+from hf_transfer.token_data import load_token_data
 
 ROOT = Path(__file__).parents[1]
 # Learning rates for the tiny random "pretrained" BERT: a head or adapter on random features needs a high one.
@@ -287,3 +288,24 @@ def test_recipe_runs_with_plain_python_and_refuses_in_one_line(tiny_bert, tagged
                              capture_output=True, text=True, env=env, cwd=tmp_path)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith("hf-transfer: error: strategy=linear-probe")
+
+
+def test_two_processes_under_accelerate_tag_every_sentence_once(tiny_bert, tagged, tmp_path):
+    from test_distributed import free_port
+
+    out = tmp_path / "two-processes"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"), "--main_process_port", str(free_port()),
+               str(ROOT / "recipes" / "token_classify.py"),
+               *token_overrides(tiny_bert, tagged, out, "train.max_steps=4", "train.batch_size=8")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("test entity F1") == 1, "one summary from the main process"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["compute"]["processes"] == 2 and metrics["training"]["batch_size"] == 16
+    # Evaluation gathers both processes' windows back into order: each sentence once, in the split's order.
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    test_rows = [row["tokens"] for row in rows if row["split"] == "test"]
+    split = load_token_data(token_config(tiny_bert, tagged, out).data).splits["test"]
+    assert test_rows == list(split["tokens"]) and metrics["metrics"]["test"]["num_examples"] == len(split)
