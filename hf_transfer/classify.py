@@ -45,7 +45,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     strategy.check_head(config.head)
     strategy.check_task(task_family.name)
     # The resolved config (the strategy's learning rate filled in) is what the run records; the caller's stays as is.
-    learning_rate = config.train.learning_rate or strategy.default_learning_rate
+    learning_rate = config.train.learning_rate or strategy.learning_rate_for(task_family.name)
     resolved = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=learning_rate))
     output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(
         config.model, config.data.dataset, config.strategy)

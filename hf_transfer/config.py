@@ -541,15 +541,17 @@ def from_dict(cls, values: dict[str, Any], prefix: str = ""):
     return cls(**kwargs)
 
 
-def config_help(cls, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default as YAML, help) for every key of a config class, sections expanded."""
+def config_help(cls, prefix: str = "", defaults=None) -> list[tuple[str, str, str]]:
+    """(dotted key, default as YAML, help) for every key of a config class, sections expanded; `defaults` is the
+    instance whose values are shown (default: cls(); a section shows its owner's default, e.g. TokenClassifyConfig's
+    data.dataset)."""
     rows = []
     hints = typing.get_type_hints(cls)
-    defaults = cls()
+    defaults = cls() if defaults is None else defaults
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         if dataclasses.is_dataclass(hint):
-            rows += config_help(hint, prefix=f"{prefix}{f.name}.")
+            rows += config_help(hint, prefix=f"{prefix}{f.name}.", defaults=getattr(defaults, f.name))
             continue
         default = yaml.safe_dump(getattr(defaults, f.name), default_flow_style=True, width=1000).strip()
         rows.append((prefix + f.name, default.removesuffix("\n...").strip(), f.metadata.get("help", "")))
