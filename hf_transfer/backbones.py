@@ -13,7 +13,12 @@ Family quirks, all handled here so that no user flag is family-specific:
 - encoder-decoder (T5): T5ForSequenceClassification feeds the text to the decoder too and classifies from the
   hidden state of the last eos, so every text must end with the tokenizer's eos and the config must name it;
   `head=text-to-text` instead trains the model to write the label's words (hf_transfer.text_to_text).
-- each family names its default LoRA targets and the head modules that must always train and be saved.
+- each family names its default LoRA targets and the head modules that must always train and be saved, for the
+  sequence head (AutoModelForSequenceClassification) and the token head (AutoModelForTokenClassification, which
+  task=token-classification loads: BERT's has no pooler, GPT-2's is `classifier` not `score`, T5's is a
+  `classifier` over the encoder alone).
+- byte-level BPE tokenizers (GPT-2, RoBERTa, Llama's) read pre-split words only with add_prefix_space=True: a
+  token-classification run loads them so.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequence
 from .assets import ASSETS, asset_path, names_of_kind, require_kind
 from .errors import UserError, first_line
 from .log import logger
+from .subwords import splits_words_like_text
 
 DEFAULT_TOKENIZER = "minilm-l6"  # for our backbones built from config: a 30k WordPiece vocabulary, lowercased
 HEADS = ("classification", "text-to-text")
@@ -46,6 +52,8 @@ class Family:
     head_modules: tuple[str, ...]  # classification head, module paths: always trainable, saved with adapters
     decoder_only: bool = False  # pad token from eos, right padding; classified from the last non-pad token
     encoder_decoder: bool = False  # texts end with eos, where the head reads them; head=text-to-text possible
+    token_head_modules: tuple[str, ...] = ("classifier",)  # the head of the family's ...ForTokenClassification
+    task_type: str = "SEQ_CLS"  # the head these modules belong to, as peft names it: SEQ_CLS or TOKEN_CLS
 
 
 FAMILIES = {
@@ -55,7 +63,7 @@ FAMILIES = {
         Family("bert", ("query", "value"), ("bert.pooler", "classifier")),
         Family("distilbert", ("q_lin", "v_lin"), ("pre_classifier", "classifier")),
         Family("gpt2", ("c_attn",), ("score",), decoder_only=True),
-        Family("llama", ("q_proj", "v_proj"), ("score",), decoder_only=True),
+        Family("llama", ("q_proj", "v_proj"), ("score",), decoder_only=True, token_head_modules=("score",)),
         Family("t5", ("q", "v"), ("classification_head",), encoder_decoder=True),
     ]
 }
@@ -74,18 +82,26 @@ def our_model_types() -> tuple[str, ...]:
     return tuple(models.HEAD_MODULES)
 
 
-def family_of(config, head: str = "classification") -> Family:
-    """The quirks of a model's family; our own backbones register theirs in hf_transfer.models."""
+def family_of(config, head: str = "classification", task_type: str = "SEQ_CLS") -> Family:
+    """The quirks of a model's family; our own backbones register theirs in hf_transfer.models.
+
+    `task_type` (peft's name of the head: SEQ_CLS, or TOKEN_CLS for token classification) picks which head's
+    modules `head_modules` holds.
+    """
     from . import models  # our backbones' families
 
     model_type = config.model_type
     if model_type in models.HEAD_MODULES:
-        family = Family(model_type, tuple(models.DEFAULT_LORA_TARGETS[model_type]), (models.HEAD_MODULES[model_type],))
+        heads = (models.HEAD_MODULES[model_type],)  # one name for the sequence and the token head
+        family = Family(model_type, tuple(models.DEFAULT_LORA_TARGETS[model_type]), heads, token_head_modules=heads)
     elif model_type in MODEL_TYPE_FAMILY:
         family = FAMILIES[MODEL_TYPE_FAMILY[model_type]]
     else:
         # An unlisted architecture still runs: peft picks its own default targets and the head is found by name.
-        family = Family(model_type, (), ("classifier", "score", "classification_head"))
+        family = Family(model_type, (), ("classifier", "score", "classification_head"),
+                        token_head_modules=("classifier", "score"))
+    if task_type == "TOKEN_CLS":
+        family = dataclasses.replace(family, head_modules=family.token_head_modules, task_type=task_type)
     if head == "text-to-text":  # no new head: the LM head writes the label words
         family = dataclasses.replace(family, head_modules=())
     return family
@@ -324,7 +340,8 @@ def vocabulary_size(tokenizer) -> int:
 class Backbone:
     """A classifier ready for a strategy: the model, its tokenizer, its family and what was transferred."""
 
-    model: Any  # AutoModelForSequenceClassification, or text_to_text.TextToTextClassifier for head=text-to-text
+    model: Any  # the task's Auto class (...ForSequenceClassification, ...ForTokenClassification), or
+    # text_to_text.TextToTextClassifier for head=text-to-text
     tokenizer: Any
     family: Family
     reference: ResolvedModel
@@ -353,7 +370,7 @@ class Backbone:
 def load_backbone(config, task, strategy=None) -> Backbone:
     """The classifier `config` (a ClassifyConfig) asks for, sized for `task`'s labels, as `strategy` (default: the
     config's) needs it: a strategy without pretrained weights (strategy=scratch) keeps the architecture and
-    tokenizer only.
+    tokenizer only. `config.task` picks the head (hf_transfer.tasks.TASKS: its Auto class and peft task type).
 
     Raises UserError when the model, tokenizer or vectors cannot be found or do not fit each other, the head or the
     task; nothing is trained here.
@@ -362,12 +379,15 @@ def load_backbone(config, task, strategy=None) -> Backbone:
         from .strategies import get_strategy
 
         strategy = get_strategy(config.strategy, config.strategy_options)
+    from .tasks import TASKS
+
+    task_family = TASKS[config.task]
     reference = resolve_model(config.model, config.trust_remote_code)
     base_config = load_model_config(reference)
-    family = family_of(base_config, config.head)
+    family = family_of(base_config, config.head, task_family.peft_task_type)
     _check_head(config, base_config, family, task)
     pretrained = strategy.pretrained_weights and not reference.from_config
-    tokenizer, tokenizer_name = _run_tokenizer(config, reference, family, pretrained)
+    tokenizer, tokenizer_name = _run_tokenizer(config, reference, family, pretrained, task_family.split_into_words)
     vectors = _read_vectors(config.vectors) if config.vectors else None
     settings = _classifier_settings(config, reference, base_config, family, tokenizer, task, pretrained, vectors)
     model_config = load_model_config(reference, **settings)
@@ -381,7 +401,7 @@ def load_backbone(config, task, strategy=None) -> Backbone:
         seq2seq = load_weights(AutoModelForSeq2SeqLM, reference, model_config, pretrained)
         model = TextToTextClassifier(seq2seq, tokenizer, label_words)
     else:
-        model = load_weights(AutoModelForSequenceClassification, reference, model_config, pretrained)
+        model = load_weights(getattr(transformers, task_family.auto_class), reference, model_config, pretrained)
 
     backbone = Backbone(model, tokenizer, family, reference, tokenizer_name, config.head, pretrained)
     if vectors:
@@ -401,8 +421,13 @@ def _check_head(config, base_config, family: Family, task) -> None:
                         "use head=classification")
 
 
-def _run_tokenizer(config, reference: ResolvedModel, family: Family, pretrained: bool):
-    """(tokenizer with the family's quirks applied, the name it is recorded under)."""
+def _run_tokenizer(config, reference: ResolvedModel, family: Family, pretrained: bool, split_into_words: bool):
+    """(tokenizer with the family's quirks applied, the name it is recorded under).
+
+    With `split_into_words` (token classification reads pre-split words), a tokenizer that would read them without
+    the space before each word (byte-level BPE: GPT-2, RoBERTa, Llama's) is loaded again with add_prefix_space=True
+    and saved so with the model, so that the output folder's pipeline reads running text the same way.
+    """
     tokenizer_name = config.tokenizer or (DEFAULT_TOKENIZER if reference.from_config else config.model)
     tokenizer_reference = (resolve_model(tokenizer_name, config.trust_remote_code)
                            if config.tokenizer or reference.from_config else reference)
@@ -410,6 +435,10 @@ def _run_tokenizer(config, reference: ResolvedModel, family: Family, pretrained:
         raise UserError(f"tokenizer={tokenizer_name!r} is a model type, not a tokenizer: name a model asset, "
                         "a folder with a tokenizer or a Hub id")
     tokenizer = apply_family_quirks(load_tokenizer(tokenizer_reference), family, tokenizer_name)
+    if split_into_words and getattr(tokenizer, "is_fast", False) and not splits_words_like_text(tokenizer):
+        spaced = dataclasses.replace(tokenizer_reference,
+                                     load_kwargs={**tokenizer_reference.load_kwargs, "add_prefix_space": True})
+        tokenizer = apply_family_quirks(load_tokenizer(spaced), family, tokenizer_name)
     if pretrained and config.tokenizer and tokenizer_reference.location != reference.location:
         logger.warning(f"tokenizer={config.tokenizer} replaces the tokenizer {config.model} was pretrained "
                        "with; its embeddings were learned for other token ids")
@@ -491,7 +520,8 @@ def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained
 def _no_head(auto_class, reference: ResolvedModel, model_config, err: ValueError) -> Exception:
     if "Unrecognized configuration class" not in str(err):
         return err
-    what = "sequence-classification head" if auto_class is AutoModelForSequenceClassification else "seq2seq LM"
+    what = {AutoModelForSequenceClassification: "sequence-classification head",
+            AutoModelForSeq2SeqLM: "seq2seq LM"}.get(auto_class, "token-classification head")
     return UserError(f"model {reference.name!r} ({model_config.model_type}) has no {what} in transformers; "
                      "pick a BERT-, GPT-2-, T5- or Llama-family checkpoint or one of ours")
 

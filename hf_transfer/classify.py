@@ -1,5 +1,7 @@
 """The classify run: data -> backbone -> strategy -> Trainer -> evaluation -> output folder with a card.
 
+One path for every task family (`config.task`: text classification, token classification; hf_transfer.tasks).
+
 `recipes/classify.py`, `hf-transfer classify` and `hf_transfer.run_classify` all come here. The output folder is
 locked, staged and published atomically by hf_transfer.run_folder; an interrupted run resumes from its last
 checkpoint when the same command runs again.
@@ -42,11 +44,12 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     """
     started = time.perf_counter()
     state = PartialState()
-    task_family = TASKS["text-classification"]
+    task_family = TASKS[config.task]
     strategy = get_strategy(config.strategy, config.strategy_options)  # bad options fail before any loading
     strategy.check_head(config.head)
+    strategy.check_task(task_family.name)
     # The resolved config (the strategy's learning rate filled in) is what the run records; the caller's stays as is.
-    learning_rate = config.train.learning_rate or strategy.default_learning_rate
+    learning_rate = config.train.learning_rate or strategy.learning_rate_for(task_family.name)
     resolved = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=learning_rate))
     output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(
         config.model, config.data.dataset, config.strategy)

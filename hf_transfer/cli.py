@@ -4,10 +4,11 @@ The only module that knows argparse. It imports the pipelines lazily, when a sub
 light commands start without torch; no pipeline imports it.
 
     hf-transfer classify [--config FILE] [key=value ...]    fine-tune, evaluate and card a classifier
+    hf-transfer token-classify [--config FILE] [key=value ...]   the same for a named-entity tagger
     hf-transfer zeroshot [--config FILE] [key=value ...]    evaluate a checkpoint without training
     hf-transfer pretrain [--config FILE] [key=value ...]    pretrain a backbone on a text corpus
     hf-transfer compare [--quick] [--config FILE] [...]     the transfer study: which transfer for my task?
-    hf-transfer predict OUTPUT_DIR texts.txt                label a file of texts with a trained run
+    hf-transfer predict OUTPUT_DIR texts.txt                label a file of texts with a trained run (or tag entities)
     hf-transfer export OUTPUT_DIR                           the classifier as an ONNX model (onnx extra)
     hf-transfer publish OUTPUT_DIR --repo-id ORG/NAME       push a run to the Hub, or --to a local hub folder
     hf-transfer assets list|fetch [NAME ...]                the named offline assets
@@ -63,9 +64,19 @@ class ConfigCommand:
 
 
 def _classify_summary(config, result) -> str:
+    if result.kind == "token-classification":  # classify task=token-classification
+        return _token_classify_summary(config, result)
     test = result.metrics["test"]
     return (f"test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}; "
             f"output in {config.output_dir or 'outputs/'}")
+
+
+def _token_classify_summary(config, result) -> str:
+    test = result.metrics["test"]
+    baseline = result.baselines["memorization"]["metrics"]["test"]
+    return (f"test entity F1 {test['f1_micro']:.4f} (micro; precision {test['precision_micro']:.4f}, recall "
+            f"{test['recall_micro']:.4f}), token accuracy {test['token_accuracy']:.4f}; memorisation baseline "
+            f"F1 {baseline['f1_micro']:.4f}; output in {config.output_dir or 'outputs/'}")
 
 
 def _zeroshot_summary(config, result) -> str:
@@ -88,6 +99,9 @@ def _compare_summary(config, study) -> str:
 CONFIG_COMMANDS = {
     "classify": ConfigCommand("fine-tune, evaluate and card a text classifier", "ClassifyConfig",
                               "hf_transfer.classify:run_classify", _classify_summary),
+    "token-classify": ConfigCommand("fine-tune, evaluate and card a named-entity tagger (token classification)",
+                                    "TokenClassifyConfig", "hf_transfer.classify:run_classify",
+                                    _token_classify_summary),
     "zeroshot": ConfigCommand("evaluate a pretrained checkpoint zero-shot: nli, lm, seq2seq or embedding",
                               "ZeroShotConfig", "hf_transfer.zeroshot.run:run_zeroshot", _zeroshot_summary),
     "pretrain": ConfigCommand("train a tokenizer and pretrain a backbone on a text corpus", "PretrainConfig",
@@ -244,7 +258,8 @@ def _assets(args: argparse.Namespace) -> None:
 
 
 OTHER_COMMANDS = {
-    "predict": ("label a file of texts with a trained classifier, fast", _predict_arguments, _predict),
+    "predict": ("label a file of texts with a trained classifier (a tagger: the entities of each text), fast",
+                _predict_arguments, _predict),
     "export": ("write a trained classifier as an ONNX model for ONNX Runtime (needs the onnx extra)",
                _export_arguments, _export),
     "publish": ("push a run's output folder to the Hub, or write it as a local hub folder (--to)", _publish_arguments,

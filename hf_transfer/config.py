@@ -202,6 +202,9 @@ class ZeroShotBaselineConfig:
 class ClassifyConfig:
     """A fine-tuning run: `recipes/classify.py`, `hf-transfer classify`, `hf_transfer.run_classify`."""
 
+    task: Literal["text-classification", "token-classification"] = setting(
+        "text-classification", help="text-classification (a label per text) or token-classification (a tag per "
+                                    "word: named entities, from token data)")
     model: str = setting("minilm-l6", help="model asset name, local folder, Hub id, or hft-textcnn | hft-rnn | "
                                            "hft-attention (built from config)")
     tokenizer: str | None = setting(None, help="null: the model's own; minilm-l6's WordPiece for hft-* models built "
@@ -244,6 +247,25 @@ class ClassifyConfig:
                             "to freeze the embeddings without vectors set train.freeze_word_embeddings=true")
         if self.label_words and self.head != "text-to-text":
             raise UserError("label_words only apply to head=text-to-text: set head=text-to-text or drop label_words")
+        if self.task == "token-classification":
+            if self.head == "text-to-text":
+                raise UserError("head=text-to-text writes one label per text; task=token-classification tags every "
+                                "word: use head=classification")
+            if self.zeroshot_baseline.method:
+                raise UserError("zeroshot_baseline scores whole texts; task=token-classification gets the "
+                                "memorisation baseline instead: drop zeroshot_baseline.method")
+
+
+@dataclass
+class TokenClassifyConfig(ClassifyConfig):
+    """A token-classification run (named entities): `recipes/token_classify.py`, `hf-transfer token-classify`.
+
+    ClassifyConfig with other defaults (task token-classification, the wnut16 data): one run path for both.
+    """
+
+    task: Literal["text-classification", "token-classification"] = setting(
+        "token-classification", help="token-classification (a tag per word) or text-classification")
+    data: DataConfig = setting(factory=lambda: DataConfig(dataset="wnut16"), help="")
 
 
 ZEROSHOT_SPLITS = ("validation", "test")
@@ -541,15 +563,17 @@ def from_dict(cls, values: dict[str, Any], prefix: str = ""):
     return cls(**kwargs)
 
 
-def config_help(cls, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default as YAML, help) for every key of a config class, sections expanded."""
+def config_help(cls, prefix: str = "", defaults=None) -> list[tuple[str, str, str]]:
+    """(dotted key, default as YAML, help) for every key of a config class, sections expanded; `defaults` is the
+    instance whose values are shown (default: cls(); a section shows its owner's default, e.g. TokenClassifyConfig's
+    data.dataset)."""
     rows = []
     hints = typing.get_type_hints(cls)
-    defaults = cls()
+    defaults = cls() if defaults is None else defaults
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         if dataclasses.is_dataclass(hint):
-            rows += config_help(hint, prefix=f"{prefix}{f.name}.")
+            rows += config_help(hint, prefix=f"{prefix}{f.name}.", defaults=getattr(defaults, f.name))
             continue
         default = yaml.safe_dump(getattr(defaults, f.name), default_flow_style=True, width=1000).strip()
         rows.append((prefix + f.name, default.removesuffix("\n...").strip(), f.metadata.get("help", "")))

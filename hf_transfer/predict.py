@@ -299,19 +299,28 @@ def read_inputs(path: str | Path, text_columns: list[str]) -> list:
 def predict_file(model_dir: str | Path, texts_path: str | Path, *, text_columns: list[str] | None = None,
                  output: str | Path | None = None, precision: str = "auto", max_batch_tokens: int | None = None,
                  trust_remote_code: bool = False, backend: str = "torch") -> None:
-    """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output.
+    """`hf-transfer predict`: one JSON line per text ({text, label, score, scores}) to `output` or standard output;
+    for a token-classification run, the entities of each text (token_predict.predict_entities_file).
 
     `text_columns` (default: the columns the run was trained on, else `text`) name the field(s) of a .csv/.jsonl
     file; two make text pairs. The output file is written under a `.partial` name and renamed when complete
     (run_folder.write_file_atomically).
     """
     model_dir = Path(model_dir)
-    recorded = ((run_record(model_dir) if model_dir.is_dir() else None) or {}).get("task", {}).get("text_columns")
+    run = run_record(model_dir) if model_dir.is_dir() else None
+    recorded = (run or {}).get("task", {}).get("text_columns")
     columns = text_columns or recorded or ["text"]
     if recorded and len(columns) != len(recorded):
         raise UserError(f"the run reads {len(recorded)} text column(s) ({', '.join(recorded)}), but {len(columns)} "
                         "were named: pass --text-column once per column")
     texts = read_inputs(texts_path, columns)  # a bad file fails before the model loads
+    if run is not None and run.get("kind") == "token-classification":  # a tagger: entities per text
+        from .token_predict import predict_entities_file
+
+        if backend != "torch":
+            raise UserError(f"{model_dir} is a token-classification run, which `hf-transfer export` does not "
+                            f"write: drop --backend {backend}")
+        return predict_entities_file(model_dir, run, texts, output, max_batch_tokens or MAX_BATCH_TOKENS)
     rows = load_predictor(model_dir, precision, max_batch_tokens or MAX_BATCH_TOKENS, trust_remote_code,
                           backend).predict(texts)
     lines = (json.dumps({"text": text, **row}) + "\n" for text, row in zip(texts, rows))

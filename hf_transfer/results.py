@@ -3,7 +3,7 @@
 Schema (version 1) — every run kind writes the same top-level keys:
 
     schema_version   1
-    kind             "classification" | "zero-shot" | "pretraining"
+    kind             "classification" | "token-classification" | "zero-shot" | "pretraining"
     created          ISO 8601 time, UTC
     model            {name, location, base_model, model_type, family}; classification runs add head
                      ("classification" | "text-to-text"), tokenizer, pretrained (bool), vectors (null or {name, dim,
@@ -21,6 +21,22 @@ Schema (version 1) — every run kind writes the same top-level keys:
     config           the resolved run config
     seed             the training seed
     versions         {python, torch, transformers, datasets, evaluate, accelerate, peft, huggingface_hub, hf_transfer}
+
+A "token-classification" run (run_classify with task=token-classification: named entities) fills these keys so:
+
+    model            as classification (head "classification": the family's ...ForTokenClassification)
+    task             {dataset, description, label_names (IOB2 tags: "O", then B-/I- per type), entity_types,
+                     split_sizes (sentences), data_facts: {tag_scheme (as read), repaired_tags {split: I- tags that
+                     started an entity}, sentences, tokens (words) and entities {split: {type: count}} per split,
+                     overlap_with_train {split: sentences also in train}}}
+    metrics          {split: entity report}: precision/recall/f1 _micro/_macro/_weighted (entity level, seqeval's
+                     default mode: CoNLL conlleval), per_class {entity type: {precision, recall, f1, support}},
+                     strict {precision/recall/f1 _micro/_macro in strict IOB2 mode}, token_accuracy, num_examples
+                     (sentences), num_tokens, num_entities (gold), num_predicted_entities, windows {sentences,
+                     windows, sentences_windowed, unk_words}
+    baselines        always {"memorization": {"method": "memorization", "model": null, "metrics": {split: entity
+                     report without windows}}}: each word's most frequent training tag, unseen words O
+    compute          as classification; examples are windows (a sentence longer than max_length is several)
 
 A "pretraining" run (hf_transfer.pretraining) fills these keys with what pretraining has:
 

@@ -113,9 +113,17 @@ def encode_words(tokenizer, sentences: list[list[str]], tags: list[list[int]] | 
 
 
 def _check_word_starts(tokenizer) -> None:
-    """Refuse a tokenizer that reads pre-split words as if glued together: byte-level BPE (GPT-2, RoBERTa) and
-    some SentencePiece tokenizers put a word's leading space into its first token ("Ġworld"), and without
-    add_prefix_space=True they drop it for pre-split words ("world", a word-internal piece), silently."""
+    if not splits_words_like_text(tokenizer):
+        raise UserError(f"{type(tokenizer).__name__} reads pre-split words without the space before each word, "
+                        "unlike running text: load it with add_prefix_space=True")
+
+
+def splits_words_like_text(tokenizer) -> bool:
+    """Whether a fast tokenizer reads pre-split words (is_split_into_words=True) as it reads them in running text.
+
+    Byte-level BPE (GPT-2, RoBERTa) and some SentencePiece tokenizers put a word's leading space into its first
+    token ("Ġworld"), and without add_prefix_space=True they drop it for pre-split words ("world", a word-internal
+    piece), silently."""
     probe = ["Hello", "world"]
     split = tokenizer(probe, is_split_into_words=True, add_special_tokens=False)
     joined = tokenizer(" ".join(probe), add_special_tokens=False)
@@ -123,9 +131,7 @@ def _check_word_starts(tokenizer) -> None:
     def second_word(encoding):
         return [token for token, word in zip(encoding["input_ids"], encoding.word_ids()) if word == 1]
 
-    if second_word(split) != second_word(joined):
-        raise UserError(f"{type(tokenizer).__name__} reads pre-split words without the space before each word, "
-                        "unlike running text: load it with add_prefix_space=True")
+    return second_word(split) == second_word(joined)
 
 
 def _continuation_ids(label_names: list[str] | None) -> dict[int, int]:

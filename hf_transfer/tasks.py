@@ -25,6 +25,9 @@ class TextClassification:
 
     name: ClassVar[str] = "text-classification"
     result_kind: ClassVar[str] = "classification"  # RunResult.kind, which picks the card
+    auto_class: ClassVar[str] = "AutoModelForSequenceClassification"
+    peft_task_type: ClassVar[str] = "SEQ_CLS"  # also picks the family's head modules (backbones.family_of)
+    split_into_words: ClassVar[bool] = False  # texts, not pre-split words
 
     @staticmethod
     def load_data(data_config) -> TaskData:
@@ -73,4 +76,6 @@ class TextClassification:
                 "data_facts": task.data_facts}
 
 
-TASKS = {family.name: family for family in (TextClassification,)}
+from .token_task import TokenClassification  # noqa: E402  (it reuses this module's building blocks, not this module)
+
+TASKS = {family.name: family for family in (TextClassification, TokenClassification)}

@@ -2,8 +2,8 @@
 
 The same interface as `tasks.TextClassification` (load_data, tokenize, data_collator, evaluate, record), so that
 registering it in `tasks.TASKS` lets `run_classify` train a tagger with every backbone and strategy; plus what the
-backbone and adapter layers need to know of the task: the Auto class, peft's task type and the head modules of
-each family's ...ForTokenClassification in transformers 5.24.
+backbone and adapter layers need to know of the task: the Auto class and peft's task type (which picks the head
+modules of each family's ...ForTokenClassification, in backbones.Family).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorForTokenClassification
 
+from .baselines import memorization_baseline
 from .metrics import entity_report
 from .subwords import tokenize_token_splits, window_facts, word_logits
 from .token_data import TokenTaskData, load_token_data, token_prediction_rows
@@ -28,22 +29,10 @@ class TokenClassification:
     name: ClassVar[str] = "token-classification"
     result_kind: ClassVar[str] = "token-classification"  # RunResult.kind, which picks the card
     auto_class: ClassVar[str] = "AutoModelForTokenClassification"  # for every family, our backbones included
-    peft_task_type: ClassVar[str] = "TOKEN_CLS"  # peft adds "classifier" and "score" to modules_to_save itself
-    # The head of each family's ...ForTokenClassification: it trains under every strategy and is saved with an
-    # adapter. Not the sequence heads: BERT's token head has no pooler, DistilBERT's no pre_classifier, GPT-2's is
-    # `classifier` (not `score`), T5's is `classifier` over a T5EncoderModel (no decoder, no classification_head),
-    # ModernBERT's a `head` (dense + norm) before `classifier`.
-    head_modules: ClassVar[dict[str, tuple[str, ...]]] = {
-        "bert": ("classifier",), "distilbert": ("classifier",), "roberta": ("classifier",),
-        "deberta-v2": ("classifier",), "electra": ("classifier",), "gpt2": ("classifier",), "llama": ("score",),
-        "t5": ("classifier",), "modernbert": ("head", "classifier"),
-        "hft-textcnn": ("classifier",), "hft-rnn": ("classifier",), "hft-attention": ("classifier",),
-    }
-    # Byte-level BPE tokenizers read pre-split words as words only when loaded with add_prefix_space=True (in
-    # 5.24 GPT-2's too, whatever its docstring says); subwords.encode_words refuses them otherwise.
-    tokenizer_kwargs: ClassVar[dict[str, dict]] = {"roberta": {"add_prefix_space": True},
-                                                   "gpt2": {"add_prefix_space": True},
-                                                   "llama": {"add_prefix_space": True}}
+    # peft's task type; it also picks each family's token head (backbones.Family.token_head_modules), which trains
+    # under every strategy and is saved with an adapter (peft adds classifier/score to modules_to_save itself).
+    peft_task_type: ClassVar[str] = "TOKEN_CLS"
+    split_into_words: ClassVar[bool] = True  # byte-level BPE tokenizers load with add_prefix_space=True
 
     @staticmethod
     def load_data(data_config) -> TokenTaskData:
@@ -77,6 +66,12 @@ class TokenClassification:
             metrics[split] = {**entity_report(names, task.tag_names(split)), "windows": window_facts(encoded)}
             rows += token_prediction_rows(task, split, predicted, probabilities)
         return metrics, rows
+
+    @staticmethod
+    def baselines(task: TokenTaskData, names) -> dict:
+        """The memorisation baseline (baselines.memorization_baseline), which every token-classification run
+        records; the text baselines `names` (majority, TF-IDF) classify whole texts and have no tagger form."""
+        return {"memorization": memorization_baseline(task)}
 
     @staticmethod
     def record(task: TokenTaskData) -> dict:

@@ -37,6 +37,31 @@ def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def tagged_sentences(n: int, seed: int = 0, continuations: tuple[str, ...] = ()) -> list[list[tuple[str, str]]]:
+    """Filler words with one or two entities of type pos / neg: a sentiment word, followed by one of the
+    `continuations` (words that occur nowhere else) half the time when some are given: B-kind I-kind."""
+    rng = random.Random(seed)
+    filler = [word for word in FILLER if word not in continuations]
+    out = []
+    for _ in range(n):
+        words = [(w, "O") for w in rng.sample(filler, rng.randint(3, 8))]
+        for _ in range(rng.randint(1, 2)):
+            kind = rng.choice(["pos", "neg"])
+            at = rng.randrange(len(words) + 1)
+            entity = [(rng.choice(POSITIVE if kind == "pos" else NEGATIVE), f"B-{kind}")]
+            if continuations and rng.random() < 0.5:
+                entity.append((rng.choice(continuations), f"I-{kind}"))
+            words[at:at] = entity
+        out.append(words)
+    return out
+
+
+def write_conll(path: Path, sentences: list[list[tuple[str, str]]]) -> Path:
+    """A CoNLL column file: word and tag per line, a blank line after each sentence."""
+    path.write_text("".join("".join(f"{word} {tag}\n" for word, tag in sentence) + "\n" for sentence in sentences))
+    return path
+
+
 def write_csv(path: Path, rows: list[dict]) -> Path:
     import csv
 
@@ -45,6 +70,18 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """The models are tiny: a second intra-op thread only adds contention on a shared 2-core machine. Modules use it
+    with `pytestmark = pytest.mark.usefixtures("single_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -32,13 +32,7 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    """The models are tiny: a second intra-op thread only adds contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def word_level_tokenizer(specials: list[str], words=WORDS, eos: str | None = None, **special_tokens):

@@ -86,13 +86,7 @@ def make_tokenizer():
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    """The models are tiny: a second intra-op thread only adds contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

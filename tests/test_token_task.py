@@ -1,36 +1,19 @@
 """hf_transfer.token_task: a tagger trained and evaluated through the task-family interface, windows included."""
 
-import random
-
 import pytest
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from conftest import FILLER, NEGATIVE, POSITIVE
+from conftest import tagged_sentences, write_conll
 from hf_transfer.config import DataConfig, TrainConfig
 from hf_transfer.token_task import TokenClassification
 from hf_transfer.training import build_trainer, training_arguments
 
 
-def tagged_sentences(n, seed=0):
-    """Filler words with one or two sentiment words: entities of type pos / neg (one word each)."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        words = [(w, "O") for w in rng.sample(FILLER, rng.randint(3, 8))]
-        for _ in range(rng.randint(1, 2)):
-            kind = rng.choice(["pos", "neg"])
-            words.insert(rng.randrange(len(words) + 1), (rng.choice(POSITIVE if kind == "pos" else NEGATIVE),
-                                                         f"B-{kind}"))
-        out.append(words)
-    return out
-
-
 @pytest.fixture(scope="module")
 def trained(tiny_bert, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tagging")
-    (folder / "train.conll").write_text("".join("".join(f"{w} {t}\n" for w, t in s) + "\n"
-                                                for s in tagged_sentences(120)))
+    write_conll(folder / "train.conll", tagged_sentences(120))
     # max_length 8 holds 6 words: most sentences are cut into windows, in training and evaluation.
     data = DataConfig(dataset=str(folder / "train.conll"), max_length=8, stride=2, test_size=0.25)
     family = TokenClassification

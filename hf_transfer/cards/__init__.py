@@ -8,6 +8,7 @@
                    command, what a run's folder holds (plots, JSON files, modeling code)
     classifier.py  "classification": a fine-tuned classifier, full weights or a peft adapter
     zeroshot.py    "zero-shot": a zero-shot evaluation
+    tagger.py      "token-classification": a named-entity tagger, full weights or a peft adapter
 
 A new kind of card is a module here whose renderer is decorated with `@register_card_renderer(kind)`, plus one
 entry kind -> module in `registry.RENDERER_MODULES`; renderer modules are imported on first use, so none is

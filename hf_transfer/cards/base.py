@@ -142,8 +142,9 @@ def eval_results(result: RunResult, task_type: str = "text-classification",
                  task_name: str | None = None) -> list[EvalResult]:
     """A model-index entry per eval split and metric: accuracy, and precision/recall/F1 under every average.
 
-    Reads `result.metrics` (split -> classification report); a metric the report lacks is left out. Values are
-    rounded to 4 decimals.
+    Reads `result.metrics` (split -> classification report, or a token-classification run's entity report: entity
+    precision/recall/F1 and token accuracy); a metric the report lacks is left out. Values are rounded to 4
+    decimals.
     """
     dataset = result.task["dataset"]
     rows = []
@@ -157,6 +158,7 @@ def eval_results(result: RunResult, task_type: str = "text-classification",
                 ))
 
         add("accuracy", "accuracy", "Accuracy")
+        add("accuracy", "token_accuracy", "Token accuracy")  # token classification: words whose tag is right
         for metric in METRIC_TYPES:
             for average in AVERAGES:
                 add(metric, f"{metric}_{average}", f"{METRIC_TITLES[metric]} ({average})", {"average": average})

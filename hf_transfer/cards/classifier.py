@@ -39,21 +39,9 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
     last eval split; the base model is left out of the header when only the structure was transferred (random
     init). A record without a field the card states (e.g. a metrics split without "f1_macro") raises KeyError.
     """
-    folder = Path(folder)
-    adapter = read_json(folder / "adapter_config.json")
-    code_files = remote_code_files(folder) if (folder / "config.json").is_file() else []
-    title = card_title(load_from)
-    transferred = result.strategy["transferred"]
-    hub_base = result.model.get("base_model")
-    base_model = hub_base if transferred != "structure" else None  # random init: the weights derive from nothing
-    tags = ["hf-transfer", "text-classification", f"strategy:{result.strategy['name']}", f"transfer:{transferred}"]
-    if adapter:
-        tags += ["peft", str(adapter.get("peft_type", "adapter")).lower()]
-    if result.task["multi_label"]:
-        tags.append("multi-label-classification")
-    data = card_data(result, title, library_name="peft" if adapter else "transformers", tags=tags,
-                     base_model=base_model, base_model_relation="adapter" if adapter else "finetune")
-
+    fields, adapter = trained_model_fields(result, folder, load_from)
+    tags = ["text-classification"] + (["multi-label-classification"] if result.task["multi_label"] else [])
+    data = trained_model_card_data(result, fields, adapter, tags)
     headline_split = "test" if "test" in result.metrics else list(result.metrics)[-1]
     headline = result.metrics[headline_split]
     margins = accuracy_margins(result.metrics)
@@ -66,43 +54,72 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
         f"(±{margins[headline_split]:.4f}, {headline['num_examples']} examples), "
         f"macro F1 **{headline['f1_macro']:.4f}**."
     )
-    data_config = result.config.get("data", {})
-    subsampled = ", ".join(f"{key}={data_config[key]}" for key in ("max_train_samples", "max_eval_samples")
-                           if data_config.get(key))
     return render_template(
         "adapter" if adapter else "classifier",
         data,
-        title=title,
+        **fields,
         summary=summary,
+        metrics=result.metrics,
+        margins=margins,
+        headline={"split": headline_split, "examples": headline["num_examples"],
+                  "margin_points": 100 * margins[headline_split]},
+        comparisons=_comparisons(result, margins),
+        usage=usage_snippet(load_from, result, adapter, trust_remote_code=bool(fields["code_files"])),
+        reproduce=reproduce or reproduce_command("hf-transfer classify", result.config, to_dict(ClassifyConfig()),
+                                                 always=("model", "strategy", "data.dataset")),
+    )
+
+
+def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tuple[dict, dict | None]:
+    """(template fields, parsed adapter_config.json or None): what classifier.md shows of any trained model in the
+    same way, whatever its task (the tagger card extends it): title, model and source link, what was transferred,
+    strategy, parameters, adapter settings, modeling code files, task record, data label and subsampling, baselines,
+    plots, hyperparameters, compute, seed, versions."""
+    folder = Path(folder)
+    adapter = read_json(folder / "adapter_config.json")
+    transferred = result.strategy["transferred"]
+    data_config = result.config.get("data", {})
+    fields = dict(
+        title=card_title(load_from),
         model=result.model,
         source_link=source_link(result.model),
         transferred=transferred,
         transfer_explanation=_transfer_explanation(transferred, result.parameters["trainable_fraction"]),
         strategy=result.strategy,
         parameters=result.parameters,
-        adapter=_adapter_summary(adapter, hub_base, folder / "adapter_model.safetensors") if adapter else None,
-        code_files=code_files,
+        adapter=(_adapter_summary(adapter, result.model.get("base_model"), folder / "adapter_model.safetensors")
+                 if adapter else None),
+        code_files=remote_code_files(folder) if (folder / "config.json").is_file() else [],
         task=result.task,
         data_notes=data_notes(result),
         collapsed={split: label for split, report in result.metrics.items()
                    if (label := collapsed_label(report, result.task["label_names"]))},
         dataset_label=dataset_label(result.task["dataset"]),
-        subsampled=subsampled,
-        metrics=result.metrics,
-        margins=margins,
-        headline={"split": headline_split, "examples": headline["num_examples"],
-                  "margin_points": 100 * margins[headline_split]},
+        subsampled=", ".join(f"{key}={data_config[key]}" for key in ("max_train_samples", "max_eval_samples")
+                             if data_config.get(key)),
         baselines=result.baselines,
-        comparisons=_comparisons(result, margins),
         plots=plots_in(folder),
         hyperparameters=_hyperparameters(result),
         compute=result.compute,
-        usage=usage_snippet(load_from, result, adapter, trust_remote_code=bool(code_files)),
         seed=result.seed,
         versions=result.versions,
-        reproduce=reproduce or reproduce_command("hf-transfer classify", result.config, to_dict(ClassifyConfig()),
-                                                 always=("model", "strategy", "data.dataset")),
     )
+    return fields, adapter
+
+
+def trained_model_card_data(result: RunResult, fields: dict, adapter: dict | None, task_tags: list[str],
+                            pipeline_tag: str = "text-classification"):
+    """The YAML header of a trained model's card: `task_tags` (the first is the model-index task type) after the
+    strategy's tags; library peft for an adapter; no base model when only the structure was transferred."""
+    transferred = fields["transferred"]
+    tags = ["hf-transfer", task_tags[0], f"strategy:{result.strategy['name']}", f"transfer:{transferred}"]
+    if adapter:
+        tags += ["peft", str(adapter.get("peft_type", "adapter")).lower()]
+    hub_base = result.model.get("base_model")
+    base_model = hub_base if transferred != "structure" else None  # random init: the weights derive from nothing
+    return card_data(result, fields["title"], library_name="peft" if adapter else "transformers",
+                     tags=tags + task_tags[1:], pipeline_tag=pipeline_tag, base_model=base_model,
+                     base_model_relation="adapter" if adapter else "finetune", task_type=task_tags[0])
 
 
 def _transfer_explanation(transferred: str, trainable_fraction: float) -> str:
@@ -183,7 +200,6 @@ def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust
         from ..text_to_text import usage_snippet as text_to_text_usage
 
         return text_to_text_usage(load_from, result)
-    labels = result.task["label_names"]
     multi_label = result.task["multi_label"]
     # Two text columns were encoded as a pair (tokenizer(first, second)); the pipeline takes pairs as dicts.
     texts = json.dumps(list(EXAMPLE_PAIRS if len(result.task["text_columns"]) == 2 else EXAMPLE_TEXTS))
@@ -197,17 +213,24 @@ def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust
             f"{comment}print({call})"
         )
     problem = ", problem_type=\"multi_label_classification\"" if multi_label else ""
+    return (adapter_loading_snippet("AutoPeftModelForSequenceClassification", load_from, result, "labels", problem)
+            + "classifier = pipeline(\"text-classification\", model=model, tokenizer=tokenizer)\n"
+            f"{comment}print({call})")
+
+
+def adapter_loading_snippet(peft_class: str, load_from: str, result: RunResult, names: str, extra: str = "") -> str:
+    """Python source that loads the peft adapter at `load_from` with `peft_class` (AutoPeftModelFor...) as `model`,
+    passing the run's label names (a list called `names`; not part of an adapter) as id2label / label2id, plus
+    `extra` arguments, and its tokenizer as `tokenizer`; it imports transformers' pipeline for the lines after."""
     base_remote = ", trust_remote_code=True" if str(result.model.get("model_type", "")).startswith("hft-") else ""
     return (
-        "from peft import AutoPeftModelForSequenceClassification\n"
+        f"from peft import {peft_class}\n"
         "from transformers import AutoTokenizer, pipeline\n\n"
-        f"labels = {json.dumps(labels)}\n"
-        "model = AutoPeftModelForSequenceClassification.from_pretrained(\n"
-        f"    {json.dumps(load_from)}, id2label=dict(enumerate(labels)),\n"
-        f"    label2id={{label: i for i, label in enumerate(labels)}}{problem}{base_remote})\n"
+        f"{names} = {json.dumps(result.task['label_names'])}\n"
+        f"model = {peft_class}.from_pretrained(\n"
+        f"    {json.dumps(load_from)}, id2label=dict(enumerate({names})),\n"
+        f"    label2id={{label: i for i, label in enumerate({names})}}{extra}{base_remote})\n"
         # config= spares AutoTokenizer a look for config.json, which an adapter repo does not have
         f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(load_from)}, config=model.config)\n"
-        "classifier = pipeline(\"text-classification\", model=model, tokenizer=tokenizer)\n"
-        f"{comment}print({call})"
     )
 

@@ -24,6 +24,7 @@ CARD_RENDERERS: dict[str, CardRenderer] = {}
 RENDERER_MODULES = {
     "classification": "hf_transfer.cards.classifier",
     "zero-shot": "hf_transfer.cards.zeroshot",
+    "token-classification": "hf_transfer.cards.tagger",
 }
 
 

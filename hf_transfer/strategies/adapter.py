@@ -9,7 +9,8 @@
 Options: `method` is any peft method (`lora`, `ia3`, `prefix-tuning`, `prompt-tuning`, `p-tuning`, `loha`, `lokr`,
 `adalora`, `vera`, ...; case, `-` and `_` do not matter) or `dora` (LoRA with use_dora=true); `merge` (see Output);
 every other option is a field of the method's peft config class (LoraConfig, IA3Config, ...), passed through as is.
-The task type is always SEQ_CLS. Defaults filled in where the user sets none:
+The task type is the head's (`Family.task_type`: SEQ_CLS, or TOKEN_CLS for task=token-classification). Defaults
+filled in where the user sets none:
 
 - target_modules: the family's `Family.lora_targets` (BERT query/value, GPT-2 c_attn, T5 q/v, our backbones'
   DEFAULT_LORA_TARGETS), the LoRA paper's choice. On MiniLM-L6 every encoder linear at r=6, the biases and a
@@ -166,8 +167,8 @@ class AdapterTuning(Strategy):
             _check_prompt_learning(self.options.method, model, family)
 
         try:
-            # a copy: PeftModelForSequenceClassification appends classifier/score to modules_to_save in place
-            peft_config = self.config_class(task_type=TaskType.SEQ_CLS, **copy.deepcopy(arguments))
+            # a copy: PeftModelFor...Classification appends classifier/score to modules_to_save in place
+            peft_config = self.config_class(task_type=TaskType(family.task_type), **copy.deepcopy(arguments))
             peft_model = get_peft_model(model, peft_config)
         except (TypeError, ValueError, NotImplementedError, KeyError) as err:
             raise UserError(f"adapter method {self.options.method!r} cannot apply to {model_type} with these options: "

@@ -42,7 +42,9 @@ class Strategy:
     pretrained_weights: ClassVar[bool] = True  # False: same architecture from random init
     transferred: ClassVar[str] = "parameters"  # parameters | features | structure, for cards
     default_learning_rate: ClassVar[float] = 1e-4  # used unless the run sets train.learning_rate
+    task_learning_rates: ClassVar[dict[str, float]] = {}  # task -> its own default, where one was measured
     heads: ClassVar[tuple[str, ...]] = ("classification",)  # the `head=` values this strategy can train
+    tasks: ClassVar[tuple[str, ...]] = ("text-classification", "token-classification")  # `task=` values it trains
 
     def __init__(self, options: dict[str, Any] | None = None):
         """Parse and check `options` (strategy_options); raises UserError for an unknown or bad option."""
@@ -53,6 +55,17 @@ class Strategy:
         if head not in self.heads:
             raise UserError(f"head={head} trains the whole seq2seq model, which strategy={self.name} does not: use "
                             "strategy=full or strategy=scratch")
+
+    def learning_rate_for(self, task: str) -> float:
+        """The default learning rate for a run of `task` (a tasks.TASKS name): used unless train.learning_rate is
+        set."""
+        return self.task_learning_rates.get(task, self.default_learning_rate)
+
+    def check_task(self, task: str) -> None:
+        """Raise UserError, before anything loads, when this strategy cannot train a model for `task`."""
+        if task not in self.tasks:
+            raise UserError(f"strategy={self.name} does not apply to task={task} (it trains "
+                            f"{' and '.join(self.tasks)}): use strategy=frozen for a head on frozen features")
 
     def setup(self, model, family, train_config) -> StrategySetup:
         """Prepare `model` (freeze, wrap) for training with `train_config` (its learning_rate resolved)."""

@@ -47,6 +47,7 @@ class LinearProbe(Strategy):
     description = "a logistic-regression probe (scikit-learn) on frozen pooled features, saved as the model's head"
     transferred = "features"
     options_class = LinearProbeOptions
+    tasks = ("text-classification",)  # one pooled feature vector per text
 
     def __init__(self, options=None):
         super().__init__(options)
