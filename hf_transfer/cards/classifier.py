@@ -93,6 +93,7 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
         comparisons=_comparisons(result, margins),
         plots=plots_in(folder),
         hyperparameters=_hyperparameters(result),
+        teacher=_teacher_summary(result),
         compute=result.compute,
         usage=usage_snippet(load_from, result, adapter, trust_remote_code=bool(code_files)),
         seed=result.seed,
@@ -154,13 +155,26 @@ def _hyperparameters(result: RunResult) -> dict[str, str]:
     """name -> value as shown: the recorded training settings (not the log), then precision and seed."""
     rows = {}
     for key, value in result.training.items():
-        if key in ("log_history", "schedule_changes") or value is None:  # the changes are a data note
+        # the changes are a data note; a teacher's record and stages have a section of their own
+        if key in ("log_history", "schedule_changes", "teacher", "stages") or value is None:
             continue
         name = HYPERPARAMETER_NAMES.get(key, key)
         rows[name] = f"{value:.4f}" if isinstance(value, float) and key.endswith("loss") else str(value)
     rows["precision"] = str(result.compute.get("precision"))
     rows["seed"] = str(result.seed)
     return rows
+
+
+def _teacher_summary(result: RunResult) -> dict | None:
+    """What a run with a zero-shot teacher (hf_transfer.distill) tells its reader: the teacher, the texts it
+    labelled, its accuracy raw and calibrated, and the training stages; None for a run without one."""
+    record = result.training.get("teacher")
+    if not record:
+        return None
+    baseline = next((b for b in result.baselines.values() if b.get("role") == "teacher"), {})
+    return {**record, "accuracy": {split: report["accuracy"] for split, report in baseline.get("metrics", {}).items()},
+            "calibrated_accuracy": baseline.get("calibrated_accuracy", {}),
+            "stages": result.training.get("stages", [])}
 
 
 def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust_remote_code: bool = False) -> str:
