@@ -63,6 +63,9 @@ class Asset:
     # Labels of another dataset asset that mean the same, for using this one as its out-of-domain test set:
     # {"rotten-tomatoes": {"positive": "fresh", "negative": "rotten"}}.
     label_maps: dict = field(default_factory=dict, hash=False)
+    # Default label descriptions per zero-shot method, chosen on the validation split (never test):
+    # {"embedding": {"fresh": "An excellent, enjoyable film.", ...}}; hf_transfer.zeroshot.descriptions applies them.
+    label_descriptions: dict = field(default_factory=dict, hash=False)
     # token-dataset assets: the tag scheme of the label column (IOB2: every entity starts with B-)
     tag_scheme: str | None = None
     extra: dict = field(default_factory=dict, hash=False)
@@ -108,6 +111,10 @@ ASSETS: dict[str, Asset] = {
             text_columns=("text",),
             label_column="category",
             exclude_labels=("plot",),
+            # The best of 13 description pairs for minilm-l6 embeddings on the default split's validation texts
+            # (0.690 there, test 0.704; the bare names "fresh" / "rotten" score 0.48): recipes/configs/zeroshot.yaml.
+            label_descriptions={"embedding": {"fresh": "An excellent, enjoyable film.",
+                                              "rotten": "A boring, disappointing film."}},
         ),
         Asset(
             name="political-speeches",

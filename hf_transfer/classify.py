@@ -27,6 +27,11 @@ from .runtime import hardware_description, peak_memory_mb, resolve_precision, se
 from .schedule import resolve_schedule
 from .strategies import get_strategy
 from .tasks import TASKS
+from .distill import distil, teacher_baseline
+from .losses import TargetCrossEntropy, class_weights
+from .schedule import NO_OPTIMIZER_STEPS, SELECT_EVALUATIONS, optimizer_steps
+from .selection import EvaluateLastStep, selecting_arguments, selects_on_validation, validation_accuracy
+from .teacher import prepare_teacher
 from .training import build_trainer, mean_train_loss, training_arguments
 from .zeroshot import prepare_baseline
 
@@ -63,12 +68,17 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                    resume=config.resume) as folder:
         set_seed(config.train.seed)
         task = task_family.load_data(config.data)
-        train_config, schedule_changes = resolve_schedule(resolved.train, strategy.name, len(task.splits["train"]),
-                                                          state.num_processes)
+        teacher = prepare_teacher(config.teacher, config.model, task, config.data.dataset,
+                                  strategy.name not in NO_OPTIMIZER_STEPS)
+        # The rule sees the learning rate the user set (null: it may pick the strategy's small-data rate); a
+        # teacher's stages have schedules of their own (hf_transfer.distill).
+        train_config, schedule_changes = (config.train, ()) if teacher else resolve_schedule(
+            config.train, strategy.name, len(task.splits["train"]), state.num_processes)
         if schedule_changes:
             logger.info(f"small-data rule for {len(task.splits['train'])} training examples: "
                         + "; ".join(schedule_changes))
-        resolved = dataclasses.replace(resolved, train=train_config)
+        learning_rate = train_config.learning_rate or learning_rate
+        resolved = dataclasses.replace(resolved, train=dataclasses.replace(train_config, learning_rate=learning_rate))
         baseline = prepare_baseline(config.zeroshot_baseline, config.model, task, config.train.eval_batch_size)
         backbone = load_backbone(config, task, strategy)
         model, tokenizer = backbone.model, backbone.tokenizer
@@ -80,11 +90,25 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         tokenized = task_family.tokenize(task, tokenizer, config.data)
 
         args = training_arguments(resolved.train, str(folder.checkpoints), precision, config.train.eval_every_epoch)
+        weights = class_weights(config.train.class_weight, task.label_names, tokenized["train"]["labels"],
+                                task.multi_label)
+        select = selects_on_validation(config.train.select_best, schedule_changes, strategy.name, task, teacher)
+        if select:
+            args = selecting_arguments(args, optimizer_steps(len(tokenized["train"]), resolved.train,
+                                                             state.num_processes), SELECT_EVALUATIONS)
         trainer = build_trainer(setup.model, args, tokenizer, tokenized["train"], tokenized["validation"],
-                                [*setup.callbacks, *callbacks], setup.optimizer_grouped_parameters,
-                                task_family.data_collator(tokenizer))
+                                [*setup.callbacks, *callbacks, *([EvaluateLastStep()] if select else [])],
+                                setup.optimizer_grouped_parameters, task_family.data_collator(tokenizer),
+                                compute_loss_func=TargetCrossEntropy(weights) if weights is not None else None,
+                                compute_metrics=validation_accuracy(task.multi_label) if select else None)
         train_started = time.perf_counter()
-        strategy.train(setup, trainer, task, tokenized, resume_from=folder.resume_from)
+        distilled = {}
+        if teacher:
+            distilled = distil(teacher, strategy, setup, task, tokenized, tokenizer, resolved.train,
+                               folder.checkpoints, folder.resume_from, precision, [*setup.callbacks, *callbacks],
+                               config.data.max_length, weights)
+        else:
+            strategy.train(setup, trainer, task, tokenized, resume_from=folder.resume_from)
         train_time = time.perf_counter() - train_started
 
         eval_started = time.perf_counter()
@@ -97,9 +121,13 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         baselines = task_family.baselines(task, config.baselines)
         if baseline:
             baselines[baseline.name] = baseline.evaluate(task, config.data.max_length)
+        if teacher:
+            baselines[teacher.name] = teacher_baseline(teacher, task, config.data.max_length,
+                                                       distilled["teacher"]["calibration"])
 
         train_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"])
-        epochs_run = trainer.state.epoch or resolved.train.epochs
+        epochs_run = trainer.state.epoch or resolved.train.epochs or 0.0
+        seen = distilled.pop("examples_seen", len(tokenized["train"]) * epochs_run)  # a teacher's: both stages
         result = RunResult(
             kind=task_family.result_kind,
             model=backbone.record(),
@@ -111,8 +139,8 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
             parameters=parameters,
             compute={
                 "train_time_s": train_time,
-                "train_examples_per_s": len(tokenized["train"]) * epochs_run / train_time,
-                "train_tokens_per_s": train_tokens * epochs_run / train_time,
+                "train_examples_per_s": seen / train_time,
+                "train_tokens_per_s": seen * train_tokens / max(1, len(tokenized["train"])) / train_time,
                 "eval_time_s": eval_time,
                 "total_time_s": 0.0,  # set when the folder is written
                 "peak_memory_mb": peak_memory_mb(),
@@ -135,6 +163,10 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "resumed_from_step": _step_of(folder.resume_from),  # 0: not resumed
                 "final_train_loss": mean_train_loss(trainer.state.log_history, _step_of(folder.resume_from)),
                 "log_history": trainer.state.log_history,
+                **({"selected_on_validation": {"evaluations": SELECT_EVALUATIONS,
+                                               "best_validation_accuracy": trainer.state.best_metric}}
+                   if select else {}),
+                **distilled,  # a teacher's run: its stages, steps, loss and log
             },
             config=to_dict(resolved),
             seed=config.train.seed,

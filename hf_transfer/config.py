@@ -174,6 +174,12 @@ class TrainConfig:
     report_to: list[ReportTo] = setting(factory=list, help="experiment trackers, as transformers names them "
                                                            "(TrainingArguments.report_to): tensorboard, mlflow, "
                                                            "wandb, trackio, ...; empty: none")
+    class_weight: Literal["balanced"] | dict[str, float] | None = setting(
+        None, help="weights of the labels in the loss, for imbalanced single-label data: balanced (n / (labels x "
+                   "count), as scikit-learn's) or {label: weight} (unnamed labels 1); null: every example counts once")
+    select_best: bool | None = setting(
+        None, help="keep the checkpoint with the best validation accuracy (evaluated 20 times in the run) instead "
+                   "of the last; null: when the small-data rule changes the schedule and there is a validation split")
 
     def __post_init__(self):
         _positive("train.", epochs=self.epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
@@ -192,6 +198,44 @@ class ZeroShotBaselineConfig:
     model: str | None = setting(None, help="checkpoint to use zero-shot; null: the classify run's model")
     options: dict[str, Any] = setting(factory=dict, help="the method's options (template, verbalizers, "
                                                          "label_descriptions, ...)")
+
+
+@dataclass
+class TeacherConfig:
+    """A zero-shot teacher for few labelled examples (`teacher.*`; hf_transfer/distill.py says the recipe).
+
+    The teacher's probabilities for the train texts whose labels the run does not use (data.max_train_samples) and
+    for `unlabelled` texts are computed once and cached; calibrated on the labelled examples, they are the soft
+    targets a student distils from, before it fine-tunes on the labelled examples alone.
+    """
+
+    method: str | None = setting(None, help="nli | lm | seq2seq | embedding: the zero-shot method that labels the "
+                                            "texts; null: no teacher")
+    model: str | None = setting(None, help="the teacher's checkpoint; null: the classify run's model")
+    options: dict[str, Any] = setting(factory=dict, help="the method's options, as zeroshot's (template, "
+                                                         "verbalizers, label_descriptions, ...)")
+    unlabelled: str | None = setting(None, help="a file of unlabelled in-domain texts the teacher labels too: .txt "
+                                                "(one per line), .csv, .jsonl, .parquet, ...")
+    unlabelled_text_columns: list[str] | None = setting(None, help="the text field(s) of teacher.unlabelled's "
+                                                                   "records; null: data.text_columns, else text")
+    calibration: Literal["platt", "none"] = setting("platt", help="platt: the teacher's log-probabilities rescaled "
+                                                                  "and shifted to fit the labelled examples; none")
+    batch_size: int = setting(16, help="texts per forward pass of the teacher")
+    distill_epochs: float = setting(3.0, help="passes over the teacher-labelled and labelled texts")
+    distill_batch_size: int = setting(64, help="examples per optimiser step while distilling")
+    gold_steps: int = setting(100, help="at least this many optimiser steps of fine-tuning on the labelled "
+                                        "examples alone after distilling (0: none)")
+    gold_learning_rate: float | None = setting(None, help="learning rate of that fine-tuning; null: the run's "
+                                                          "learning rate / 5 (2e-5 for full fine-tuning)")
+
+    def __post_init__(self):
+        _positive("teacher.", batch_size=self.batch_size, distill_epochs=self.distill_epochs,
+                  distill_batch_size=self.distill_batch_size, gold_learning_rate=self.gold_learning_rate)
+        if self.gold_steps < 0:
+            raise UserError(f"teacher.gold_steps must be 0 or more, got {self.gold_steps}")
+        if not self.method and (self.unlabelled or self.model or self.options):
+            raise UserError("teacher.* is set but teacher.method is not: name the zero-shot method, e.g. "
+                            "teacher.method=lm")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -230,6 +274,7 @@ class ClassifyConfig:
         factory=lambda: ["majority", "tfidf"], help="cheap baselines fitted on the run's own split and shown on its "
                                                     "card with what transfer bought over them (TF-IDF: seconds)")
     zeroshot_baseline: ZeroShotBaselineConfig = setting(factory=ZeroShotBaselineConfig, help="")
+    teacher: TeacherConfig = setting(factory=TeacherConfig, help="")
     output_dir: str | None = setting(None, help="null: outputs/<model>-<dataset>-<strategy>")
     overwrite_output_dir: bool = setting(False, help="replace a finished output folder of the same name (false: "
                                                      "such a run is refused before it starts)")
@@ -278,7 +323,11 @@ class ZeroShotConfig:
     method: str = setting("embedding", help="nli | lm | seq2seq | embedding")
     model: str = setting("minilm-l6", help="model asset name, local folder or Hub id")
     options: dict[str, Any] = setting(factory=dict, help="the method's options: template, verbalizers, "
-                                                         "label_descriptions, ...")
+                                                         "label_descriptions, ...; a dataset asset fills in "
+                                                         "its label descriptions")
+    candidates: list[dict[str, Any]] = setting(
+        factory=list, help="option sets to choose among on the validation split (never test), each over options, "
+                           "e.g. [{template: ...}, {label_descriptions: {...}}]; the scores of all are recorded")
     trust_remote_code: bool = setting(False, help="run the Python code a checkpoint ships (config.json's auto_map); "
                                                   "read it first")
     data: DataConfig = setting(factory=DataConfig, help="")

@@ -102,6 +102,10 @@ class TaskData(LabelSpace):
     description: str
     truncation: str = "head"  # data.truncation: how tokenize_splits cuts texts longer than max_length
     data_facts: dict = field(default_factory=dict)
+    # data.max_train_samples: the train split before it was subsampled, and the rows of it that were kept (sorted),
+    # for a teacher that labels the rest (hf_transfer.teacher); None when the whole train split is used.
+    train_pool: Dataset | None = None
+    train_rows: np.ndarray | None = None
 
     @property
     def problem_type(self) -> str:
@@ -182,10 +186,11 @@ def load_task_data(config: DataConfig) -> TaskData:
                    .add_column("labels", [_encode(v, label_ids, multi_label) for v in labels[name]], feature=feature)
         for name, split in raw.items()
     })
-    splits = _make_splits(encoded, config, multi_label, text_columns, facts)
+    splits, pool, rows = _make_splits(encoded, config, multi_label, text_columns, facts)
     for level, line in _fact_lines(facts, label_column, splits):  # logged only now: a failed load says one line
         logger.log(level, line)
-    return TaskData(splits, text_columns, label_names, multi_label, config.dataset, description, config.truncation, facts)
+    return TaskData(splits, text_columns, label_names, multi_label, config.dataset, description, config.truncation,
+                    facts, pool, rows)
 
 
 def read_text_records(path: str | Path, text_columns: str | list[str] = "text", delimiter: str | None = None) -> list:
@@ -557,7 +562,9 @@ def _encode(value, label_ids: dict[str, int], multi_label: bool):
 
 
 def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_columns: list[str],
-                 facts: dict) -> DatasetDict:
+                 facts: dict) -> tuple[DatasetDict, Dataset | None, np.ndarray | None]:
+    """(train / validation / test, the train split before max_train_samples subsampled it and the kept rows of it;
+    both None when it was not subsampled)."""
     stratify = None if multi_label else "labels"
     train = data[config.train_split]
     test = _find_split(data, config.test_split, "test")
@@ -570,10 +577,12 @@ def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_
         train, validation = _carve(train, config.validation_size, config.seed, stratify, "data.validation_size",
                                    text_columns)
         carved.append("validation")
+    pool, rows = None, None
     if config.max_train_samples and config.max_train_samples < len(train):
         # Nested and seeded on its own: a study's seeds draw their own samples while the splits above stay fixed.
         seed = config.seed if config.subsample_seed is None else config.subsample_seed
-        train = train.select(nested_subsample(train["labels"], config.max_train_samples, seed))
+        pool, rows = train, nested_subsample(train["labels"], config.max_train_samples, seed)
+        train = train.select(rows)
     if config.max_eval_samples:
         validation, test = (
             s if len(s) <= config.max_eval_samples
@@ -583,7 +592,7 @@ def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_
     splits = DatasetDict({"train": train, "validation": validation, "test": test})
     facts["carved_splits"] = carved
     facts.update(_overlap(splits, text_columns))
-    return splits
+    return splits, pool, rows
 
 
 def _find_split(data: DatasetDict, named: str | None, role: str) -> Dataset | None:

@@ -322,10 +322,11 @@ def loss_terms(labels: torch.Tensor | None, rows: slice) -> int:
 
 
 def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval_dataset, callbacks, optimizer_groups=None,
-                  data_collator=None):
+                  data_collator=None, compute_loss_func=None, compute_metrics=None):
     """A TransferTrainer; `optimizer_groups` (param groups with their own learning rates) get a fused AdamW, and
     `data_collator` defaults to dynamic padding (DataCollatorWithPadding). The loss is logged at checkpoints too
-    (LogAtCheckpoints).
+    (LogAtCheckpoints). `compute_loss_func` replaces the model's loss (hf_transfer.losses: soft targets, class
+    weights) and `compute_metrics` scores evaluations (hf_transfer.selection), as Trainer takes them.
 
     Raises UserError when args ask for gradient checkpointing of a model that does not support it.
     """
@@ -346,6 +347,8 @@ def build_trainer(model, args: TrainingArguments, tokenizer, train_dataset, eval
         data_collator=data_collator or DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None),
         callbacks=[LogAtCheckpoints(), *callbacks],
         optimizers=optimizers,
+        compute_loss_func=compute_loss_func,
+        compute_metrics=compute_metrics,
     )
 
 

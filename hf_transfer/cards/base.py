@@ -40,7 +40,7 @@ TRANSFER_EXPLANATIONS = {
 }
 # Config keys that only say where a run wrote or pushed its output: left out of reproduce commands.
 LOCAL_KEYS = ("output_dir", "overwrite_output_dir", "push_to_hub", "hub_repo_id", "hub_private")
-CONFIG_SECTIONS = ("data", "train", "zeroshot_baseline")
+CONFIG_SECTIONS = ("data", "train", "zeroshot_baseline", "teacher")
 
 
 # ---------------------------------------------------------------------------------------------------------------

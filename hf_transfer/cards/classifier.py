@@ -100,6 +100,7 @@ def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tup
         baselines=result.baselines,
         plots=plots_in(folder),
         hyperparameters=_hyperparameters(result),
+        teacher=_teacher_summary(result),
         compute=result.compute,
         seed=result.seed,
         versions=result.versions,
@@ -175,7 +176,8 @@ def _hyperparameters(result: RunResult) -> dict[str, str]:
     and seed."""
     rows = {}
     for key, value in result.training.items():
-        if key in ("log_history", "schedule_changes") or value is None:  # the changes are a data note
+        # the changes are a data note; a teacher's record and stages have a section of their own
+        if key in ("log_history", "schedule_changes", "teacher", "stages") or value is None:
             continue
         name = HYPERPARAMETER_NAMES.get(key, key)
         rows[name] = f"{value:.4f}" if isinstance(value, float) and key.endswith("loss") else str(value)
@@ -187,6 +189,18 @@ def _hyperparameters(result: RunResult) -> dict[str, str]:
     rows["precision"] = str(result.compute.get("precision"))
     rows["seed"] = str(result.seed)
     return rows
+
+
+def _teacher_summary(result: RunResult) -> dict | None:
+    """What a run with a zero-shot teacher (hf_transfer.distill) tells its reader: the teacher, the texts it
+    labelled, its accuracy raw and calibrated, and the training stages; None for a run without one."""
+    record = result.training.get("teacher")
+    if not record:
+        return None
+    baseline = next((b for b in result.baselines.values() if b.get("role") == "teacher"), {})
+    return {**record, "accuracy": {split: report["accuracy"] for split, report in baseline.get("metrics", {}).items()},
+            "calibrated_accuracy": baseline.get("calibrated_accuracy", {}),
+            "stages": result.training.get("stages", [])}
 
 
 def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust_remote_code: bool = False) -> str:

@@ -26,6 +26,7 @@ from ..run_folder import RunFolder, default_output_dir
 from ..runtime import hardware_description, peak_memory_mb
 from ..tasks import TextClassification
 from .base import ZeroShotMethod, get_method
+from .descriptions import choose_options, with_dataset_descriptions
 
 EVAL_SPLITS = ZEROSHOT_SPLITS
 DEFAULT_MAX_LENGTH = 128  # DataConfig.max_length's default
@@ -138,12 +139,17 @@ def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResul
         torch.set_num_threads(config.threads)
     with RunFolder(output_dir, overwrite=config.overwrite_output_dir) as folder:
         # Options and the checkpoint's kind fail before the data and the weights load.
-        method = get_method(config.method, config.options)
+        options = with_dataset_descriptions(config.method, config.options, config.data.dataset)
+        method = get_method(config.method, options)
         model, model_config = checked_model(method, config.model, config.trust_remote_code, config.data.max_length)
         task = load_task_data(config.data)
 
         classifier = ZeroShotClassifier(method, model, task.label_names, task.multi_label,
                                         batch_size=config.batch_size, max_length=config.data.max_length)
+        selection = None
+        if config.candidates:  # chosen on validation before anything reads test
+            options, scores = choose_options(classifier, task, options, config.candidates)
+            selection = {"split": "validation", "candidates": scores, "chosen": options}
         eval_started = time.perf_counter()
         splits = [s for s in EVAL_SPLITS if s in config.splits]
         metrics, predictions = classifier.evaluate(task, splits)
@@ -155,7 +161,8 @@ def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResul
                    "model_type": model_config.model_type, "family": family_of(model_config).name},
             strategy={"name": "zero-shot", "method": method.name, "description": method.description,
                       "transferred": "none", "options": to_dict(method.options),
-                      "label_prompts": method.label_prompts(task.label_names)},
+                      "label_prompts": method.label_prompts(task.label_names),
+                      **({"selection": selection} if selection else {})},
             task=TextClassification.record(task),
             metrics=metrics,
             parameters={"trainable": 0, "total": classifier.num_parameters, "trainable_fraction": 0.0},
@@ -204,7 +211,8 @@ def prepare_baseline(config: ZeroShotBaselineConfig, default_model: str, task: T
     (and, given the run's `max_length`, for texts longer than the model's positions)."""
     if not config.method:
         return None
-    method = get_method(config.method, config.options)
+    method = get_method(config.method, with_dataset_descriptions(config.method, config.options, task.source,
+                                                                 task.label_names))
     check_labels(method, task.label_names, task.multi_label)
     model, _ = checked_model(method, config.model or default_model, trust_remote_code, max_length)
     return ZeroShotBaseline(method, model, batch_size)

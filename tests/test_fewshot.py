@@ -1,0 +1,191 @@
+"""Few labelled examples with a zero-shot teacher (hf_transfer.teacher, hf_transfer.distill) and the loss behind it
+(hf_transfer.losses): the training data the student gets, the calibration, the cache, and what never reads test."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import sentiment_rows, write_csv
+from hf_transfer.classify import run_classify
+from hf_transfer.config import ClassifyConfig, load_config
+from hf_transfer.distill import distillation_data
+from hf_transfer.errors import UserError
+from hf_transfer.losses import TargetCrossEntropy, class_weights
+from hf_transfer.teacher import Teacher, apply_calibration, log_probs, platt_calibration
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_with_no_gold_examples_the_training_data_is_exactly_the_teachers_output():
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet([1, 1, 1], size=12).astype(np.float32)
+    unlabelled = rng.dirichlet([1, 1, 1], size=3).astype(np.float32)
+    texts = [f"text {i}" for i in range(12)]
+    data = distillation_data(probabilities, np.array([], dtype=int), np.array([], dtype=int), texts, unlabelled,
+                             ["more 0", "more 1", "more 2"], "platt")
+    assert data.texts == texts + ["more 0", "more 1", "more 2"]
+    assert np.array_equal(data.targets, np.concatenate([probabilities, unlabelled]))
+    assert data.gold == 0 and data.calibration == {"method": "none", "a": 1.0, "b": [0.0, 0.0, 0.0]}
+
+
+def test_gold_examples_keep_their_labels_once_and_the_rest_get_the_calibrated_teacher():
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet([1, 1], size=10)
+    gold_rows, gold_labels = np.array([2, 7]), np.array([1, 0])
+    data = distillation_data(probabilities, gold_rows, gold_labels, [f"t{i}" for i in range(10)],
+                             np.zeros((0, 2)), [], "platt")
+    pool = [i for i in range(10) if i not in (2, 7)]
+    assert data.texts == [f"t{i}" for i in pool] + ["t2", "t7"]
+    assert np.array_equal(data.targets[-2:], [[0, 1], [1, 0]])
+    a, b = data.calibration["a"], np.array(data.calibration["b"])
+    assert np.allclose(data.targets[:-2], apply_calibration(log_probs(probabilities[pool]), a, b), atol=1e-6)
+    assert (data.from_train, data.gold) == (8, 2)
+
+
+def test_platt_calibration_recovers_a_known_scale_and_offset():
+    rng = np.random.default_rng(2)
+    teacher = rng.dirichlet([1, 1], size=4000)
+    true = apply_calibration(log_probs(teacher), 2.0, np.array([0.4, -0.4]))
+    labels = (rng.random(4000) < true[:, 1]).astype(int)
+    a, b = platt_calibration(log_probs(teacher), labels, l2=0.0)
+    assert a == pytest.approx(2.0, abs=0.2) and b == pytest.approx([0.4, -0.4], abs=0.1)
+    assert platt_calibration(log_probs(teacher[:0]), labels[:0]) == (1.0, pytest.approx([0.0, 0.0]))
+
+
+def test_soft_target_loss_is_cross_entropy_for_one_hot_and_kl_plus_entropy_for_soft_targets():
+    logits = torch.randn(5, 3)
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    loss = TargetCrossEntropy()
+    assert loss({"logits": logits}, labels) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, labels)))
+    targets = torch.softmax(torch.randn(5, 3), -1)
+    kl = torch.nn.functional.kl_div(torch.log_softmax(logits, -1), targets, reduction="batchmean")
+    entropy = -(targets * targets.log()).sum(-1).mean()
+    assert loss({"logits": logits}, targets) == pytest.approx(float(kl + entropy), rel=1e-5)
+    # Trainer's item count for float labels is every entry: the loss divides by examples all the same
+    assert loss({"logits": logits}, targets, num_items_in_batch=15) == pytest.approx(float(kl + entropy), rel=1e-5)
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    weighted = TargetCrossEntropy(weights)({"logits": logits}, labels)
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=weights, reduction="sum") / 5
+    assert weighted == pytest.approx(float(expected))
+
+
+def test_class_weights_balanced_and_per_label():
+    assert class_weights("balanced", ["a", "b"], [0, 0, 0, 1], False).tolist() == pytest.approx([4 / 6, 2.0])
+    assert class_weights({"b": 3}, ["a", "b"], [0, 1], False).tolist() == [1.0, 3.0]
+    assert class_weights(None, ["a", "b"], [0, 1], False) is None
+    with pytest.raises(UserError, match="label 'c'"):
+        class_weights({"c": 2}, ["a", "b"], [0, 1], False)
+    with pytest.raises(UserError, match="multi-label"):
+        class_weights("balanced", ["a", "b"], [[1, 0]], True)
+
+
+# -- whole runs on a tiny BERT with an embedding teacher ------------------------------------------------------------
+
+
+def write_splits(folder, poison_test: bool = False):
+    """train / validation / test files; the poisoned test split has other texts and flipped labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = sentiment_rows(160, seed=3)
+    write_csv(folder / "train.csv", rows[:100])
+    write_csv(folder / "validation.csv", rows[100:130])
+    test = rows[130:]
+    if poison_test:
+        rng = random.Random(9)
+        test = [{"review": " ".join(rng.sample(row["review"].split() * 2, 4)) + " poison",
+                 "sentiment": "pos" if row["sentiment"] == "neg" else "neg"} for row in test]
+    write_csv(folder / "test.csv", test)
+    return folder
+
+
+def teacher_config(model, data, output_dir, *extra):
+    return load_config(ClassifyConfig, None, [
+        f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+        "data.max_train_samples=12", "train.precision=fp32", "train.threads=1", "train.seed=3",
+        "teacher.method=embedding", "teacher.distill_epochs=2", "teacher.distill_batch_size=16",
+        "teacher.gold_steps=6", "baselines=[majority]", f"output_dir={output_dir}", *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def two_teacher_runs(tiny_bert, tmp_path_factory):
+    """The same run twice, the second on a poisoned test split, sharing one teacher cache; `computed` lists what the
+    teacher computed in each run."""
+    folder = tmp_path_factory.mktemp("fewshot")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(folder / "cache"))
+    computed = []
+    compute = Teacher._compute
+    monkeypatch.setattr(Teacher, "_compute", lambda self, texts, max_length, what: (
+        computed[-1].append(what), compute(self, texts, max_length, what))[1])
+    results = []
+    for i, poison in enumerate((False, True)):
+        computed.append([])
+        data = write_splits(folder / f"data{i}", poison_test=poison)
+        results.append(run_classify(teacher_config(tiny_bert, data, folder / f"out{i}")))
+    monkeypatch.undo()
+    return results, computed, folder
+
+
+def test_a_teacher_run_distils_then_fine_tunes_on_the_gold_examples_and_records_both(two_teacher_runs):
+    (first, _), _, folder = two_teacher_runs
+    stages = first.training["stages"]
+    assert [stage["name"] for stage in stages] == ["distil", "gold"]
+    assert stages[0]["examples"] == 100 and stages[1]["examples"] == 12
+    assert stages[1]["optimizer_steps"] == 15  # max(ceil(10 x 12 / batch 8, the rule's floor), gold_steps 6)
+    assert stages[0]["learning_rate"] == 1e-4 and stages[1]["learning_rate"] == pytest.approx(2e-5)
+    teacher = first.training["teacher"]
+    assert teacher["texts"] == {"train_without_labels": 88, "unlabelled": 0, "gold": 12}
+    assert teacher["calibration"]["method"] == "platt"
+    baseline = first.baselines["teacher zero-shot embedding"]
+    assert set(baseline["metrics"]) == {"validation", "test"} and set(baseline["calibrated_accuracy"]) == {
+        "validation", "test"}
+    # the run ends with the better of the distilled model and the gold fine-tune's best, on validation
+    best = max(stage["best_validation_accuracy"] for stage in stages)
+    assert first.metrics["validation"]["accuracy"] == pytest.approx(best)
+    card = (folder / "out0" / "README.md").read_text()
+    assert "## Teacher" in card and "88 train texts whose labels" in card and "Teacher, calibrated" in card
+
+
+def test_the_teachers_labels_are_cached_and_a_second_run_does_not_recompute_them(two_teacher_runs):
+    (first, second), computed, _ = two_teacher_runs
+    assert sorted(computed[0]) == ["test", "train", "validation"]
+    assert computed[1] == ["test"]  # only the (poisoned) test texts are new
+    assert second.training["teacher"]["labelled"]["train"] == {"texts": 100, "cached": True}
+
+
+def test_calibration_and_training_never_read_the_test_split(two_teacher_runs):
+    (first, second), _, _ = two_teacher_runs
+    assert second.training["teacher"]["calibration"] == first.training["teacher"]["calibration"]
+    assert second.training["stages"] == first.training["stages"]
+    assert second.metrics["validation"] == first.metrics["validation"]
+    assert second.metrics["test"] != first.metrics["test"]
+
+
+def test_a_teacher_needs_texts_without_labels_and_a_single_label_task(tiny_bert, tmp_path):
+    data = write_splits(tmp_path / "data")
+    with pytest.raises(UserError, match="every train text is labelled"):
+        run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "data.max_train_samples=null"))
+    with pytest.raises(UserError, match="optimiser steps"):
+        run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "strategy=linear-probe"))
+    with pytest.raises(UserError, match="teacher.method"):
+        teacher_config(tiny_bert, data, tmp_path / "out", "teacher.method=null", "teacher.unlabelled=x.txt")
+
+
+def test_unlabelled_texts_join_the_teachers_pool(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_splits(tmp_path / "data")
+    extra = tmp_path / "more.txt"
+    extra.write_text("\n".join(row["review"] for row in sentiment_rows(20, seed=11)) + "\n")
+    result = run_classify(teacher_config(tiny_bert, data, tmp_path / "out", f"teacher.unlabelled={extra}",
+                                         "teacher.gold_steps=0", "teacher.distill_epochs=1"))
+    assert result.training["teacher"]["texts"]["unlabelled"] == 20
+    assert [stage["name"] for stage in result.training["stages"]] == ["distil"]
+    assert result.training["stages"][0]["examples"] == 120
