@@ -345,6 +345,9 @@ class ZeroShotConfig:
         if "test" not in self.splits or not set(self.splits) <= set(ZEROSHOT_SPLITS):
             raise UserError(f"splits={self.splits} must include test and name only {' and '.join(ZEROSHOT_SPLITS)}: "
                             "zero-shot evaluates on the held-out splits")
+        if self.data.truncation != "head":  # the methods tokenize on their own, keeping each text's first tokens
+            raise UserError(f"data.truncation={self.data.truncation} does not apply to zero-shot, which reads the "
+                            "first data.max_length tokens of each text: set data.truncation=head")
         _positive("", batch_size=self.batch_size, threads=self.threads)
 
 

@@ -742,13 +742,13 @@ def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks
 
     Texts longer than max_length tokens are cut as task.truncation says (see encode_texts). With chunks, each split
     gets a row per chunk and an `example_id` column (the example's row in task.splits); only a pipeline that pools
-    chunk logits per example (pool_chunk_logits) may ask for that: it passes pooled_chunks=True, and without it
-    data.truncation=chunks is refused. Records the share of truncated texts per split in
+    chunk logits per example (inference.pool_chunk_logits) may ask for that: it passes pooled_chunks=True, and
+    without it data.truncation=chunks is refused. Records the share of truncated texts per split in
     task.data_facts["truncation"] and logs it when any text was cut. Raises UserError when a text has no tokens.
     """
     if task.truncation == "chunks" and not pooled_chunks:
         raise UserError("data.truncation=chunks needs a pipeline that pools chunk predictions per text, and this one "
-                        "does not yet: use head or head+tail")
+                        "does not: use head or head+tail")
 
     def encode(batch, rows):
         encoded, lengths, text_tokens = encode_texts(tokenizer, *(batch[c] for c in task.text_columns),
@@ -848,23 +848,6 @@ def _windows(positions: list[int], budget: int, truncation: str) -> list[list[in
     step = max(1, budget - int(budget * CHUNK_OVERLAP))
     starts = range(0, max(len(positions) - budget, 0) + step, step)
     return [positions[start:start + budget] for start in starts if start < len(positions)]
-
-
-def pool_chunk_logits(logits: np.ndarray, example_ids, num_examples: int) -> np.ndarray:
-    """Per-example logits from per-chunk logits: the mean over each example's chunks.
-
-    logits: (chunks, labels); example_ids: (chunks,) the example row of each chunk (tokenize_splits' "example_id");
-    returns (num_examples, labels). Averaging logits is the pooling of Pappagari et al. 2019 ("Hierarchical
-    Transformers for Long Document Classification") reduced to a mean; it needs no training of its own.
-    """
-    logits = np.asarray(logits, dtype=np.float32)
-    example_ids = np.asarray(example_ids)
-    sums = np.zeros((num_examples, logits.shape[-1]), dtype=np.float32)
-    np.add.at(sums, example_ids, logits)
-    counts = np.bincount(example_ids, minlength=num_examples)
-    if (counts == 0).any():
-        raise ValueError(f"example {int(np.flatnonzero(counts == 0)[0])} has no chunk")
-    return sums / counts[:, None]
 
 
 def prediction_rows(task: TaskData, split: str, predicted, probabilities) -> list[dict]:

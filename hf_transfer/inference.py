@@ -68,20 +68,47 @@ def own_forward(model):
             model.forward = wrapped
 
 
-def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -> int:
-    """Replace, in place, the rows of `logits` (from `trainer` in bf16/fp16 over the tokenized `dataset`, in its
-    order) whose decision is a near-tie by the model's fp32 logits; returns how many rows were re-run (0 in fp32).
+def pool_chunk_logits(logits: np.ndarray, example_ids, num_examples: int) -> np.ndarray:
+    """Per-example logits from per-chunk logits: the mean over each example's chunks.
 
+    logits: (chunks, labels); example_ids: (chunks,) the example row of each chunk (tokenize_splits' "example_id");
+    returns (num_examples, labels). Averaging logits is the pooling of Pappagari et al. 2019 ("Hierarchical
+    Transformers for Long Document Classification") reduced to a mean; it needs no training of its own.
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    example_ids = np.asarray(example_ids)
+    sums = np.zeros((num_examples, logits.shape[-1]), dtype=np.float32)
+    np.add.at(sums, example_ids, logits)
+    counts = np.bincount(example_ids, minlength=num_examples)
+    if (counts == 0).any():
+        raise ValueError(f"example {int(np.flatnonzero(counts == 0)[0])} has no chunk")
+    return sums / counts[:, None]
+
+
+def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -> tuple[np.ndarray, int]:
+    """(per-example logits, rows re-run in fp32) from `logits`, the rows of `trainer`'s low-precision predictions
+    over the tokenized `dataset`, in its order: the examples whose decision is a near-tie get fp32 logits (0 rows
+    re-run when the trainer ran in fp32).
+
+    A dataset with an `example_id` column (data.truncation=chunks) has a row per chunk: the chunks' logits are
+    pooled per example (pool_chunk_logits), and every chunk of a near-tie example is re-run before pooling again.
     Every process of a distributed run re-runs the same rows on its own copy of the model, so all agree.
     """
-    if not (trainer.args.bf16 or trainer.args.fp16) or not len(logits):
-        return 0
-    unsure = near_ties(logits, multi_label)
+    example_ids = np.asarray(dataset["example_id"]) if "example_id" in dataset.column_names else None
+    pooled = (lambda rows: rows) if example_ids is None else (
+        lambda rows: pool_chunk_logits(rows, example_ids, int(example_ids.max(initial=-1)) + 1))
+    decided = pooled(logits)
+    if not (trainer.args.bf16 or trainer.args.fp16) or not len(decided):
+        return decided, 0
+    unsure = near_ties(decided, multi_label)
+    if example_ids is not None:
+        unsure = np.flatnonzero(np.isin(example_ids, unsure))
     if not len(unsure):
-        return 0
+        return decided, 0
     rows = dataset.select(unsure).select_columns([c for c in MODEL_INPUTS if c in dataset.column_names])[:]
     model = trainer.model.eval()
+    logits = logits.copy()
     with own_forward(model):
         logits[unsure] = batched_logits(model, rows, np.arange(len(unsure)), trainer.processing_class.pad_token_id,
                                         trainer.args.device)
-    return len(unsure)
+    return pooled(logits), len(unsure)

@@ -41,7 +41,7 @@ from .backbones import (load_backbone, load_model_config, load_tokenizer, loadin
                         quiet_load_report, resolve_model)
 from .data import TaskData, encode_texts, read_text_records
 from .errors import UserError
-from .inference import RECHECK_MARGIN, batched_logits, decision_margins
+from .inference import RECHECK_MARGIN, batched_logits, decision_margins, pool_chunk_logits
 from .run_folder import write_file_atomically
 from .runtime import cpu_has_fast_bf16
 
@@ -104,19 +104,24 @@ class Predictor:
         # What the run tokenized with (texts longer than the model's positions could not have been evaluated).
         limits = [self.tokenizer.model_max_length, position_limit(config) or self.tokenizer.model_max_length]
         self.max_length = min([*limits, (run or {}).get("training", {}).get("max_length") or limits[0]])
-        self.truncation = _truncation(run, model_dir)
+        self.truncation = _truncation(run)
 
     def logits(self, texts: list) -> np.ndarray:
         """fp32-exact decisions: bf16 logits, with the near-ties replaced by fp32 ones. `texts` holds strings, or
-        (text, text_pair) tuples for a run trained on pairs."""
-        columns, lengths = self._encode(texts)
-        rows = np.arange(len(texts))
+        (text, text_pair) tuples for a run trained on pairs. (texts, labels) float32; a run that cut long texts
+        into chunks (data.truncation=chunks) gets each text's chunk logits pooled as its evaluation pooled them."""
+        columns, lengths, example_ids = self._encode(texts)
+        rows = np.arange(len(lengths))
         logits = self._run(columns, lengths, rows, bf16=self.bf16)
+        pooled = (lambda out: out) if example_ids is None else (
+            lambda out: pool_chunk_logits(out, example_ids, len(texts)))
         if self.bf16:
-            unsure = rows[self._margin(logits) < RECHECK_MARGIN]
+            unsure = np.flatnonzero(self._margin(pooled(logits)) < RECHECK_MARGIN)
+            if example_ids is not None:
+                unsure = np.flatnonzero(np.isin(example_ids, unsure))
             if len(unsure):
                 logits[unsure] = self._run(columns, lengths, unsure, bf16=False)
-        return logits
+        return pooled(logits)
 
     def predict(self, texts: list) -> list[dict]:
         """One {label, score, scores} per text; label is a list of names for multi-label models."""
@@ -124,14 +129,16 @@ class Predictor:
         probabilities = (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, -1)).numpy()
         return _rows(self.labels, probabilities, self.multi_label)
 
-    def _encode(self, texts: list) -> tuple[dict, list[int]]:
-        """Model inputs cut as the run cut them (data.encode_texts: data.truncation at its max_length)."""
+    def _encode(self, texts: list) -> tuple[dict, list[int], np.ndarray | None]:
+        """(model inputs cut as the run cut them (data.encode_texts: data.truncation at its max_length), tokens per
+        row, the text of each row for chunks else None)."""
         pairs = bool(texts) and not isinstance(texts[0], str)
         firsts, seconds = (list(zip(*texts)) if pairs else (texts, None))
         encoded, _, _ = encode_texts(self.tokenizer, list(firsts), list(seconds) if pairs else None,
                                      max_length=self.max_length, truncation=self.truncation)
         columns = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        return columns, [len(ids) for ids in columns["input_ids"]]
+        example_ids = np.asarray(encoded["example_id"]) if "example_id" in encoded else None
+        return columns, [len(ids) for ids in columns["input_ids"]], example_ids
 
     def _margin(self, logits: np.ndarray) -> np.ndarray:
         return decision_margins(logits, self.multi_label)
@@ -178,13 +185,9 @@ def _rows(labels: list[str], probabilities: np.ndarray, multi_label: bool) -> li
     return rows
 
 
-def _truncation(run: dict | None, model_dir: Path) -> str:
+def _truncation(run: dict | None) -> str:
     """How the run cut long texts (data.truncation; head before the key existed)."""
-    truncation = (run or {}).get("config", {}).get("data", {}).get("truncation") or "head"
-    if truncation == "chunks":  # one prediction per text would need the chunks' logits pooled as evaluation did
-        raise UserError(f"the run in {model_dir} cut long texts into chunks (data.truncation=chunks), which "
-                        "`hf-transfer predict` does not pool yet: predict with a head or head+tail run")
-    return truncation
+    return (run or {}).get("config", {}).get("data", {}).get("truncation") or "head"
 
 
 def _load_classifier(model_dir: Path, run: dict | None, trust_remote_code: bool):

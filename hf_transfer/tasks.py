@@ -35,7 +35,12 @@ class TextClassification:
 
     @staticmethod
     def tokenize(task: TaskData, tokenizer, data_config):
-        return tokenize_splits(task, tokenizer, data_config.max_length)
+        """The tokenized splits (data.tokenize_splits). With data.truncation=chunks a long text trains as several
+        chunks with its label, and evaluation pools its chunks' logits (inference.pool_chunk_logits)."""
+        tokenized = tokenize_splits(task, tokenizer, data_config.max_length, pooled_chunks=True)
+        if "example_id" in tokenized["train"].column_names:
+            tokenized["train"] = tokenized["train"].remove_columns("example_id")
+        return tokenized
 
     @staticmethod
     def data_collator(tokenizer):
@@ -46,17 +51,18 @@ class TextClassification:
         """(report per split, predictions.jsonl rows): the trained model's predictions on each split, in order.
 
         Decisions are fp32-exact: after a bf16/fp16 evaluation the near-ties are run again in fp32
-        (inference.recheck_near_ties), so that a stock fp32 client reproduces predictions.jsonl.
+        (inference.recheck_near_ties), so that a stock fp32 client reproduces predictions.jsonl. Chunks of a long
+        text (data.truncation=chunks) are pooled into one decision per text there too.
         """
         metrics, rows = {}, []
         for split in splits:
-            logits = predict_logits(trainer, tokenized[split])
-            rechecked = recheck_near_ties(trainer, tokenized[split], logits, task.multi_label)
+            logits, rechecked = recheck_near_ties(trainer, tokenized[split], predict_logits(trainer, tokenized[split]),
+                                                  task.multi_label)
             if rechecked:
-                logger.info(f"{split}: {rechecked} of {len(logits)} decisions within RECHECK_MARGIN of a tie "
+                logger.info(f"{split}: {rechecked} of {len(tokenized[split])} rows within RECHECK_MARGIN of a tie "
                             "re-checked in fp32")
             predicted, probabilities = predictions_from_logits(logits, task.multi_label)
-            metrics[split] = classification_report(predicted, tokenized[split]["labels"], task.label_names,
+            metrics[split] = classification_report(predicted, task.splits[split]["labels"], task.label_names,
                                                    task.multi_label)
             rows += prediction_rows(task, split, predicted, probabilities)
         return metrics, rows

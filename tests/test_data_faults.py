@@ -19,9 +19,10 @@ from transformers import AutoTokenizer
 
 from conftest import sentiment_rows, write_csv
 from hf_transfer.config import DataConfig
-from hf_transfer.data import (HEAD_SHARE, encode_texts, load_task_data, pool_chunk_logits, read_text_records,
+from hf_transfer.data import (HEAD_SHARE, encode_texts, load_task_data, read_text_records,
                               tokenize_splits)
 from hf_transfer.errors import UserError
+from hf_transfer.inference import pool_chunk_logits
 
 FAULTS = Path(__file__).parent / "data_faults"
 

@@ -62,6 +62,7 @@ def runs(tiny_bert, tmp_path_factory):
         "max-length-4": classify(root / "short", data, f"model={tiny_bert}", "data.max_length=4"),
         "head+tail-6": classify(root / "head-tail", data, f"model={tiny_bert}", "data.max_length=6",
                                 "data.truncation=head+tail"),
+        "chunks-6": classify(root / "chunks", data, f"model={tiny_bert}", "data.max_length=6", "data.truncation=chunks"),
         "multi-label": classify(root / "multi", multi, f"model={tiny_bert}"),
     }
     done["adapter-merged"] = done["adapter"] / "merged"
@@ -83,7 +84,8 @@ def texts_of(rows):
 
 
 @pytest.mark.parametrize("kind", ["full", "adapter", "adapter-merged", "hft-textcnn", "text-to-text", "pairs",
-                                  "max-length-4", "head+tail-6", "multi-label", "zero-shot"])
+                                  "max-length-4", "head+tail-6", "chunks-6", "multi-label",
+                                  "zero-shot"])
 def test_predict_reproduces_the_runs_predictions(runs, kind):
     rows = recorded(runs[kind])
     got = load_predictor(runs[kind], precision="fp32").predict(texts_of(rows))
@@ -95,6 +97,10 @@ def test_predict_reproduces_the_runs_predictions(runs, kind):
     if kind == "head+tail-6":  # and keep both ends where the run did
         predictor = load_predictor(runs[kind])
         assert (predictor.max_length, predictor.truncation) == (6, "head+tail")
+    if kind == "chunks-6":  # one prediction per text, its chunks pooled as evaluation pooled them
+        metrics = json.loads((runs[kind] / "metrics.json").read_text())
+        assert len(rows) == sum(metrics["task"]["split_sizes"][split] for split in ("validation", "test"))
+        assert metrics["task"]["data_facts"]["truncation"]["truncated"]["test"] > 0
 
 
 def test_the_command_reads_the_runs_columns(runs, tmp_path, capsys):
