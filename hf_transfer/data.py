@@ -880,8 +880,3 @@ def prediction_rows(task: TaskData, split: str, predicted, probabilities) -> lis
         for text, label, pred, probs in zip(task.texts(split), task.splits[split]["labels"], predicted.tolist(),
                                             probabilities)
     ]
-
-
-def name_slug(name: str) -> str:
-    """A model or dataset name as one folder-name part: `org/model.v2/` -> `model-v2`."""
-    return Path(name.rstrip("/")).name.replace(".", "-")
