@@ -106,6 +106,9 @@ VERSIONED_PACKAGES = ("torch", "transformers", "datasets", "evaluate", "accelera
 
 @dataclass
 class RunResult:
+    """One run's metrics.json: the sections of the module docstring's schema, one field each. `versions` and `created`
+    (UTC) fill themselves."""
+
     kind: str
     model: dict[str, Any]
     strategy: dict[str, Any]
@@ -122,12 +125,15 @@ class RunResult:
     schema_version: int = SCHEMA_VERSION
 
     def save(self, output_dir: Path) -> Path:
+        """Write OUTPUT_DIR/metrics.json (indented JSON; numpy and torch scalars as plain numbers); returns its path."""
         path = Path(output_dir) / METRICS_FILE
         path.write_text(json.dumps(asdict(self), indent=2, default=_jsonable) + "\n")
         return path
 
     @classmethod
     def load(cls, output_dir: Path) -> "RunResult":
+        """Read OUTPUT_DIR/metrics.json back. Raises OSError (no file), ValueError (not JSON) or TypeError (keys that
+        are not the schema's); publish turns those into a UserError."""
         data = json.loads((Path(output_dir) / METRICS_FILE).read_text())
         return cls(**data)
 
@@ -141,6 +147,7 @@ def _jsonable(value):
 
 
 def package_versions() -> dict[str, str]:
+    """{python, and each VERSIONED_PACKAGES name: its installed version, or "not installed"}."""
     versions = {"python": platform.python_version()}
     for name in VERSIONED_PACKAGES:
         try:
