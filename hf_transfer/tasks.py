@@ -31,14 +31,18 @@ class TextClassification:
 
     @staticmethod
     def load_data(data_config) -> TaskData:
+        """Read, check and split `data_config`'s data (data.load_task_data; UserError for bad input)."""
         return load_task_data(data_config)
 
     @staticmethod
     def tokenize(task: TaskData, tokenizer, data_config):
+        """The splits tokenized to at most data_config.max_length tokens per text (data.tokenize_splits; UserError when
+        a text has no tokens)."""
         return tokenize_splits(task, tokenizer, data_config.max_length)
 
     @staticmethod
     def data_collator(tokenizer):
+        """None: the Trainer's default, DataCollatorWithPadding (dynamic padding per batch)."""
         return None  # the Trainer's default: dynamic padding
 
     @staticmethod
