@@ -147,9 +147,9 @@ class RNNClassifierBase(RNNPreTrainedModel):
 
 
 class RNNForSequenceClassification(RNNClassifierBase):
-    # Copied from hf_transfer.models.modeling_attention.AttentionForSequenceClassification.forward with Attention->RNN
     """A label (or labels) per text from the backbone's pooled vector."""
 
+    # Copied from hf_transfer.models.modeling_attention.AttentionForSequenceClassification.forward with Attention->RNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         """input_ids and attention_mask [batch, seq] -> SequenceClassifierOutput(loss, logits [batch, num_labels]) from
         the pooled vector; the loss (with `labels`) as sequence_classification_loss chooses it. A tuple when

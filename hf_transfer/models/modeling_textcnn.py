@@ -120,9 +120,9 @@ class TextCNNClassifierBase(TextCNNPreTrainedModel):
 
 
 class TextCNNForSequenceClassification(TextCNNClassifierBase):
-    # Copied from hf_transfer.models.modeling_attention.AttentionForSequenceClassification.forward with Attention->TextCNN
     """A label (or labels) per text from the max-over-time pooled features (Kim 2014)."""
 
+    # Copied from hf_transfer.models.modeling_attention.AttentionForSequenceClassification.forward with Attention->TextCNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
         """input_ids and attention_mask [batch, seq] -> SequenceClassifierOutput(loss, logits [batch, num_labels]) from
         the pooled vector; the loss (with `labels`) as sequence_classification_loss chooses it. A tuple when

@@ -171,8 +171,8 @@ class ResumedBatchNumbers(TrainerCallback):
         self.collator = collator
 
     def on_train_begin(self, args, state, control, **kwargs):
-        # The Trainer has loaded the checkpoint's state by now; each step takes gradient_accumulation_steps batches.
         """Number the next training batch global_step x gradient_accumulation_steps."""
+        # The Trainer has loaded the checkpoint's state by now; each step takes gradient_accumulation_steps batches.
         self.collator.restart_batches("train", state.global_step * args.gradient_accumulation_steps)
 
 

@@ -196,7 +196,6 @@ class AdapterTuning(Strategy):
         return StrategySetup(peft_model, family, options=applied)
 
     def count_parameters(self, model) -> dict:
-        # peft keeps the head's pretrained copy next to the trained one; the saved classifier has one head.
         """{trainable, total, trainable_fraction}, counting the head once: peft's frozen copy of the original head
         (ModulesToSaveWrapper.original_module) is not part of the saved classifier."""
         copies = {id(p) for module in model.modules() if isinstance(module, ModulesToSaveWrapper)

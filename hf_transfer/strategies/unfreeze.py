@@ -102,10 +102,10 @@ class GradualUnfreezing(TrainerCallback):
             self.groups_per_epoch = math.ceil(len(self.groups) / epochs)
 
     def on_epoch_begin(self, args, state, control, optimizer=None, **kwargs):
-        # A run resumed from a checkpoint inside epoch e begins at state.epoch = e + the fraction done: floor, not
-        # round. Its log history, restored from the checkpoint, already has epoch e's entry.
         """Let the top (epoch + 1) x groups_per_epoch groups train and freeze the rest; log the epoch's trainable groups
         and their current learning rates once per epoch (not again after a resume)."""
+        # A run resumed from a checkpoint inside epoch e begins at state.epoch = e + the fraction done: floor, not
+        # round. Its log history, restored from the checkpoint, already has epoch e's entry.
         epoch = math.floor(state.epoch or 0)
         unfrozen = min(len(self.groups), (epoch + 1) * self.groups_per_epoch)
         for index, group in enumerate(self.groups):
