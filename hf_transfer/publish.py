@@ -301,7 +301,8 @@ def _check_no_token(plan: PublishPlan, token: str | None) -> None:
 
 
 def default_commit_message(plan: PublishPlan) -> str:
-    """The commit message when the user gives none: model, strategy, dataset and layout of the run."""
+    """The commit message when the user gives none: the run's model, strategy, dataset and layout (the layout alone
+    without metrics.json)."""
     if plan.result is None:
         return f"Upload {plan.layout} with hf_transfer"
     r = plan.result

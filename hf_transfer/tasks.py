@@ -42,7 +42,7 @@ class TextClassification:
 
     @staticmethod
     def data_collator(tokenizer):
-        """None: the Trainer's default, DataCollatorWithPadding (dynamic padding per batch)."""
+        """None: build_trainer's default, DataCollatorWithPadding (dynamic padding per batch)."""
         return None  # the Trainer's default: dynamic padding
 
     @staticmethod
