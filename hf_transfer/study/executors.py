@@ -40,8 +40,8 @@ class LocalExecutor:
     """One job after another, in this process."""
 
     def run(self, jobs: Sequence[Job], run_job: RunJob, on_done: OnDone) -> None:
-        """Run the jobs in order in this process, calling `on_done` after each. A UserError stops the study, its message
-        prefixed with the job's name."""
+        """Run the jobs in order in this process, calling `on_done` after each. An error stops the study; a UserError's
+        message is prefixed with the job's name."""
         for job in jobs:
             try:
                 folder = run_job(job)
