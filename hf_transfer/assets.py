@@ -205,11 +205,13 @@ ASSETS: dict[str, Asset] = {
 
 
 def cache_dir() -> Path:
+    """Where downloaded assets are kept: $HF_TRANSFER_CACHE/assets, else ~/.cache/hf_transfer/assets."""
     root = os.environ.get("HF_TRANSFER_CACHE") or Path.home() / ".cache" / "hf_transfer"
     return Path(root) / "assets"
 
 
 def get_asset(name: str) -> Asset:
+    """The Asset registered as `name` in ASSETS. Raises UserError for an unknown name, listing the known ones."""
     if name not in ASSETS:
         raise UserError(f"unknown asset {name!r}: known assets are {', '.join(sorted(ASSETS))}")
     return ASSETS[name]

@@ -47,6 +47,9 @@ HEADS = ("classification", "text-to-text")
 
 @dataclass(frozen=True)
 class Family:
+    """A group of model types that share module names and padding rules (MODEL_TYPE_FAMILY maps a config's model_type to
+    one): what adapters target, which modules form the head, how texts are padded and read."""
+
     name: str
     lora_targets: tuple[str, ...]  # peft target_modules suffixes for adapters
     head_modules: tuple[str, ...]  # classification head, module paths: always trainable, saved with adapters
@@ -77,6 +80,7 @@ MODEL_TYPE_FAMILY = {
 
 
 def our_model_types() -> tuple[str, ...]:
+    """The model types of hf_transfer.models (built from config, no checkpoint), imported on first use."""
     from . import models
 
     return tuple(models.HEAD_MODULES)
@@ -109,6 +113,9 @@ def family_of(config, head: str = "classification", task_type: str = "SEQ_CLS") 
 
 @dataclass
 class ResolvedModel:
+    """A model name the user wrote, resolved to what `from_pretrained` loads (asset folder, local folder, Hub id, or one
+    of our model types built from its config), with the keyword arguments every load passes."""
+
     name: str  # what the user wrote
     location: str  # local folder or Hub id handed to from_pretrained; the model type when built from config
     load_kwargs: dict  # passed to every from_pretrained: trust_remote_code always, gguf_file for GGUF assets

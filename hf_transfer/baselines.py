@@ -146,6 +146,7 @@ class MemorizationTagger:
         self.tags: dict[str, str] = {}
 
     def fit(self, sentences: list[list[str]], tags: list[list[str]]) -> MemorizationTagger:
+        """Count each word's tags over `sentences` (lists of words) and `tags` (same shape); returns self."""
         counts: dict[str, Counter] = defaultdict(Counter)
         for words, labels in zip(sentences, tags):
             for word, tag in zip(words, labels):
@@ -154,6 +155,7 @@ class MemorizationTagger:
         return self
 
     def predict(self, sentences: list[list[str]]) -> list[list[str]]:
+        """One tag per word of each sentence (same shape as `sentences`): its memorised tag, else O."""
         return [[self.tags.get(word, "O") for word in words] for words in sentences]
 
 

@@ -33,6 +33,8 @@ class LengthBucketedSampler(Sampler[int]):
     """
 
     def __init__(self, lengths: Sequence[int], global_batch_size: int, seed: int = 0, pool_batches: int = POOL_BATCHES):
+        """`lengths`: tokens of each example (one per dataset row); `pool_batches`: how many global batches are sorted
+        together (POOL_BATCHES)."""
         self.lengths = np.asarray(lengths)
         self.batch_size = global_batch_size
         self.seed = seed
@@ -40,6 +42,7 @@ class LengthBucketedSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Use `epoch` (with the seed) for the next order: each epoch gets another shuffle."""
         self.epoch = epoch
 
     def __len__(self) -> int:

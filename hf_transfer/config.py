@@ -552,6 +552,7 @@ def _eval_set(item: Any, index: int) -> EvalSetConfig:
 
 
 def to_dict(config) -> dict[str, Any]:
+    """A config dataclass as plain nested dicts and lists (dataclasses.asdict): what metrics.json records."""
     return dataclasses.asdict(config)
 
 

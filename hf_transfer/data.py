@@ -68,10 +68,12 @@ class LabelSpace:
 
     @property
     def id2label(self) -> dict[int, str]:
+        """{label id: label name}, ids in label_names order, as transformers configs take it."""
         return dict(enumerate(self.label_names))
 
     @property
     def label2id(self) -> dict[str, int]:
+        """{label name: label id}, the inverse of id2label."""
         return {name: i for i, name in enumerate(self.label_names)}
 
 
@@ -109,6 +111,8 @@ class TaskData(LabelSpace):
 
     @property
     def problem_type(self) -> str:
+        """transformers' problem_type for the task: "multi_label_classification" (sigmoid per label) or
+        "single_label_classification" (softmax)."""
         return "multi_label_classification" if self.multi_label else "single_label_classification"
 
     def texts(self, split: str) -> list:
@@ -117,6 +121,7 @@ class TaskData(LabelSpace):
         return columns[0] if len(columns) == 1 else list(zip(*columns))
 
     def sizes(self) -> dict[str, int]:
+        """{split: number of examples}."""
         return {name: len(split) for name, split in self.splits.items()}
 
 
@@ -863,8 +868,3 @@ def prediction_rows(task: TaskData, split: str, predicted, probabilities) -> lis
         for text, label, pred, probs in zip(task.texts(split), task.splits[split]["labels"], predicted.tolist(),
                                             probabilities)
     ]
-
-
-def name_slug(name: str) -> str:
-    """A model or dataset name as one folder-name part: `org/model.v2/` -> `model-v2`."""
-    return Path(name.rstrip("/")).name.replace(".", "-")

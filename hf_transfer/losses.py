@@ -28,6 +28,7 @@ class TargetCrossEntropy:
     """
 
     def __init__(self, class_weights: torch.Tensor | None = None):
+        """`class_weights`: a [num_labels] float tensor (w above; `class_weights` computes it), or None."""
         self.class_weights = class_weights
 
     def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:

@@ -12,6 +12,8 @@ import numpy as np  # noqa: E402
 
 
 def confusion_matrix_plot(matrix: list[list[int]], label_names: list[str], path: Path, title: str) -> Path:
+    """Draw `matrix` ([true label][predicted label] counts, in `label_names` order) as a heat map with each count
+    written in its cell; saves a PNG at `path` (110 dpi) and returns `path`."""
     counts = np.asarray(matrix)
     size = max(3.5, 0.6 * len(label_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -31,6 +33,8 @@ def confusion_matrix_plot(matrix: list[list[int]], label_names: list[str], path:
 
 
 def loss_curve_plot(log_history: list[dict], path: Path) -> Path | None:
+    """Plot the training loss (and validation loss, where evaluated) against the optimiser step from a Trainer
+    `log_history`; saves a PNG at `path` (110 dpi) and returns it, or None when nothing logged a loss."""
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
     if not train:

@@ -75,6 +75,9 @@ class Predictor:
 
     def __init__(self, model_dir: str | Path, precision: str = "auto", max_batch_tokens: int = MAX_BATCH_TOKENS,
                  trust_remote_code: bool = False, backend: str = "torch"):
+        """`precision`: auto (bf16 where the device computes it fast), bf16 or fp32; `max_batch_tokens`: the token
+        budget of one inference batch (padded length x rows). Raises UserError for another precision or backend, or
+        bf16 with onnxruntime."""
         from . import models  # noqa: F401  registers our own backbones with the Auto classes
 
         model_dir = Path(model_dir)
@@ -257,6 +260,8 @@ class ZeroShotPredictor:
     its own). Same interface as Predictor: `text_columns`, `predict(texts)`."""
 
     def __init__(self, model_dir: Path, run: dict, trust_remote_code: bool = False):
+        """`run`: the folder's metrics.json as a dict; the method, options, model and labels are read from it. Raises
+        UserError (backbones.resolve_model) when the model names a path that is not a folder."""
         from .config import ZeroShotConfig, from_dict
         from .zeroshot.run import ZeroShotClassifier
 
@@ -271,6 +276,8 @@ class ZeroShotPredictor:
                                              max_length=config.data.max_length)
 
     def predict(self, texts: list) -> list[dict]:
+        """One row per text: {label, score, scores {label: probability}}; for multi-label runs {label: [labels above
+        0.5], scores}."""
         return _rows(self.labels, self.classifier.predict_proba(texts), self.multi_label)
 
 

@@ -51,11 +51,15 @@ REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*
 
 @dataclass
 class PublishedFile:
+    """One file of a PublishPlan: its path in the repo, and either the output-folder file or bytes we wrote."""
+
     path_in_repo: str
     source: Path | None = None  # copied from the output folder as is
     content: bytes | None = None  # written by us: the re-rendered card, a rewritten adapter config
 
     def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The file's bytes in pieces of at most `size` bytes (1 MiB). The source is opened without following links and
+        must still be a regular file with one link; raises UserError when it changed after planning."""
         if self.content is not None:
             yield self.content
             return
@@ -72,6 +76,7 @@ class PublishedFile:
                 yield chunk
 
     def contains(self, needle: bytes) -> bool:
+        """Whether `needle` occurs in the file, matches across chunk boundaries included."""
         tail = b""
         for chunk in self.chunks():
             window = tail + chunk
@@ -93,10 +98,13 @@ class PublishPlan:
 
     @property
     def names(self) -> list[str]:
+        """The files' paths in the repo, in upload order."""
         return [f.path_in_repo for f in self.files]
 
 
 def check_repo_id(repo_id: str | None) -> str:
+    """`repo_id` when it is ORG/NAME and valid for the Hub (huggingface_hub.validate_repo_id); raises UserError naming
+    the rule it breaks otherwise."""
     if not repo_id or repo_id.count("/") != 1:
         raise UserError(f"repo id {repo_id!r} is not of the form ORG/NAME: name the user or organisation and the "
                         "model, e.g. --repo-id my-org/minilm-rotten-tomatoes")
@@ -293,6 +301,8 @@ def _check_no_token(plan: PublishPlan, token: str | None) -> None:
 
 
 def default_commit_message(plan: PublishPlan) -> str:
+    """The commit message when the user gives none: the run's model, strategy, dataset and layout (the layout alone
+    without metrics.json)."""
     if plan.result is None:
         return f"Upload {plan.layout} with hf_transfer"
     r = plan.result

@@ -9,18 +9,47 @@ Schema (version 1) — every run kind writes the same top-level keys:
                      ("classification" | "text-to-text"), tokenizer, pretrained (bool), vectors (null or {name, dim,
                      coverage, matched, vocab_size, frozen}) and, for text-to-text, label_words
     strategy         {name, description, transferred ("parameters" | "features" | "structure" | "none"), options}
-    task             {dataset, description, text_columns, label_names, multi_label, split_sizes}
+    task             {dataset, description, text_columns, label_names, multi_label, split_sizes, data_facts}:
+                     data_facts as hf_transfer.data.TaskData documents them (label_format, labels_stripped,
+                     label_case, label_case_variants, carved_splits, duplicate_texts, overlap, truncation; keys
+                     present when they apply)
     metrics          {split: report}; a report holds accuracy, precision/recall/f1 _macro/_micro/_weighted,
                      per_class {label: {precision, recall, f1, support}}, confusion_matrix (single-label),
                      num_examples
     parameters       {trainable, total, trainable_fraction}
     compute          {train_time_s, train_examples_per_s, train_tokens_per_s, eval_time_s, total_time_s,
                       peak_memory_mb, precision, device, hardware, processes}
-    training         {epochs, learning_rate, batch_size, ..., final_train_loss, log_history}
-    baselines        {name: {"method", "model", "metrics": {split: report}}} (zero-shot and others), maybe empty
+    training         {epochs, learning_rate, batch_size (over all processes and accumulation steps),
+                     schedule_changes (only when the small-data rule changed the schedule: one line per change),
+                     lr_scheduler, warmup_ratio, weight_decay, max_length, optimizer_steps, resumed_from_step (the
+                     checkpoint's step; 0 for a fresh run), final_train_loss, log_history, selected_on_validation
+                     (only when the run kept its best checkpoint: {evaluations, best_validation_accuracy})}
+                     A run with a teacher (teacher.method, hf_transfer.distill) adds teacher {method, model,
+                     options, calibration {method, a, b}, texts {train_without_labels, unlabelled, gold},
+                     unlabelled_file, labelled {what: {texts, cached}}} and stages [{name ("distil" | "gold"),
+                     examples, optimizer_steps, learning_rate, batch_size, warmup_ratio, best_validation_accuracy,
+                     best_step, train_loss}]; its optimizer_steps, final_train_loss and log_history (entries
+                     tagged with their stage) cover both stages
+    baselines        {name: {"method", "model", "metrics": {split: report}}}, maybe empty: majority and tfidf add
+                     fit_time_s; "zero-shot METHOD" (zeroshot_baseline, test split only); a teacher run's "teacher
+                     zero-shot METHOD" (validation and test) adds calibrated_accuracy {split: accuracy} and role
+                     "teacher"
     config           the resolved run config
     seed             the training seed
-    versions         {python, torch, transformers, datasets, evaluate, accelerate, peft, huggingface_hub, hf_transfer}
+    versions         {python, torch, transformers, datasets, evaluate, accelerate, peft, huggingface_hub,
+                     hf-transfer-learning} (package versions; "not installed" where one is missing)
+
+A "zero-shot" run (hf_transfer.zeroshot.run) fills these keys so:
+
+    model            {name, location, base_model, model_type, family}
+    strategy         {name "zero-shot", method, description, transferred "none", options, label_prompts (the text
+                     each label is scored by), selection (only with candidates: {split "validation", candidates
+                     [{options, validation_accuracy}], chosen (options)})}
+    task             as classification
+    parameters       trainable 0
+    compute          train_* 0.0, processes 1
+    training, baselines  {}
+    seed             data.seed
 
 A "token-classification" run (run_classify with task=token-classification: named entities) fills these keys so:
 
@@ -77,6 +106,9 @@ VERSIONED_PACKAGES = ("torch", "transformers", "datasets", "evaluate", "accelera
 
 @dataclass
 class RunResult:
+    """One run's metrics.json: the sections of the module docstring's schema, one field each. `versions` and `created`
+    (UTC) fill themselves."""
+
     kind: str
     model: dict[str, Any]
     strategy: dict[str, Any]
@@ -93,12 +125,15 @@ class RunResult:
     schema_version: int = SCHEMA_VERSION
 
     def save(self, output_dir: Path) -> Path:
+        """Write OUTPUT_DIR/metrics.json (indented JSON; numpy and torch scalars as plain numbers); returns its path."""
         path = Path(output_dir) / METRICS_FILE
         path.write_text(json.dumps(asdict(self), indent=2, default=_jsonable) + "\n")
         return path
 
     @classmethod
     def load(cls, output_dir: Path) -> "RunResult":
+        """Read OUTPUT_DIR/metrics.json back. Raises OSError (no file), ValueError (not JSON) or TypeError (keys that
+        are not the schema's); publish turns those into a UserError."""
         data = json.loads((Path(output_dir) / METRICS_FILE).read_text())
         return cls(**data)
 
@@ -112,6 +147,7 @@ def _jsonable(value):
 
 
 def package_versions() -> dict[str, str]:
+    """{python, and each VERSIONED_PACKAGES name: its installed version, or "not installed"}."""
     versions = {"python": platform.python_version()}
     for name in VERSIONED_PACKAGES:
         try:

@@ -88,6 +88,7 @@ class RunFolder:
 
     @property
     def checkpoints(self) -> Path:
+        """OUT.partial/checkpoints: where the Trainer writes its checkpoints (moved aside at commit)."""
         return self.staging / CHECKPOINTS
 
     # -- entering: lock, recover, check -----------------------------------------------------------------------
@@ -193,6 +194,7 @@ class RunFolder:
     # -- writing ----------------------------------------------------------------------------------------------
 
     def write_jsonl(self, name: str, rows: Iterable[dict]) -> Path:
+        """Write `rows` as JSON Lines (one object per line, UTF-8) to staging/`name`; returns the path."""
         path = self.staging / name
         with open(path, "w", encoding="utf-8") as handle:
             for row in rows:

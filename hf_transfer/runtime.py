@@ -33,6 +33,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def device() -> torch.device:
+    """cuda when a GPU is visible, else cpu."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -56,6 +56,7 @@ class EvaluateLastStep(TrainerCallback):
     """Evaluates (and so may select) the last step as well, which the evaluation interval need not reach."""
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Ask for an evaluation at the last step when the run keeps its best checkpoint."""
         if state.global_step >= state.max_steps and args.load_best_model_at_end:
             control.should_evaluate = True
 

@@ -31,11 +31,12 @@ class TextClassification:
 
     @staticmethod
     def load_data(data_config) -> TaskData:
+        """Read, check and split `data_config`'s data (data.load_task_data; UserError for bad input)."""
         return load_task_data(data_config)
 
     @staticmethod
     def tokenize(task: TaskData, tokenizer, data_config):
-        """The tokenized splits (data.tokenize_splits). With data.truncation=chunks a long text trains as several
+        """The tokenized splits (data.tokenize_splits; UserError when a text has no tokens). With data.truncation=chunks a long text trains as several
         chunks with its label, and evaluation pools its chunks' logits (inference.pool_chunk_logits)."""
         tokenized = tokenize_splits(task, tokenizer, data_config.max_length, pooled_chunks=True)
         if "example_id" in tokenized["train"].column_names:
@@ -44,6 +45,7 @@ class TextClassification:
 
     @staticmethod
     def data_collator(tokenizer):
+        """None: build_trainer's default, DataCollatorWithPadding (dynamic padding per batch)."""
         return None  # the Trainer's default: dynamic padding
 
     @staticmethod

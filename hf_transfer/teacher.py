@@ -60,6 +60,7 @@ class Teacher:
 
     @property
     def name(self) -> str:
+        """The teacher's key in metrics.json's baselines: "teacher zero-shot METHOD"."""
         return f"teacher zero-shot {self.method.name}"
 
     def cache_key(self, texts: list, max_length: int) -> str:
@@ -142,6 +143,8 @@ def _unlabelled_texts(config: TeacherConfig, text_columns: list[str]) -> list:
 
 
 def log_probs(probabilities: np.ndarray) -> np.ndarray:
+    """Natural log of `probabilities` (any shape) as float64, clipped below at PROBABILITY_FLOOR (1e-12) so a
+    probability of 0 gives a finite log."""
     return np.log(np.clip(np.asarray(probabilities, dtype=np.float64), PROBABILITY_FLOOR, 1.0))
 
 

@@ -37,6 +37,9 @@ class TextToTextClassifier(nn.Module):
     evaluation treat it like any other classifier. It trains as a whole (strategy=full or scratch)."""
 
     def __init__(self, seq2seq, tokenizer, label_words: list[str]):
+        """`seq2seq`: an AutoModelForSeq2SeqLM; `label_words`: each label's target text, in label order, tokenized once
+        into padded target ids. Raises UserError (label_texts.seq2seq_targets) when two labels tokenize to the same
+        target."""
         super().__init__()
         self.seq2seq = seq2seq
         self.label_words = list(label_words)
@@ -54,15 +57,20 @@ class TextToTextClassifier(nn.Module):
 
     @property
     def config(self):
+        """The seq2seq model's config (carries id2label and, once saved, label_words)."""
         return self.seq2seq.config
 
     def get_input_embeddings(self):
+        """The seq2seq model's input embeddings."""
         return self.seq2seq.get_input_embeddings()
 
     def set_input_embeddings(self, value):
+        """Replace the seq2seq model's input embeddings with `value`."""
         self.seq2seq.set_input_embeddings(value)
 
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        """Training: T5's loss on the gold label's target (no logits). Evaluation: logits = label_scores, [batch,
+        num_labels], and with `labels` the loss -log p(gold target) per target token."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if self.training:  # T5's objective; scoring every label would only cost time here
@@ -82,6 +90,8 @@ class TextToTextClassifier(nn.Module):
         return (token_log_probs * self.target_mask).sum(-1)
 
     def save_pretrained(self, output_dir, **kwargs):
+        """Save the plain seq2seq checkpoint into `output_dir`, label_words written into its config (module docstring).
+        """
         self.seq2seq.config.label_words = self.label_words
         self.seq2seq.save_pretrained(output_dir, **kwargs)
 

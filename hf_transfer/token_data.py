@@ -80,6 +80,7 @@ class TokenTaskData(LabelSpace):
 
     @property
     def entity_types(self) -> list[str]:
+        """The entity types, in label order: each B- tag's name without the prefix."""
         return [name[2:] for name in self.label_names if name.startswith("B-")]
 
     def sizes(self) -> dict[str, int]:

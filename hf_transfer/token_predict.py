@@ -35,6 +35,8 @@ class TokenPredictor:
     """
 
     def __init__(self, model_dir: str | Path, run: dict, max_batch_tokens: int = 4096):
+        """`max_batch_tokens`: the padded tokens (rows x longest) of one inference batch; max_length and stride are the
+        run's (data.max_length, data.stride)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         from . import models  # noqa: F401  registers our own backbones with the Auto classes

@@ -36,6 +36,7 @@ class TokenClassification:
 
     @staticmethod
     def load_data(data_config) -> TokenTaskData:
+        """Read and check the tagged sentences `data_config` names (token_data.load_token_data)."""
         return load_token_data(data_config)
 
     @staticmethod
@@ -47,6 +48,8 @@ class TokenClassification:
 
     @staticmethod
     def data_collator(tokenizer):
+        """transformers' DataCollatorForTokenClassification: pads input ids and labels (with -100, no loss) per batch.
+        """
         return DataCollatorForTokenClassification(tokenizer)  # pads labels with -100, on the tokenizer's side
 
     @staticmethod

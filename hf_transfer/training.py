@@ -84,6 +84,7 @@ class LogAtCheckpoints(TrainerCallback):
     to save.)"""
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Log at every step that saves a checkpoint."""
         if control.should_save:
             control.should_log = True
 
@@ -146,6 +147,9 @@ class TransferTrainer(Trainer):
             torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        """Trainer.training_step, within the token budget: a batch over args.max_batch_tokens runs as row slices
+        (batching.budget_row_slices), each loss scaled by its share of the batch's loss terms, unless Trainer already
+        divides the loss by the whole step's item count; returns the batch's loss (the sum of the slices' shares)."""
         budget = getattr(self.args, "max_batch_tokens", None)
         slices = budget_row_slices(inputs["input_ids"].shape, budget) if budget else [slice(None)]
         if len(slices) == 1:
@@ -182,6 +186,7 @@ class TransferTrainer(Trainer):
         return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Trainer.compute_loss, scaled by the share of the batch the micro-batch in flight holds."""
         outputs = super().compute_loss(model, inputs, return_outputs=return_outputs,
                                        num_items_in_batch=num_items_in_batch)
         if self._loss_share == 1.0:
@@ -189,10 +194,12 @@ class TransferTrainer(Trainer):
         return (outputs[0] * self._loss_share, outputs[1]) if return_outputs else outputs * self._loss_share
 
     def get_eval_dataloader(self, eval_dataset=None):
+        """Token-budgeted evaluation batches (see _budgeted_loader), else Trainer's."""
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         return self._budgeted_loader(dataset, "evaluation") or super().get_eval_dataloader(eval_dataset)
 
     def get_test_dataloader(self, test_dataset):
+        """Token-budgeted prediction batches (see _budgeted_loader), else Trainer's."""
         return self._budgeted_loader(test_dataset, "test") or super().get_test_dataloader(test_dataset)
 
     def _budgeted_loader(self, dataset, description: str) -> DataLoader | None:
@@ -266,6 +273,8 @@ class LazyRowsAdamW(torch.optim.AdamW):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One AdamW step: the dense groups as torch's AdamW, the lazy_rows groups on the rows seen since the last step
+        only; returns the closure's loss (None without a closure)."""
         every_group = self.param_groups
         self.param_groups = [group for group in every_group if not group.get("lazy_rows")]
         try:
@@ -374,6 +383,7 @@ def predictions_from_logits(logits: np.ndarray, multi_label: bool) -> tuple[np.n
 
 
 def count_parameters(model) -> dict:
+    """{trainable, total, trainable_fraction}: parameter counts (elements) of `model`, as metrics.json reports them."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable": trainable, "total": total, "trainable_fraction": trainable / total if total else 0.0}

@@ -25,6 +25,9 @@ class AttentionConfig(PretrainedConfig):
         tie_word_embeddings=True,
         **kwargs,
     ):
+        """Sizes are counts (hidden_size: width of every token state; intermediate_size: the feed-forward width);
+        pooling "mean" or "cls". Raises ValueError when hidden_size is not divisible by num_attention_heads, or for
+        another pooling."""
         if hidden_size % num_attention_heads:
             raise ValueError(
                 f"AttentionConfig: hidden_size={hidden_size} must be divisible by "

@@ -28,6 +28,8 @@ class RNNConfig(PretrainedConfig):
         tie_word_embeddings=True,
         **kwargs,
     ):
+        """cell "lstm" or "gru", pooling "mean", "max" or "last"; hidden_size counts units per direction. Raises
+        ValueError for another cell or pooling."""
         if cell not in ("lstm", "gru"):
             raise ValueError(f"RNNConfig: cell={cell!r} is not supported; use 'lstm' or 'gru'.")
         if pooling not in ("mean", "max", "last"):

@@ -21,6 +21,8 @@ class TextCNNConfig(PretrainedConfig):
         tie_word_embeddings=True,
         **kwargs,
     ):
+        """filter_sizes: the convolution widths in tokens (Kim 2014's 3, 4, 5), num_filters: the filters per width
+        (hidden_size = num_filters x len(filter_sizes))."""
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.filter_sizes = list(filter_sizes)

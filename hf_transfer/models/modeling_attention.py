@@ -43,6 +43,7 @@ class AttentionSelfAttention(nn.Module):
     """Multi-head self-attention with separate q/k/v/out projections (plain Linear layers peft LoRA can target)."""
 
     def __init__(self, config):
+        """q/k/v/out projections of hidden_size each; heads split hidden_size evenly."""
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.dropout = config.attention_probs_dropout_prob
@@ -52,6 +53,8 @@ class AttentionSelfAttention(nn.Module):
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states, key_padding_bias):
+        """hidden_states [batch, seq, hidden] and key_padding_bias [batch, 1, 1, seq] (0 for real tokens, the dtype's
+        minimum for padding) -> [batch, seq, hidden], by torch's scaled_dot_product_attention."""
         batch_size, seq_len, hidden_size = hidden_states.shape
 
         def split_heads(states):
@@ -71,6 +74,7 @@ class AttentionLayer(nn.Module):
     """Pre-LN block: x + attn(LN(x)), then x + fc2(gelu(fc1(LN(x))))."""
 
     def __init__(self, config):
+        """The block's two LayerNorms, self-attention and feed-forward (fc1, fc2) layers."""
         super().__init__()
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.attention = AttentionSelfAttention(config)
@@ -80,6 +84,7 @@ class AttentionLayer(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states, key_padding_bias):
+        """[batch, seq, hidden] -> [batch, seq, hidden]; key_padding_bias as in AttentionSelfAttention."""
         hidden_states = hidden_states + self.dropout(
             self.attention(self.attention_norm(hidden_states), key_padding_bias)
         )
@@ -88,6 +93,9 @@ class AttentionLayer(nn.Module):
 
 
 class AttentionPreTrainedModel(PreTrainedModel):
+    """The base of the hft-attention classes: config class, weight init (transformers' defaults, the MLM decoder's bias
+    zeroed) and the word embeddings as input embeddings."""
+
     config_class = AttentionConfig
     base_model_prefix = "model"
     # Trainer would otherwise skip loss scaling under gradient accumulation because forward takes **kwargs.
@@ -99,9 +107,11 @@ class AttentionPreTrainedModel(PreTrainedModel):
             init.zeros_(module.decoder.bias)
 
     def get_input_embeddings(self):
+        """The backbone's word embeddings (nn.Embedding [vocab_size, hidden_size])."""
         return self.base_model.word_embeddings
 
     def set_input_embeddings(self, value):
+        """Replace the backbone's word embeddings with `value`."""
         self.base_model.word_embeddings = value
 
 
@@ -109,6 +119,7 @@ class AttentionModel(AttentionPreTrainedModel):
     """Returns the final per-token states (`last_hidden_state`) and their mean or CLS pooling (`pooler_output`)."""
 
     def __init__(self, config):
+        """Word and learned position embeddings, num_hidden_layers pre-LN blocks and a final LayerNorm."""
         super().__init__(config)
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
@@ -118,6 +129,9 @@ class AttentionModel(AttentionPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids, attention_mask=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> BaseModelOutputWithPooling(last_hidden_state [batch, seq,
+        hidden], pooler_output [batch, hidden]); a tuple when return_dict is false. Raises ValueError for more than
+        max_position_embeddings tokens."""
         if input_ids.size(1) > self.config.max_position_embeddings:
             raise ValueError(
                 f"Input has {input_ids.size(1)} tokens but max_position_embeddings="
@@ -154,6 +168,7 @@ class AttentionClassifierBase(AttentionPreTrainedModel):
     passes differ: one classifies the pooled vector, the other every token)."""
 
     def __init__(self, config):
+        """The backbone (`model`), dropout and `classifier`, a Linear hidden_size -> num_labels."""
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = AttentionModel(config)
@@ -163,7 +178,12 @@ class AttentionClassifierBase(AttentionPreTrainedModel):
 
 
 class AttentionForSequenceClassification(AttentionClassifierBase):
+    """A label (or labels) per text from the encoder's pooled vector."""
+
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> SequenceClassifierOutput(loss, logits [batch, num_labels]) from
+        the pooled vector; the loss (with `labels`) as sequence_classification_loss chooses it. A tuple when
+        return_dict is false."""
         pooled = self.model(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
         logits = self.classifier(self.dropout(pooled))
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
@@ -175,6 +195,9 @@ class AttentionForTokenClassification(AttentionClassifierBase):
     """A tag per token from the encoder's final per-token states."""
 
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> TokenClassifierOutput(loss, logits [batch, seq, num_labels]);
+        the loss (with `labels` [batch, seq]) is the cross-entropy over positions whose label is not -100. A tuple
+        when return_dict is false."""
         hidden_states = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         logits = self.classifier(self.dropout(hidden_states))
         loss = None
@@ -188,31 +211,41 @@ class AttentionLMHead(nn.Module):
     """BERT-style MLM head: dense -> GELU -> LayerNorm -> decoder (tied to the input embeddings)."""
 
     def __init__(self, config):
+        """dense (hidden -> hidden), LayerNorm, decoder (hidden -> vocab_size)."""
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, hidden_states):
+        """[batch, seq, hidden] -> [batch, seq, vocab_size] logits."""
         return self.decoder(self.layer_norm(nn.functional.gelu(self.dense(hidden_states))))
 
 
 class AttentionForMaskedLM(AttentionPreTrainedModel):
+    """The encoder with the MLM head, for pretraining (hf_transfer.pretraining, objective mlm)."""
+
     _tied_weights_keys = {"lm_head.decoder.weight": "model.word_embeddings.weight"}
 
     def __init__(self, config):
+        """The backbone and the LM head, its decoder tied to the word embeddings."""
         super().__init__(config)
         self.model = AttentionModel(config)
         self.lm_head = AttentionLMHead(config)
         self.post_init()
 
     def get_output_embeddings(self):
+        """The LM head's decoder (tied to the input embeddings)."""
         return self.lm_head.decoder
 
     def set_output_embeddings(self, new_embeddings):
+        """Replace the LM head's decoder with `new_embeddings`."""
         self.lm_head.decoder = new_embeddings
 
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> MaskedLMOutput(loss, logits [batch, seq, vocab_size]); the loss
+        (with `labels`) is the cross-entropy over positions whose label is not -100. A tuple when return_dict is
+        false."""
         hidden_states = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         logits = self.lm_head(hidden_states)
         loss = None

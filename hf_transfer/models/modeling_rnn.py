@@ -46,6 +46,9 @@ def sequence_classification_loss(config, logits, labels):
 
 
 class RNNPreTrainedModel(PreTrainedModel):
+    """The base of the hft-rnn classes: config class, weight init (transformers' defaults; GRU weights Xavier-uniform
+    and biases zero; the LM decoder's bias zeroed) and the word embeddings as input embeddings."""
+
     config_class = RNNConfig
     base_model_prefix = "model"
     # Trainer would otherwise skip loss scaling under gradient accumulation because forward takes **kwargs.
@@ -63,9 +66,11 @@ class RNNPreTrainedModel(PreTrainedModel):
             init.zeros_(module.decoder.bias)
 
     def get_input_embeddings(self):
+        """The backbone's word embeddings (nn.Embedding [vocab_size, embedding_dim])."""
         return self.base_model.word_embeddings
 
     def set_input_embeddings(self, value):
+        """Replace the backbone's word embeddings with `value`."""
         self.base_model.word_embeddings = value
 
 
@@ -78,6 +83,7 @@ class RNNModel(RNNPreTrainedModel):
     """
 
     def __init__(self, config):
+        """Word embeddings, the LSTM or GRU stack and `proj` (output_size -> embedding_dim)."""
         super().__init__(config)
         self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
         self.dropout = nn.Dropout(config.dropout)
@@ -94,6 +100,9 @@ class RNNModel(RNNPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids, attention_mask=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> BaseModelOutputWithPooling(last_hidden_state [batch, seq,
+        embedding_dim], pooler_output [batch, embedding_dim]); padding on either side gives the same outputs. A tuple
+        when return_dict is false."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         mask = attention_mask.bool()
@@ -128,6 +137,7 @@ class RNNClassifierBase(RNNPreTrainedModel):
     passes differ: one classifies the pooled vector, the other every token)."""
 
     def __init__(self, config):
+        """The backbone (`model`), dropout and `classifier`, a Linear embedding_dim -> num_labels."""
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = RNNModel(config)
@@ -137,8 +147,13 @@ class RNNClassifierBase(RNNPreTrainedModel):
 
 
 class RNNForSequenceClassification(RNNClassifierBase):
+    """A label (or labels) per text from the backbone's pooled vector."""
+
     # Copied from hf_transfer.models.modeling_attention.AttentionForSequenceClassification.forward with Attention->RNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> SequenceClassifierOutput(loss, logits [batch, num_labels]) from
+        the pooled vector; the loss (with `labels`) as sequence_classification_loss chooses it. A tuple when
+        return_dict is false."""
         pooled = self.model(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
         logits = self.classifier(self.dropout(pooled))
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
@@ -151,6 +166,9 @@ class RNNForTokenClassification(RNNClassifierBase):
 
     # Copied from hf_transfer.models.modeling_attention.AttentionForTokenClassification.forward with Attention->RNN
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> TokenClassifierOutput(loss, logits [batch, seq, num_labels]);
+        the loss (with `labels` [batch, seq]) is the cross-entropy over positions whose label is not -100. A tuple
+        when return_dict is false."""
         hidden_states = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         logits = self.classifier(self.dropout(hidden_states))
         loss = None
@@ -180,12 +198,17 @@ class RNNForCausalLM(RNNPreTrainedModel):
         self.post_init()
 
     def get_output_embeddings(self):
+        """The decoder (tied to the input embeddings)."""
         return self.decoder
 
     def set_output_embeddings(self, new_embeddings):
+        """Replace the decoder with `new_embeddings`."""
         self.decoder = new_embeddings
 
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
+        """input_ids and attention_mask [batch, seq] -> CausalLMOutput(loss, logits [batch, seq, vocab_size]); with
+        `labels` (the input ids, -100 ignored) the loss is the cross-entropy of each position's prediction of the
+        next token. A tuple when return_dict is false."""
         outputs = self.model(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         logits = self.decoder(self.dropout(outputs))
         loss = None

@@ -71,10 +71,13 @@ class LanguageModelingCollator(NumberedBatches, DataCollatorForLanguageModeling)
                 "random_replace_prob": self.random_replace_prob}
 
     def torch_call(self, examples):
+        """Collate one batch (see the class docstring) with a generator of its own batch number."""
         self.generator = None  # so DataCollatorForLanguageModeling asks create_rng for this batch's generator
         return super().torch_call(examples)
 
     def create_rng(self, return_tensors=None):
+        """Seed this batch's generator from `next_batch_seed` (seed, process, stream, batch number) instead of
+        transformers' single stream, so a resumed run masks its batches as the uninterrupted one."""
         self.generator = self.get_generator(int(self.next_batch_seed().generate_state(1)[0]), return_tensors)
 
 
@@ -164,9 +167,11 @@ class ResumedBatchNumbers(TrainerCallback):
     """Numbers the first training batch after the step the run starts from (0, or a checkpoint's step)."""
 
     def __init__(self, collator: NumberedBatches):
+        """`collator`: the run's training collator, renumbered when training begins."""
         self.collator = collator
 
     def on_train_begin(self, args, state, control, **kwargs):
+        """Number the next training batch global_step x gradient_accumulation_steps."""
         # The Trainer has loaded the checkpoint's state by now; each step takes gradient_accumulation_steps batches.
         self.collator.restart_batches("train", state.global_step * args.gradient_accumulation_steps)
 

@@ -150,11 +150,13 @@ class ThroughputProgressCallback(ProgressCallback):
     """The Trainer's progress bar, with this session's (non-pad) input tokens per second beside it."""
 
     def on_train_begin(self, args, state, control, **kwargs):
+        """Start this session's clock and token count (a resumed run's counter starts at its checkpoint's)."""
         super().on_train_begin(args, state, control, **kwargs)
         self.started = time.perf_counter()
         self.tokens_at_start = state.num_input_tokens_seen  # a resumed run counts from its checkpoint
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Show input tokens per second since this session began beside the bar."""
         super().on_step_end(args, state, control, **kwargs)
         if self.training_bar is not None:
             rate = (state.num_input_tokens_seen - self.tokens_at_start) / (time.perf_counter() - self.started)

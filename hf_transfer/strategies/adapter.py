@@ -91,6 +91,9 @@ ADAPTABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, Conv1D)
 
 @dataclass
 class AdapterOptions:
+    """strategy_options of strategy=adapter: the peft `method`, `merge`, and `peft`, every other option (the method's
+    peft config fields) passed through."""
+
     method: str = "lora"
     merge: bool = False  # also save the adapter merged into the base weights, in merged/
     peft: dict[str, Any] = field(default_factory=dict)  # the peft config arguments: the user's plus filled defaults
@@ -104,11 +107,17 @@ def _method_config_classes() -> dict[str, type[PeftConfig]]:
 
 @register_strategy
 class AdapterTuning(Strategy):
+    """strategy=adapter: a peft adapter (see the module docstring for the methods and defaults) trains on the frozen
+    model, the head trains in full (modules_to_save); the folder holds the adapter, and with merge the merged model."""
+
     name = "adapter"
     description = "a peft adapter trains on the frozen pretrained model, with the classification head"
     transferred = "parameters"
 
     def __init__(self, options=None):
+        """Parse `options` (strategy_options): method and merge are ours, the rest must be fields of the method's peft
+        config class. Raises UserError for an unknown method (naming the closest), a method that cannot train a
+        classifier, an unknown option, or merge with a prompt-learning method."""
         peft_options = dict(options or {})
         own = {key: peft_options.pop(key) for key in ("method", "merge") if key in peft_options}
         self.options = from_dict(AdapterOptions, own, prefix="strategy_options.")
@@ -139,6 +148,9 @@ class AdapterTuning(Strategy):
         self.default_learning_rate = DEFAULT_LEARNING_RATES.get(method, 5e-4)
 
     def setup(self, model, family, train_config) -> StrategySetup:
+        """Wrap `model` in the peft model the options describe, defaults filled (module docstring);
+        StrategySetup.options records the applied peft arguments. Raises UserError for a model built from its config
+        (peft cannot reload random weights), targets that match no module, or options peft refuses."""
         model_type = model.config.model_type
         if not model.name_or_path:
             raise UserError(f"strategy=adapter needs pretrained weights that peft can load again under the adapter, but "
@@ -184,7 +196,8 @@ class AdapterTuning(Strategy):
         return StrategySetup(peft_model, family, options=applied)
 
     def count_parameters(self, model) -> dict:
-        # peft keeps the head's pretrained copy next to the trained one; the saved classifier has one head.
+        """{trainable, total, trainable_fraction}, counting the head once: peft's frozen copy of the original head
+        (ModulesToSaveWrapper.original_module) is not part of the saved classifier."""
         copies = {id(p) for module in model.modules() if isinstance(module, ModulesToSaveWrapper)
                   for p in module.original_module.parameters()}
         parameters = [p for p in model.parameters() if id(p) not in copies]
@@ -193,6 +206,9 @@ class AdapterTuning(Strategy):
         return {"trainable": trainable, "total": total, "trainable_fraction": trainable / total if total else 0.0}
 
     def save(self, setup, tokenizer, output_dir: Path) -> None:
+        """Save the adapter (adapter_config.json, weights, the head) and the tokenizer into `output_dir`; with merge
+        also the merged model in output_dir/merged. A base loaded from an asset is first linked into the Hugging Face
+        cache under its Hub id, so the adapter loads offline here (a warning, not an error, when linking fails)."""
         hub_id, folder = self.hub_base
         if hub_id:  # first, so that peft's save finds the base's config under its Hub id
             try:

@@ -21,6 +21,8 @@ from ..training import count_parameters
 
 @dataclass
 class NoOptions:
+    """The options of a strategy that takes none: any strategy_options key is refused."""
+
     pass
 
 
@@ -36,6 +38,9 @@ class StrategySetup:
 
 
 class Strategy:
+    """A transfer strategy (see the module docstring); subclasses set the class attributes below and implement `setup`,
+    and may override `train`, `count_parameters` and `save`."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     options_class: ClassVar[type] = NoOptions
@@ -94,6 +99,7 @@ STRATEGIES: dict[str, type[Strategy]] = {}
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make `cls` choosable as strategy=cls.name (STRATEGIES); returns `cls`."""
     STRATEGIES[cls.name] = cls
     return cls
 

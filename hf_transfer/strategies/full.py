@@ -7,12 +7,15 @@ from .base import Strategy, StrategySetup, register_strategy
 
 @register_strategy
 class FullFineTuning(Strategy):
+    """strategy=full: every weight loads from the checkpoint and trains (the default)."""
+
     name = "full"
     description = "all weights start from the checkpoint and train"
     transferred = "parameters"
     heads = ("classification", "text-to-text")
 
     def setup(self, model, family, train_config) -> StrategySetup:
+        """Make every parameter trainable; Trainer's AdamW trains them all at one learning rate."""
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return StrategySetup(model, family)
@@ -20,6 +23,9 @@ class FullFineTuning(Strategy):
 
 @register_strategy
 class FromScratch(FullFineTuning):
+    """strategy=scratch: full training of the same architecture and tokenizer from random weights, the baseline that
+    shows what pretraining contributes."""
+
     name = "scratch"
     description = "the checkpoint's architecture and tokenizer, weights from random init: what pretraining bought"
     transferred = "structure"

@@ -52,6 +52,8 @@ def output_layer(model, family) -> tuple[nn.Module, str, nn.Linear]:
 
 @dataclass
 class LayerGroup:
+    """A named group of parameters (embeddings, one block, the head) that unfreezes and takes a learning rate as one."""
+
     name: str
     parameters: list[nn.Parameter] = field(default_factory=list)
 

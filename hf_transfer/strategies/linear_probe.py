@@ -37,12 +37,16 @@ C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 @dataclass
 class LinearProbeOptions:
+    """strategy_options of strategy=linear-probe: `C` and `max_iter` of scikit-learn's LogisticRegression."""
+
     C: float | None = None  # inverse L2 regularisation strength; None: the best of C_GRID on the validation split
     max_iter: int = 1000
 
 
 @register_strategy
 class LinearProbe(Strategy):
+    """strategy=linear-probe: see the module docstring."""
+
     name = "linear-probe"
     description = "a logistic-regression probe (scikit-learn) on frozen pooled features, saved as the model's head"
     transferred = "features"
@@ -50,6 +54,7 @@ class LinearProbe(Strategy):
     tasks = ("text-classification",)  # one pooled feature vector per text
 
     def __init__(self, options=None):
+        """Raises UserError for C <= 0 or max_iter < 1."""
         super().__init__(options)
         if self.options.C is not None and self.options.C <= 0:
             raise UserError(f"strategy_options.C must be positive, got {self.options.C}")
@@ -57,6 +62,7 @@ class LinearProbe(Strategy):
             raise UserError(f"strategy_options.max_iter must be at least 1, got {self.options.max_iter}")
 
     def setup(self, model, family, train_config) -> StrategySetup:
+        """Freeze everything but the head's output layer, which `train` overwrites with the fitted probe."""
         freeze_all_but(model, [output_layer(model, family)[2]])
         return StrategySetup(model, family)
 

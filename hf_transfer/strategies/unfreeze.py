@@ -37,12 +37,16 @@ NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)",
 
 @dataclass
 class GradualUnfreezeOptions:
+    """strategy_options of strategy=gradual-unfreeze: `decay` and `groups_per_epoch` (module docstring)."""
+
     decay: float = 1.25  # each layer group's learning rate is the one above it divided by this
     groups_per_epoch: int | None = None  # groups unfrozen at each epoch's start, top down; None: all by the last
 
 
 @register_strategy
 class GradualUnfreeze(Strategy):
+    """strategy=gradual-unfreeze: see the module docstring."""
+
     name = "gradual-unfreeze"
     description = "ULMFiT: layer groups unfreeze top down epoch by epoch, learning rates decaying layer by layer"
     transferred = "parameters"
@@ -50,6 +54,7 @@ class GradualUnfreeze(Strategy):
     default_learning_rate = 2e-4  # the head's; the top block gets it / decay, the one below / decay**2, ...
 
     def __init__(self, options=None):
+        """Raises UserError for decay < 1 or groups_per_epoch < 1."""
         super().__init__(options)
         if self.options.decay < 1:
             raise UserError(f"strategy_options.decay must be at least 1 (1: one learning rate), got {self.options.decay}")
@@ -57,6 +62,9 @@ class GradualUnfreeze(Strategy):
             raise UserError(f"strategy_options.groups_per_epoch must be at least 1, got {self.options.groups_per_epoch}")
 
     def setup(self, model, family, train_config) -> StrategySetup:
+        """One optimizer param group per layer group and weight-decay class, at learning rate train_config.learning_rate
+        / decay**depth (depth 0: the head), and the GradualUnfreezing callback. Raises UserError
+        (layers.layer_groups) for a model without a stack of blocks."""
         groups_top_down = layer_groups(model, family)[::-1]
         for parameter in model.parameters():
             parameter.requires_grad_(True)  # all of it may train: the callback freezes what must wait
@@ -80,17 +88,22 @@ class GradualUnfreezing(TrainerCallback):
     make every group train in the last epoch)."""
 
     def __init__(self, groups_top_down: list[LayerGroup], groups_per_epoch: int | None):
+        """`groups_top_down`: the layer groups, head first."""
         self.groups = groups_top_down
         self.groups_per_epoch = groups_per_epoch
         self.may_train: set[int] = set()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        """Note which parameters may train at all (not frozen before training) and, when groups_per_epoch is None, set
+        it to ceil(groups / epochs)."""
         self.may_train = {id(p) for group in self.groups for p in group.parameters if p.requires_grad}
         if self.groups_per_epoch is None:
             epochs = max(1, math.ceil(state.num_train_epochs))
             self.groups_per_epoch = math.ceil(len(self.groups) / epochs)
 
     def on_epoch_begin(self, args, state, control, optimizer=None, **kwargs):
+        """Let the top (epoch + 1) x groups_per_epoch groups train and freeze the rest; log the epoch's trainable groups
+        and their current learning rates once per epoch (not again after a resume)."""
         # A run resumed from a checkpoint inside epoch e begins at state.epoch = e + the fraction done: floor, not
         # round. Its log history, restored from the checkpoint, already has epoch e's entry.
         epoch = math.floor(state.epoch or 0)

@@ -26,6 +26,8 @@ OnDone = Callable[[Job, str], None]
 
 
 class Executor(Protocol):
+    """How a study's jobs run (executor.kind): LocalExecutor or RayExecutor."""
+
     def run(self, jobs: Sequence[Job], run_job: RunJob, on_done: OnDone) -> None:
         """Run every job with `run_job`, calling `on_done(job, folder)` as each finishes (in the caller's process)."""
 
@@ -38,6 +40,8 @@ class LocalExecutor:
     """One job after another, in this process."""
 
     def run(self, jobs: Sequence[Job], run_job: RunJob, on_done: OnDone) -> None:
+        """Run the jobs in order in this process, calling `on_done` after each. An error stops the study; a UserError's
+        message is prefixed with the job's name."""
         for job in jobs:
             try:
                 folder = run_job(job)
@@ -54,9 +58,13 @@ class RayExecutor:
     """Jobs as Ray tasks; see the module docstring for the settings."""
 
     def __init__(self, config: ExecutorConfig):
+        """`config`: the study's executor settings (address, num_workers, cpus_per_run, gpus_per_run)."""
         self.config = config
 
     def run(self, jobs: Sequence[Job], run_job: RunJob, on_done: OnDone) -> None:
+        """Submit every job as a Ray task (a cluster at `address`, else a local Ray started here and shut down after)
+        and call `on_done` as each finishes. The first failure cancels the pending tasks and is raised, a UserError
+        prefixed with the job's name; raises UserError when Ray is not installed."""
         try:
             import ray
         except ImportError:

@@ -42,6 +42,7 @@ class Job:
 
     @property
     def folder(self) -> Path:
+        """The run's output folder (its config's output_dir)."""
         return Path(self.config["output_dir"])
 
     def run_config(self) -> ClassifyConfig | ZeroShotConfig:

@@ -75,12 +75,14 @@ def _scores(eval_set: str, report: dict) -> dict:
 
 
 def write_results(rows: list[dict], study_dir: Path) -> Path:
+    """Write `rows` (result_rows) as JSON Lines to STUDY_DIR/results.jsonl; returns its path."""
     path = Path(study_dir) / RESULTS_FILE
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
 
 def read_results(study_dir: Path) -> list[dict]:
+    """The rows of STUDY_DIR/results.jsonl, blank lines skipped."""
     return [json.loads(line) for line in (Path(study_dir) / RESULTS_FILE).read_text().splitlines() if line]
 
 
@@ -264,10 +266,12 @@ class Regime:
 
     @property
     def up_to(self) -> int:
+        """The largest training set of the regime, in examples."""
         return self.items[-1].train_examples
 
     @property
     def from_examples(self) -> int:
+        """The smallest training set of the regime, in examples."""
         return self.items[0].train_examples
 
 

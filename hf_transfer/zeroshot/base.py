@@ -18,12 +18,18 @@ from ..errors import UserError
 
 
 class ZeroShotMethod:
+    """A zero-shot method (module docstring): subclasses set name, description, options_class and supports_multi_label,
+    and implement the steps below, called in order check_options, check_model, load, prepare, then probabilities per
+    batch."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     options_class: ClassVar[type]
     supports_multi_label: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any] | None = None):
+        """Parse `options` (the run's options) into options_class and check them; raises UserError for an unknown key, a
+        bad value, or what check_options refuses."""
         self.options = from_dict(self.options_class, dict(options or {}), prefix="options.")
         self.check_options()
 
@@ -55,11 +61,14 @@ METHODS: dict[str, type[ZeroShotMethod]] = {}
 
 
 def register_method(cls: type[ZeroShotMethod]) -> type[ZeroShotMethod]:
+    """Class decorator: make `cls` choosable as method=cls.name (METHODS); returns `cls`."""
     METHODS[cls.name] = cls
     return cls
 
 
 def get_method(name: str, options: dict[str, Any] | None = None) -> ZeroShotMethod:
+    """The method `name` built with `options`. Raises UserError for an unknown name (listing the known ones) or bad
+    options."""
     if name not in METHODS:
         raise UserError(f"unknown zero-shot method {name!r}: choose one of {', '.join(sorted(METHODS))}")
     return METHODS[name](options)
@@ -88,4 +97,6 @@ def model_kind(config) -> str:
 
 
 def wrong_model(model_name: str, config, method: str, needs: str, hint: str) -> UserError:
+    """The UserError for a checkpoint of the wrong kind: it names the model, its type, what `method` needs, and `hint`.
+    """
     return UserError(f"model {model_name!r} ({config.model_type}) is not {needs}, which method {method!r} needs: {hint}")

@@ -21,6 +21,8 @@ from .base import ZeroShotMethod, check_template, model_kind, register_method, w
 
 @dataclass
 class EmbeddingOptions:
+    """options of method=embedding (each field's comment says what it does)."""
+
     template: str = "{label}"  # the text embedded for a label; {label} is replaced by the label's description
     label_descriptions: dict[str, str] = field(default_factory=dict)  # label -> text for {label}; default: the name
     scale: float = 20.0  # similarities are multiplied by it before the softmax over labels
@@ -29,35 +31,45 @@ class EmbeddingOptions:
 
 @register_method
 class EmbeddingMethod(ZeroShotMethod):
+    """method=embedding: cosine similarity between the mean-pooled, L2-normalised last hidden states of the text and of
+    each label's prompt (the sentence-transformers recipe for MiniLM-style encoders)."""
+
     name = "embedding"
     description = "cosine similarity of mean-pooled sentence embeddings of the text and of each label description"
     options_class = EmbeddingOptions
     supports_multi_label = True
 
     def check_options(self):
+        """Raises UserError for a template without {label}, or scale <= 0."""
         check_template(self.options.template, "{label}", "A review that is {label}.")
         if self.options.scale <= 0:
             raise UserError(f"options.scale must be positive, got {self.options.scale}")
 
     def check_model(self, config, model_name):
+        """Raises UserError for a decoder or encoder-decoder: the method needs a text encoder."""
         if model_kind(config) in ("decoder", "encoder-decoder"):
             raise wrong_model(model_name, config, self.name, "a text encoder",
                               "use a sentence-embedding encoder such as minilm-l6, or method=lm / seq2seq for this model")
 
     def load(self, model, device):
+        """Load the tokenizer and AutoModel (the encoder without a head) onto `device`."""
         self.device = device
         self.tokenizer = load_tokenizer(model)  # with a pad token, which batches need
         self.model = AutoModel.from_pretrained(model.location, **model.load_kwargs).to(device).eval()
 
     def label_prompts(self, label_names):
+        """{label: the template with {label} replaced by its description (default: the name)}."""
         descriptions = per_label_texts(self.options.label_descriptions, label_names, str, "options.label_descriptions")
         return {label: self.options.template.replace("{label}", text) for label, text in zip(label_names, descriptions)}
 
     def prepare(self, label_names, multi_label):
+        """Embed every label prompt once (untruncated): [num_labels, hidden] unit vectors."""
         self.label_embeddings = self.embed(list(self.label_prompts(label_names).values()), max_length=None)
         self.multi_label = multi_label
 
     def probabilities(self, texts, max_length):
+        """(len(texts), num_labels): softmax(scale x cosine) over the labels; multi-label: sigmoid(scale x (cosine -
+        threshold)) per label, above 0.5 exactly when the cosine exceeds threshold."""
         similarities = self.embed(texts, max_length) @ self.label_embeddings.T
         if self.multi_label:
             return torch.sigmoid(self.options.scale * (similarities - self.options.threshold))  # > 0.5 from threshold
@@ -65,6 +77,8 @@ class EmbeddingMethod(ZeroShotMethod):
 
     @torch.inference_mode()
     def embed(self, texts: list[str], max_length: int | None) -> torch.Tensor:
+        """[len(texts), hidden] float32: the attention-masked mean of the last hidden states, L2 normalised (texts
+        truncated to `max_length` tokens; None: the tokenizer's limit)."""
         batch = self.tokenizer(texts, truncation=True, max_length=max_length, padding=True,
                                return_tensors="pt").to(self.device)
         hidden = self.model(**batch).last_hidden_state.float()

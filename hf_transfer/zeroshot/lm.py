@@ -26,6 +26,8 @@ REDUCTIONS = ("sum", "mean")
 
 @dataclass
 class LMOptions:
+    """options of method=lm (each field's comment says what it does)."""
+
     template: str = "{text}\nLabel:"  # the prompt; {text} is replaced by the text
     verbalizers: dict[str, str] = field(default_factory=dict)  # label -> continuation; default " <label>"
     reduction: str = "sum"  # sum | mean: a verbalizer's total or per-token log-likelihood
@@ -34,33 +36,42 @@ class LMOptions:
 
 
 def check_reduction(reduction: str) -> None:
+    """Raises UserError unless `reduction` is one of REDUCTIONS (sum, mean)."""
     if reduction not in REDUCTIONS:
         raise UserError(f"options.reduction takes {' or '.join(REDUCTIONS)}, got {reduction!r}")
 
 
 def reduce_log_likelihoods(token_log_probs: torch.Tensor, mask: torch.Tensor, reduction: str) -> torch.Tensor:
+    """[..., num_labels]: the masked sum over the last axis (target tokens) of `token_log_probs`, divided by the number
+    of target tokens when `reduction` is "mean"."""
     total = (token_log_probs * mask).sum(-1)
     return total / mask.sum(-1) if reduction == "mean" else total
 
 
 @register_method
 class CausalLMMethod(ZeroShotMethod):
+    """method=lm: see the module docstring."""
+
     name = "lm"
     description = "log-likelihood of each label's verbalizer after a prompt, under a causal language model"
     options_class = LMOptions
 
     def check_options(self):
+        """Raises UserError for a template without {text}, a bad reduction, or calibrate without content-free inputs."""
         check_template(self.options.template, "{text}", "Review: {text}\nSentiment:")
         check_reduction(self.options.reduction)
         if self.options.calibrate and not self.options.content_free_inputs:
             raise UserError("options.calibrate needs options.content_free_inputs, e.g. ['N/A', '', '[MASK]']")
 
     def check_model(self, config, model_name):
+        """Raises UserError unless the checkpoint is a causal (decoder-only) language model."""
         if model_kind(config) != "decoder":
             raise wrong_model(model_name, config, self.name, "a causal (decoder-only) language model",
                               "use a GPT-2/Llama-style checkpoint, or method=seq2seq for T5, nli or embedding for encoders")
 
     def load(self, model, device):
+        """Load the tokenizer (left padding and truncation, so the prompt's end stays next to the verbalizer) and
+        AutoModelForCausalLM onto `device`."""
         self.device = device
         self.tokenizer = load_tokenizer(model)  # gives GPT-2 and Llama their pad token
         # Left padding puts every prompt's last token in the last column; cutting long prompts from the left keeps
@@ -71,10 +82,14 @@ class CausalLMMethod(ZeroShotMethod):
         self.start_id = bos if bos is not None else self.tokenizer.eos_token_id
 
     def label_prompts(self, label_names):
+        """{label: its verbalizer, the continuation scored after the prompt (default: " LABEL")}."""
         texts = per_label_texts(self.options.verbalizers, label_names, lambda label: f" {label}", "options.verbalizers")
         return dict(zip(label_names, texts))
 
     def prepare(self, label_names, multi_label):
+        """Tokenize the verbalizers once (right-padded [num_labels, longest] ids and mask) and, with calibrate, average
+        the content-free inputs' label probabilities into p_cf. Raises UserError for a verbalizer that encodes to no
+        tokens."""
         verbalizers = self.label_prompts(label_names)
         encoded = self.tokenizer(list(verbalizers.values()), add_special_tokens=False)["input_ids"]
         empty = [label for label, ids in zip(verbalizers, encoded) if not ids]
@@ -87,6 +102,8 @@ class CausalLMMethod(ZeroShotMethod):
             self.content_free = self.log_likelihoods(self.options.content_free_inputs, max_length=None).softmax(-1).mean(0)
 
     def probabilities(self, texts, max_length):
+        """(len(texts), num_labels): softmax of the verbalizers' log-likelihoods over the labels; with calibrate divided
+        by p_cf and renormalised (module docstring)."""
         probabilities = self.log_likelihoods(texts, max_length).softmax(-1)
         if self.content_free is None:
             return probabilities

@@ -48,6 +48,8 @@ def checked_model(method: ZeroShotMethod, model: str | ResolvedModel, trust_remo
 
 
 def check_labels(method: ZeroShotMethod, label_names: list[str], multi_label: bool) -> None:
+    """Raises UserError for fewer than two labels, a multi-label task with a single-label method, or per-label options
+    that name unknown labels."""
     if len(label_names) < 2:
         raise UserError(f"zero-shot classification needs at least two labels, got {list(label_names)}: "
                         "check data.labels and data.label_column")
@@ -77,6 +79,8 @@ class ZeroShotClassifier:
     def __init__(self, method: str | ZeroShotMethod, model: str | ResolvedModel, label_names: list[str],
                  multi_label: bool = False, options: dict[str, Any] | None = None, batch_size: int = 32,
                  max_length: int | None = None):
+        """Build `method` (a name with `options`, or a built method), check the labels and the checkpoint's kind, then
+        load the weights onto cuda if available, else cpu, and prepare the label side."""
         self.method = get_method(method, options) if isinstance(method, str) else method
         self.label_names = list(label_names)
         self.multi_label = multi_label
@@ -125,6 +129,7 @@ class ZeroShotClassifier:
 
     @property
     def num_parameters(self) -> int:
+        """The loaded model's parameter count (elements)."""
         return sum(p.numel() for p in self.method.model.parameters())
 
 
@@ -196,9 +201,11 @@ class ZeroShotBaseline:
 
     @property
     def name(self) -> str:
+        """The baseline's key in metrics.json's baselines: "zero-shot METHOD"."""
         return f"zero-shot {self.method.name}"
 
     def evaluate(self, task: TaskData, max_length: int) -> dict:
+        """Load the model and score the test split: {method, model, metrics {"test": report}}."""
         classifier = ZeroShotClassifier(self.method, self.model, task.label_names, task.multi_label,
                                         batch_size=self.batch_size, max_length=max_length)
         metrics, _ = classifier.evaluate(task, ["test"])

@@ -18,6 +18,9 @@ Returns:
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class Accuracy(evaluate.Metric):
+    """The evaluate module around scikit-learn's accuracy_score, loaded by path (hf_transfer.metrics.load_metric);
+    config_name "multilabel" takes 0/1 rows per example."""
+
     def _info(self):
         value = datasets.Sequence(datasets.Value("int32")) if self.config_name == "multilabel" else datasets.Value("int32")
         return evaluate.MetricInfo(

@@ -17,6 +17,8 @@ Returns:
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class ConfusionMatrix(evaluate.Metric):
+    """The evaluate module around scikit-learn's confusion_matrix, loaded by path (hf_transfer.metrics.load_metric)."""
+
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,

@@ -20,6 +20,9 @@ Returns:
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class PrecisionRecallF1(evaluate.Metric):
+    """The evaluate module around scikit-learn's precision_recall_fscore_support, loaded by path
+    (hf_transfer.metrics.load_metric); config_name "multilabel" takes 0/1 rows per example."""
+
     def _info(self):
         value = datasets.Sequence(datasets.Value("int32")) if self.config_name == "multilabel" else datasets.Value("int32")
         return evaluate.MetricInfo(

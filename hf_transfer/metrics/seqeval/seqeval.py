@@ -29,6 +29,9 @@ Returns:
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
 class Seqeval(evaluate.Metric):
+    """The evaluate module around seqeval's classification_report and accuracy_score, loaded by path
+    (hf_transfer.metrics.load_metric)."""
+
     def _info(self):
         tags = datasets.Sequence(datasets.Value("string"))
         return evaluate.MetricInfo(
