@@ -36,8 +36,9 @@ class TextClassification:
 
     @staticmethod
     def tokenize(task: TaskData, tokenizer, data_config):
-        """The tokenized splits (data.tokenize_splits; UserError when a text has no tokens). With data.truncation=chunks a long text trains as several
-        chunks with its label, and evaluation pools its chunks' logits (inference.pool_chunk_logits)."""
+        """The tokenized splits (data.tokenize_splits; UserError when a text has no tokens). With
+        data.truncation=chunks a long text trains as several chunks with its label, and evaluation pools its chunks'
+        logits (inference.pool_chunk_logits)."""
         tokenized = tokenize_splits(task, tokenizer, data_config.max_length, pooled_chunks=True)
         if "example_id" in tokenized["train"].column_names:
             tokenized["train"] = tokenized["train"].remove_columns("example_id")
