@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..baselines import majority_baseline, tfidf_baseline
+from ..classify import NOT_SETTINGS, NOT_TRAIN_SETTINGS
 from ..config import CompareConfig, to_dict
 from ..data import load_task_data
 from ..errors import UserError
@@ -128,15 +129,24 @@ def _flat(value, prefix: str = "") -> dict:
     return out
 
 
+def _settings(run_config: dict) -> dict:
+    """A run config flattened, without the keys that do not change results (as run_classify's resume check)."""
+    ignored = {*NOT_SETTINGS, *(f"train.{key}" for key in NOT_TRAIN_SETTINGS)}
+    return {key: value for key, value in _flat(run_config).items() if key not in ignored}
+
+
 def _check_recorded_jobs(study_dir: Path, jobs: list[Job]) -> dict:
-    """The run configs recorded by earlier invocations; UserError if a finished run's settings changed since."""
+    """The run configs recorded by earlier invocations; UserError if a finished run's settings changed since
+    (threads, checkpoint_steps and report_to may change: they do not change results)."""
     path = study_dir / JOBS_FILE
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     for job in jobs:
         before = recorded.get(job.name)
         if before is None or before == job.config or not is_finished(job.folder):
             continue
-        old, new = _flat(before), _flat(job.config)
+        old, new = _settings(before), _settings(job.config)
+        if old == new:
+            continue
         key = next(k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k))
         raise UserError(f"run {job.name} in {study_dir} was made with {key}={old.get(key)!r}, now {new.get(key)!r}: "
                         f"use another output_dir, or delete {job.folder} to run it again")
