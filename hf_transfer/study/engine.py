@@ -23,7 +23,7 @@ import yaml
 from ..baselines import majority_baseline, tfidf_baseline
 from ..classify import NOT_SETTINGS, NOT_TRAIN_SETTINGS
 from ..config import CompareConfig, to_dict
-from ..data import load_task_data
+from ..data import load_task_data, share_loaded_data
 from ..errors import UserError
 from ..log import logger
 from ..run_folder import default_output_dir
@@ -65,6 +65,14 @@ def run_study(config: CompareConfig, run_job: RunJob | None = None) -> StudyResu
     out-of-domain scores). Raises UserError, before any training, for bad data, sizes, out-of-domain sets, arms
     that cannot apply to their backbone, and a study folder whose finished runs were made with other settings.
     """
+    sharing = share_loaded_data(True)  # data loaded and tokenized once: here, and in each run of this process
+    try:
+        return _run_study(config, run_job)
+    finally:
+        share_loaded_data(sharing)
+
+
+def _run_study(config: CompareConfig, run_job: RunJob | None) -> StudyResult:
     started = time.perf_counter()
     study_dir = Path(config.output_dir or default_study_dir(config)).resolve()
     clash = sorted(set(config.arms) & set(BASELINES))

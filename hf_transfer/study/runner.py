@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..batching import length_sorted_batches, pad_batch
+from ..data import share_loaded_data
 from ..metrics import classification_report
 from ..results import METRICS_FILE, RunResult
 from ..runtime import device
@@ -62,6 +63,7 @@ class StudyRunner:
     eval_sets: list[EvalSet]
 
     def __call__(self, job: Job) -> str:
+        share_loaded_data(True)  # a Ray worker's later runs reuse its data too (run_study turns it on locally)
         folder = job.folder
         if not (folder / METRICS_FILE).is_file():
             if job.kind == "classify":
