@@ -33,7 +33,8 @@ from .checks import EvalSet, check_arm, load_eval_set
 from .executors import RunJob, make_executor
 from .grid import Job, build_jobs, check_sizes
 from .plots import study_plots
-from .report import (Recommendation, recommendations, result_rows, summarize, write_results, write_summary)
+from .report import (RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD, Recommendation, recommendations, result_rows, summarize,
+                     write_results, write_summary)
 from .runner import StudyRunner, is_finished
 
 STUDY_CONFIG = "study.yaml"
@@ -41,6 +42,9 @@ JOBS_FILE = "jobs.json"
 BASELINES_FILE = "baselines.json"
 CARD_FILE = "README.md"
 BASELINES = {"majority": majority_baseline, "tfidf-logreg": tfidf_baseline}
+# What `hf-transfer publish STUDY` puts in the repo, with the plots (*.png): the card and the tables, not the runs
+# (each is published on its own) nor jobs.json (rerun bookkeeping)
+PUBLISHED_FILES = (CARD_FILE, STUDY_CONFIG, BASELINES_FILE, RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD)
 
 
 @dataclass
@@ -139,7 +143,7 @@ def _flat(value, prefix: str = "") -> dict:
 
 def _settings(run_config: dict) -> dict:
     """A run config flattened, without the keys that do not change results (as run_classify's resume check)."""
-    ignored = {*NOT_SETTINGS, *(f"train.{key}" for key in NOT_TRAIN_SETTINGS)}
+    ignored = {*NOT_SETTINGS, "threads", *(f"train.{key}" for key in NOT_TRAIN_SETTINGS)}  # threads: zero-shot's
     return {key: value for key, value in _flat(run_config).items() if key not in ignored}
 
 
