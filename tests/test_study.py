@@ -175,3 +175,18 @@ def test_publish_writes_a_study_folders_card_tables_and_plots(local_study, tmp_p
     assert refused.returncode == 2 and "has no results.jsonl: it has not finished" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert [p.name for p in hub.iterdir()] == [repo.name] and len(list((repo / "snapshots").iterdir())) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["seeds=[]"], "the study's grid is empty (seeds=[])"),
+    (["sizes=[16, 500]"], "size 500 is larger than the train split (115 examples"),
+])
+def test_hf_transfer_compare_says_bad_input_in_one_line_and_exits_2(tiny_bert, data, tmp_path, extra, message):
+    out = tmp_path / "study"
+    command = [str(Path(sys.executable).parent / "hf-transfer"), "compare", "--config",
+               str(Path(__file__).parents[1] / "recipes" / "configs" / "compare.yaml"),
+               *study_overrides(tiny_bert, data, out, *extra)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not out.exists()

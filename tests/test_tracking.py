@@ -82,3 +82,18 @@ def test_a_tracker_without_its_library_is_one_line_before_any_work(tiny_bert, re
             f"model={tiny_bert}", f"data.dataset={reviews}", *COMMON, f"train.report_to=[{tracker}]",
             "arms={full: {strategy: full}}", "sizes=[16]", "seeds=[1]", f"output_dir={tmp_path / 'study'}"]))
     assert not (tmp_path / "study").exists()
+
+
+def test_a_teacher_runs_two_stages_log_to_their_own_tensorboard_folders(tiny_bert, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboardX")
+    from test_fewshot import teacher_config, write_splits
+
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    result = run_classify(teacher_config(tiny_bert, write_splits(tmp_path / "data"), out,
+                                         "train.report_to=[tensorboard]", "train.logging_steps=1"))
+    for stage in ("distil", "gold"):
+        logged = scalars(out / TENSORBOARD_DIR / stage)
+        steps = [entry["step"] for entry in result.training["log_history"]
+                 if entry.get("stage") == stage and "loss" in entry]
+        assert steps and [step for step, _ in logged["train/loss"]] == steps, stage
