@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import copy
 import csv
+import dataclasses
 import gzip
 import io
+import json
 import logging
 import lzma
 import math
@@ -33,9 +36,6 @@ import os
 import random
 import statistics
 import unicodedata
-import copy
-import dataclasses
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -7,10 +7,11 @@ What is published is an explicit allow-list of regular files at the top of the f
 the card (re-rendered for the repo id, so its usage snippet loads `ORG/NAME`), metrics.json, plots, the config,
 tokenizer files, weights as safetensors only, an adapter as an adapter, and the modeling code that config.json's
 auto_map names for our own backbones. A study folder (`hf-transfer compare`) publishes its card, tables, config
-and plots (study.engine.PUBLISHED_FILES), not its runs: publish a run folder (STUDY/runs/RUN) on its own. Pickles (*.bin, *.pt, ...), the Trainer's leftovers, predictions (they hold
-the evaluation texts), links (symbolic or hard) and anything resolving outside the folder are left behind. The token
-comes from HF_TOKEN or the stored login and is never written anywhere: files that contain it are refused. Files
-written to a local hub folder get the mode any new file gets (0644 under the usual umask 022).
+and plots (study.engine.PUBLISHED_FILES), not its runs: publish a run folder (STUDY/runs/RUN) on its own.
+Pickles (*.bin, *.pt, ...), the Trainer's leftovers, predictions (they hold the evaluation texts), links (symbolic
+or hard) and anything resolving outside the folder are left behind. The token comes from HF_TOKEN or the stored
+login and is never written anywhere: files that contain it are refused. Files written to a local hub folder get the
+mode any new file gets (0644 under the usual umask 022).
 """
 
 from __future__ import annotations

@@ -154,7 +154,8 @@ def test_publish_writes_a_study_folders_card_tables_and_plots(local_study, tmp_p
     hub = tmp_path / "hub"
     command = [str(Path(sys.executable).parent / "hf-transfer"), "publish", str(local_study.folder), "--repo-id",
                "test-org/study", "--to", str(hub)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("published study: ") and "runs/ (folder" in done.stdout and "jobs.json" in done.stdout
     repo = hub / "models--test-org--study"
@@ -186,6 +187,7 @@ def test_hf_transfer_compare_says_bad_input_in_one_line_and_exits_2(tiny_bert, d
     command = [str(Path(sys.executable).parent / "hf-transfer"), "compare", "--config",
                str(Path(__file__).parents[1] / "recipes" / "configs" / "compare.yaml"),
                *study_overrides(tiny_bert, data, out, *extra)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1], done.stderr[-2000:]
     assert "Traceback" not in done.stderr and not out.exists()
