@@ -32,12 +32,12 @@ from .losses import TargetCrossEntropy, class_weights
 from .schedule import NO_OPTIMIZER_STEPS, SELECT_EVALUATIONS, optimizer_steps
 from .selection import EvaluateLastStep, selecting_arguments, selects_on_validation, validation_accuracy
 from .teacher import prepare_teacher
-from .training import build_trainer, mean_train_loss, training_arguments
+from .training import TENSORBOARD_DIR, build_trainer, check_report_to, mean_train_loss, training_arguments
 from .zeroshot import prepare_baseline
 
 # Keys that say where a run writes, not what it computes: a resumed run may differ in these.
 NOT_SETTINGS = ("output_dir", "overwrite_output_dir", "resume", "push_to_hub", "hub_repo_id", "hub_private")
-NOT_TRAIN_SETTINGS = ("threads", "checkpoint_steps")  # how fast, and how often it checkpoints
+NOT_TRAIN_SETTINGS = ("threads", "checkpoint_steps", "report_to")  # how fast, how often it checkpoints, where it logs
 
 
 def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: tuple = ()) -> RunResult:
@@ -60,6 +60,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         config.model, config.data.dataset, config.strategy)
     if config.push_to_hub:
         check_hub_target(config.hub_repo_id)  # a bad repo id or missing token fails now, not after training
+    check_report_to(config.train.report_to)
     set_threads(config.train.threads)
 
     settings = {key: value for key, value in to_dict(resolved).items() if key not in NOT_SETTINGS}
@@ -89,7 +90,8 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         parameters = strategy.count_parameters(setup.model)
         tokenized = task_family.tokenize(task, tokenizer, config.data)
 
-        args = training_arguments(resolved.train, str(folder.checkpoints), precision, config.train.eval_every_epoch)
+        args = training_arguments(resolved.train, str(folder.checkpoints), precision, config.train.eval_every_epoch,
+                                  logging_dir=str(folder.staging / TENSORBOARD_DIR), run_name=output_dir.name)
         weights = class_weights(config.train.class_weight, task.label_names, tokenized["train"]["labels"],
                                 task.multi_label)
         select = selects_on_validation(config.train.select_best, schedule_changes, strategy.name, task, teacher)

@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import copy
 import csv
+import dataclasses
 import gzip
 import io
+import json
 import logging
 import lzma
 import math
@@ -125,8 +128,65 @@ class TaskData(LabelSpace):
         return {name: len(split) for name, split in self.splits.items()}
 
 
+# Data loaded and tokenized by this process, kept for its next runs while share_loaded_data is on (a study's runs
+# differ only in their train subsample): {key: TaskData before the subsample, or tokenized splits}. None: off.
+_SHARED: dict | None = None
+
+
+def share_loaded_data(on: bool = True) -> bool:
+    """Turn process-wide reuse of loaded and tokenized data on or off (off drops what was kept); returns the
+    previous setting.
+
+    While on, load_task_data reads, checks and splits each data config once and draws every later run's train
+    subsample (data.max_train_samples, data.subsample_seed) from what it kept, and tokenize_splits tokenizes each
+    (splits, tokenizer, max_length) once and selects the subsample's rows: the same rows, columns and data facts
+    as loading afresh, in a fraction of the time. Memory holds everything loaded until it is turned off. A study
+    turns it on (hf_transfer.study); text-classification data only (token data loads as before).
+    """
+    global _SHARED
+    previous = _SHARED is not None
+    if on and _SHARED is None:
+        _SHARED = {}
+    elif not on:
+        _SHARED = None
+    return previous
+
+
 def load_task_data(config: DataConfig) -> TaskData:
-    """Read, check and split the data that `config` names. Raises UserError, one line, for every bad input."""
+    """Read, check and split the data that `config` names. Raises UserError, one line, for every bad input.
+
+    With share_loaded_data on, the data before the train subsample is kept and reused (see there)."""
+    if _SHARED is None:
+        return _load_task_data(config)
+    whole = dataclasses.replace(config, max_train_samples=None, subsample_seed=None)
+    key = ("data", json.dumps(dataclasses.asdict(whole), sort_keys=True, default=str))
+    if key in _SHARED:
+        logger.info(f"data {config.dataset}: reusing the splits this process loaded")
+    else:
+        logger.info(f"data {config.dataset}: loading once for this process's runs")
+        _SHARED[key] = _load_task_data(whole)
+    return _subsample(_SHARED[key], config)
+
+
+def _subsample(whole: TaskData, config: DataConfig) -> TaskData:
+    """`whole` (loaded without data.max_train_samples) with the train subsample `config` asks for, as
+    _make_splits draws it; its own copy of the data facts, the overlap counted on the subsample."""
+    train = whole.splits["train"]
+    facts = copy.deepcopy(whole.data_facts)
+    facts.pop("truncation", None)  # tokenize_splits sets it for the run's own splits
+    if not config.max_train_samples or config.max_train_samples >= len(train):
+        return dataclasses.replace(whole, data_facts=facts)
+    seed = config.seed if config.subsample_seed is None else config.subsample_seed
+    rows = nested_subsample(train["labels"], config.max_train_samples, seed)
+    splits = DatasetDict({"train": train.select(rows), "validation": whole.splits["validation"],
+                          "test": whole.splits["test"]})
+    facts.update(_overlap(splits, whole.text_columns))
+    for level, line in _fact_lines({"overlap": facts["overlap"]}, "", splits):
+        logger.log(level, line)
+    return dataclasses.replace(whole, splits=splits, data_facts=facts, train_pool=train, train_rows=rows)
+
+
+def _load_task_data(config: DataConfig) -> TaskData:
     raw, defaults, description = _load_raw(config.dataset, config.delimiter)
     text_columns = config.text_columns or list(defaults.get("text_columns") or ["text"])
     label_column = config.label_column or defaults.get("label_column") or "label"
@@ -766,7 +826,10 @@ def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks
                 "text_tokens": [text_tokens[i] for i in ids]}
 
     removed = task.splits["train"].column_names if task.truncation == "chunks" else task.text_columns
-    tokenized = task.splits.map(encode, batched=True, with_indices=True, remove_columns=removed, desc="tokenizing")
+    if _SHARED is not None and task.truncation != "chunks":
+        tokenized = _shared_tokenized(task, tokenizer, max_length, encode, removed)
+    else:
+        tokenized = task.splits.map(encode, batched=True, with_indices=True, remove_columns=removed, desc="tokenizing")
     truncated, totals, shares, medians = {}, {}, {}, {}
     for split, data in tokenized.items():
         stats = data.select_columns([c for c in ("example_id", "num_tokens", "text_tokens") if c in data.column_names])
@@ -784,6 +847,27 @@ def tokenize_splits(task: TaskData, tokenizer, max_length: int, *, pooled_chunks
         logger.info(f"texts longer than data.max_length={max_length} tokens, cut by data.truncation={task.truncation}: "
                     f"{cut}; median tokens " + ", ".join(f"{split} {medians[split]:g}" for split in tokenized))
     return tokenized.remove_columns(["num_tokens", "text_tokens"])
+
+
+def _shared_tokenized(task: TaskData, tokenizer, max_length: int, encode, removed: list[str]) -> DatasetDict:
+    """The task's splits tokenized by `encode`, from the whole train split this process tokenized before (kept in
+    _SHARED by the splits' fingerprints, the tokenizer's datasets hash and max_length), its subsample's rows
+    selected. One row per text (no chunks), so selecting rows after tokenizing equals tokenizing the rows."""
+    from datasets.fingerprint import Hasher
+
+    pool = task.train_pool if task.train_pool is not None else task.splits["train"]
+    whole = DatasetDict({"train": pool, "validation": task.splits["validation"], "test": task.splits["test"]})
+    key = ("tokenized", *(split._fingerprint for split in whole.values()), task.truncation, max_length,
+           Hasher.hash(tokenizer))
+    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    if key in _SHARED:
+        logger.info(f"tokenized splits for {name}: reusing this process's")
+    else:
+        logger.info(f"tokenizing every split for {name} once for this process's runs")
+        _SHARED[key] = whole.map(encode, batched=True, with_indices=True, remove_columns=removed, desc="tokenizing")
+    tokenized = _SHARED[key]
+    train = tokenized["train"] if task.train_pool is None else tokenized["train"].select(task.train_rows)
+    return DatasetDict({"train": train, "validation": tokenized["validation"], "test": tokenized["test"]})
 
 
 def _first_chunks(example_ids: list[int]) -> np.ndarray:

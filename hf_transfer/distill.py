@@ -34,6 +34,7 @@ import dataclasses
 import math
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,10 +43,11 @@ from datasets import Dataset, DatasetDict, List, Value
 from .data import TaskData, tokenize_splits
 from .losses import TargetCrossEntropy
 from .log import logger
+from .run_folder import STAGING_SUFFIX
 from .schedule import fitting_batch_size, optimizer_steps
 from .selection import EvaluateLastStep, selecting_arguments, validation_accuracy
 from .teacher import Teacher, apply_calibration, log_probs, platt_calibration
-from .training import build_trainer, mean_train_loss, training_arguments
+from .training import TENSORBOARD_DIR, build_trainer, mean_train_loss, training_arguments
 
 DISTIL_WARMUP_RATIO = 0.06
 DISTIL_EVALUATIONS = 12
@@ -130,7 +132,7 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
                                         warmup_ratio=DISTIL_WARMUP_RATIO)
     trainer = _selecting_trainer(setup, distil_config, optimizer_steps(len(distil_set), distil_config),
                                  DISTIL_EVALUATIONS, checkpoints, precision, tokenizer, distil_set, tokenized,
-                                 callbacks, loss)
+                                 callbacks, loss, "distil")
     strategy.train(setup, trainer, task, tokenized, resume_from=resume_from)
     stages = [_stage_record("distil", trainer, len(distil_set), distil_config, resume_from)]
     log_history = [{**entry, "stage": "distil"} for entry in trainer.state.log_history]
@@ -146,7 +148,7 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
         shutil.rmtree(checkpoints / "gold", ignore_errors=True)  # a crashed run's: this stage starts over
         gold_trainer = _selecting_trainer(setup, gold_config, gold_config.max_steps, GOLD_EVALUATIONS,
                                           checkpoints / "gold", precision, tokenizer, tokenized["train"], tokenized,
-                                          callbacks, loss if class_weights is not None else None)
+                                          callbacks, loss if class_weights is not None else None, "gold")
         gold_trainer.train()
         record = _stage_record("gold", gold_trainer, data.gold, gold_config, None)
         # Step 0 of this stage, the distilled model, is a candidate too: ties go to the later model.
@@ -176,10 +178,14 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
 
 
 def _selecting_trainer(setup, config, steps: int, evaluations: int, output_dir, precision, tokenizer, train_set,
-                       tokenized, callbacks, loss):
+                       tokenized, callbacks, loss, stage: str):
     """A Trainer for one stage: `config`'s schedule over `train_set`, `evaluations` evaluations on validation,
-    ending with the best checkpoint (hf_transfer.selection)."""
-    args = selecting_arguments(training_arguments(config, str(output_dir), precision, False), steps, evaluations)
+    ending with the best checkpoint (hf_transfer.selection). `output_dir`: the run's checkpoints folder (distil) or
+    its gold/ (gold); TensorBoard logs the stage to runs/<stage> of the run folder (its steps start at 0 again)."""
+    staging = Path(output_dir).parents[stage != "distil"]  # the run's OUT.partial: the gold stage's lies deeper
+    args = selecting_arguments(training_arguments(
+        config, str(output_dir), precision, False, logging_dir=str(staging / TENSORBOARD_DIR / stage),
+        run_name=f"{staging.name.removesuffix(STAGING_SUFFIX)}-{stage}"), steps, evaluations)
     return build_trainer(setup.model, args, tokenizer, train_set, tokenized["validation"],
                          [*callbacks, EvaluateLastStep()], setup.optimizer_grouped_parameters,
                          compute_loss_func=loss, compute_metrics=validation_accuracy(False))

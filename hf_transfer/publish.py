@@ -6,10 +6,12 @@
 What is published is an explicit allow-list of regular files at the top of the folder, never a directory walk:
 the card (re-rendered for the repo id, so its usage snippet loads `ORG/NAME`), metrics.json, plots, the config,
 tokenizer files, weights as safetensors only, an adapter as an adapter, and the modeling code that config.json's
-auto_map names for our own backbones. Pickles (*.bin, *.pt, ...), the Trainer's leftovers, predictions (they hold
-the evaluation texts), links (symbolic or hard) and anything resolving outside the folder are left behind. The token
-comes from HF_TOKEN or the stored login and is never written anywhere: files that contain it are refused. Files
-written to a local hub folder get the mode any new file gets (0644 under the usual umask 022).
+auto_map names for our own backbones. A study folder (`hf-transfer compare`) publishes its card, tables, config
+and plots (study.engine.PUBLISHED_FILES), not its runs: publish a run folder (STUDY/runs/RUN) on its own.
+Pickles (*.bin, *.pt, ...), the Trainer's leftovers, predictions (they hold the evaluation texts), links (symbolic
+or hard) and anything resolving outside the folder are left behind. The token comes from HF_TOKEN or the stored
+login and is never written anywhere: files that contain it are refused. Files written to a local hub folder get the
+mode any new file gets (0644 under the usual umask 022).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class PublishPlan:
     """What goes into the repo, and what was left behind with the reason."""
 
     repo_id: str
-    layout: str  # "model" | "adapter" | "card-only"
+    layout: str  # "model" | "adapter" | "card-only" | "study"
     files: list[PublishedFile]
     skipped: dict[str, str] = field(default_factory=dict)
     result: RunResult | None = None
@@ -150,6 +152,8 @@ def plan_publish(output_dir: Path, repo_id: str, force: bool = False) -> Publish
     if not given.is_dir():
         raise UserError(f"output folder {given} not found: pass the folder a classify run wrote")
     root = given.resolve()
+    if _is_study(root):
+        return _plan_study(root, repo_id, force)
     result = _load_result(root, force)
     _check_card(root, force)
     layout = _layout(root, result)
@@ -163,6 +167,32 @@ def plan_publish(output_dir: Path, repo_id: str, force: bool = False) -> Publish
         card = render_card(result, root, repo_id)
         published[CARD_FILE] = PublishedFile(CARD_FILE, content=str(card).encode())
     return PublishPlan(repo_id, layout, sorted(published.values(), key=lambda f: f.path_in_repo), skipped, result)
+
+
+def _is_study(root: Path) -> bool:
+    """A study folder (hf-transfer compare): its study.yaml, and no run record of its own."""
+    from .study.engine import STUDY_CONFIG
+
+    return (root / STUDY_CONFIG).is_file() and not (root / METRICS_FILE).is_file()
+
+
+def _plan_study(root: Path, repo_id: str, force: bool) -> PublishPlan:
+    """A finished study's card, tables and plots, as they are (the card has no usage snippet to re-render)."""
+    from .study.report import RESULTS_FILE
+
+    if not (root / RESULTS_FILE).is_file() and not force:
+        raise UserError(f"study {root} has no {RESULTS_FILE}: it has not finished; run hf-transfer compare "
+                        f"--config {root / 'study.yaml'} output_dir={root} to finish it, or pass --force")
+    path = root / CARD_FILE
+    try:
+        problem = None if "transfer-study" in (ModelCard.load(path).data.tags or []) else "it is no study card"
+    except Exception as err:  # a missing file, a broken header: as _check_card
+        problem = f"it does not load ({first_line(err, 120)})"
+    if problem and not force:
+        raise UserError(f"the study card {path} is not valid: {problem}; run hf-transfer compare on the study "
+                        "again (it rewrites the card), or pass --force")
+    files, skipped = _allowed_files(root, "study")
+    return PublishPlan(repo_id, "study", [PublishedFile(name, source) for name, source in files.items()], skipped)
 
 
 def _load_result(root: Path, force: bool) -> RunResult | None:
@@ -205,9 +235,14 @@ def _layout(root: Path, result: RunResult | None) -> str:
 
 
 def _allowed_files(root: Path, layout: str) -> tuple[dict[str, Path], dict[str, str]]:
-    """Regular files at the top of `root` that the layout publishes, by name; the rest with why they stay."""
+    """Regular files at the top of `root` that the layout ("model", "adapter", "card-only", "study") publishes, by
+    name; the rest with why they stay."""
     allowed = {CARD_FILE, METRICS_FILE}
-    if layout == "adapter":
+    if layout == "study":
+        from .study.engine import PUBLISHED_FILES
+
+        allowed = set(PUBLISHED_FILES)
+    elif layout == "adapter":
         allowed |= {*ADAPTER_FILES, *TOKENIZER_FILES}
     elif layout == "model":
         allowed |= {*CONFIG_FILES, WEIGHT_INDEX, *TOKENIZER_FILES, *remote_code_files(root)}
@@ -233,7 +268,7 @@ def _allowed_files(root: Path, layout: str) -> tuple[dict[str, Path], dict[str, 
         elif layout == "adapter" and (name in CONFIG_FILES or name.endswith(".safetensors")):
             skipped[name] = "whole-model file next to an adapter (the adapter is published)"
         else:
-            skipped[name] = "not part of a published model"
+            skipped[name] = f"not part of a published {'study' if layout == 'study' else 'model'}"
     return files, skipped
 
 

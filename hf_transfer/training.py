@@ -16,6 +16,7 @@ import torch
 from peft import PeftModel
 from torch.utils.data import DataLoader, SequentialSampler
 from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+from transformers.integrations import TensorBoardCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
@@ -29,6 +30,13 @@ from .schedule import DEFAULT_EPOCHS
 # budget stay well below a training step's peak (benchmarks/bench_training.py --memory).
 EVAL_BUDGET_FACTOR = 8
 
+# TensorBoard event files go to OUT/runs/, the folder transformers' Trainer uses and the Hub shows as training
+# metrics; the other trackers log where their own settings say (MLFLOW_TRACKING_URI, WANDB_DIR, ...).
+TENSORBOARD_DIR = "runs"
+# pip names of the train.report_to integrations whose package is not named like the integration
+TRACKER_PACKAGES = {"tensorboard": "tensorboard (or tensorboardX)", "comet_ml": "comet-ml",
+                    "azure_ml": "azureml-core", "flyte": "flytekit"}
+
 
 @dataclass
 class TransferTrainingArguments(TrainingArguments):
@@ -38,11 +46,34 @@ class TransferTrainingArguments(TrainingArguments):
         "help": "padded tokens per forward/backward pass; a longer batch runs as several micro-batches (None: off)"})
     lazy_embedding_updates: bool = field(default=False, metadata={
         "help": "update only the input-embedding rows with a gradient in each step (LazyRowsAdamW)"})
+    logging_dir: str | None = field(default=None, metadata={
+        "help": "TensorBoard event file folder (None: TENSORBOARD_LOGGING_DIR, else output_dir/runs/DATE_HOST)"})
 
 
-def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool) -> TrainingArguments:
+def check_report_to(report_to: list[str]) -> None:
+    """Raise UserError naming the package to install when a tracker in `report_to` (transformers' integration
+    names, TrainConfig.report_to) has no library installed; transformers would fail only once the Trainer is
+    built, after loading data and model."""
+    if not report_to:
+        return
+    from transformers.integrations import get_available_reporting_integrations, is_azureml_available
+
+    # transformers lists azure_ml as available only without mlflow (for report_to=all); asked by name it works
+    available = set(get_available_reporting_integrations()) | ({"azure_ml"} if is_azureml_available() else set())
+    missing = [name for name in report_to if name not in available]
+    if missing:
+        raise UserError(f"train.report_to={missing[0]} needs {TRACKER_PACKAGES.get(missing[0], missing[0])}, which "
+                        f"is not installed: pip install it, or drop {missing[0]} from train.report_to")
+
+
+def training_arguments(config: TrainConfig, output_dir: str, precision: str, evaluate_each_epoch: bool,
+                       logging_dir: str | None = None, run_name: str | None = None) -> TrainingArguments:
     """TrainingArguments for `config` (learning_rate resolved), checkpointing into `output_dir` every
-    `config.checkpoint_steps` optimiser steps (only the newest checkpoint is kept)."""
+    `config.checkpoint_steps` optimiser steps (only the newest checkpoint is kept).
+
+    `config.report_to` goes to TrainingArguments.report_to as it is (transformers' integration names), under
+    `run_name` (the trackers' name for the run); TensorBoard writes its event files into `logging_dir`.
+    """
     return TransferTrainingArguments(
         output_dir=output_dir,
         num_train_epochs=DEFAULT_EPOCHS if config.epochs is None else config.epochs,
@@ -66,7 +97,9 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         logging_strategy="steps",
         logging_steps=config.logging_steps,
         logging_first_step=True,
-        report_to="none",
+        report_to=list(config.report_to) or "none",
+        run_name=run_name,
+        logging_dir=logging_dir,
         seed=config.seed,
         data_seed=config.seed,
         dataloader_num_workers=0,  # tokenized once up front: collation is ~1% of a step, workers only add copies
@@ -123,6 +156,15 @@ class TransferTrainer(Trainer):
     """
 
     _loss_share = 1.0  # the share of its batch's loss terms the micro-batch in flight holds (token budget)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        logging_dir = getattr(self.args, "logging_dir", None)
+        for callback in self.callback_handler.callbacks:
+            # transformers 5 has no TrainingArguments.logging_dir: its callback reads TENSORBOARD_LOGGING_DIR, which
+            # stays in force when set
+            if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None and logging_dir:
+                callback.logging_dir = logging_dir
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset

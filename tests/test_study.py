@@ -81,7 +81,9 @@ def test_a_study_folder_holds_runs_tables_plots_and_card(local_study):
 def test_a_rerun_skips_finished_runs_and_refuses_changed_ones(local_study, tiny_bert, data):
     out = local_study.folder
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/metrics.json")}
-    again = run_study(load_config(CompareConfig, None, study_overrides(tiny_bert, data, out)))
+    # threads and trackers do not change results: finished runs stay finished
+    again = run_study(load_config(CompareConfig, None, study_overrides(tiny_bert, data, out, "train.threads=2",
+                                                                       "train.checkpoint_steps=7")))
     assert table(again.rows) == table(local_study.rows)
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/metrics.json")}
     with pytest.raises(UserError, match=r"run full-16-seed1 .* made with train.learning_rate=0.005, now 0.001"):
@@ -144,3 +146,48 @@ def test_bad_input_is_one_line_before_any_training(tiny_bert, data, tmp_path, ex
         run_study(load_config(CompareConfig, None, study_overrides(tiny_bert, data, out, *extra)))
     assert message in str(err.value) and "\n" not in str(err.value)
     assert not out.exists(), "nothing written, nothing trained"
+
+
+def test_publish_writes_a_study_folders_card_tables_and_plots(local_study, tmp_path):
+    from huggingface_hub import ModelCard
+
+    hub = tmp_path / "hub"
+    command = [str(Path(sys.executable).parent / "hf-transfer"), "publish", str(local_study.folder), "--repo-id",
+               "test-org/study", "--to", str(hub)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("published study: ") and "runs/ (folder" in done.stdout and "jobs.json" in done.stdout
+    repo = hub / "models--test-org--study"
+    snapshot = repo / "snapshots" / (repo / "refs" / "main").read_text()
+    assert {p.name for p in snapshot.iterdir()} == {
+        "README.md", "study.yaml", "baselines.json", "results.jsonl", "summary.csv", "summary.md",
+        "learning_curves.png", "score_vs_train_time.png", "ood_vs_in_domain.png"}
+    assert (snapshot / "README.md").read_bytes() == (local_study.folder / "README.md").read_bytes()
+    assert "transfer-study" in ModelCard.load(snapshot / "README.md").data.tags
+
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    for name in ("README.md", "study.yaml"):
+        (unfinished / name).write_bytes((local_study.folder / name).read_bytes())
+    command[2] = str(unfinished)
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert refused.returncode == 2 and "has no results.jsonl: it has not finished" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert [p.name for p in hub.iterdir()] == [repo.name] and len(list((repo / "snapshots").iterdir())) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["seeds=[]"], "the study's grid is empty (seeds=[])"),
+    (["sizes=[16, 500]"], "size 500 is larger than the train split (115 examples"),
+])
+def test_hf_transfer_compare_says_bad_input_in_one_line_and_exits_2(tiny_bert, data, tmp_path, extra, message):
+    out = tmp_path / "study"
+    command = [str(Path(sys.executable).parent / "hf-transfer"), "compare", "--config",
+               str(Path(__file__).parents[1] / "recipes" / "configs" / "compare.yaml"),
+               *study_overrides(tiny_bert, data, out, *extra)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not out.exists()

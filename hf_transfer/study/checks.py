@@ -1,8 +1,8 @@
 """What a study checks before any training (each failure is one UserError line), and its out-of-domain sets.
 
 - every arm applies to its backbone: a classify arm's backbone is loaded and its strategy set up on it, as the run
-  will do (bad strategy options, a head or LoRA target the model lacks, ...); a zero-shot arm's method checks the
-  checkpoint's kind and the task's labels;
+  will do (bad strategy options, a head or LoRA target the model lacks, ...), and its train.report_to trackers are
+  installed; a zero-shot arm's method checks the checkpoint's kind and the task's labels;
 - every size fits the train split (grid.check_sizes);
 - every out-of-domain set loads and its labels map onto the task's.
 """
@@ -43,7 +43,9 @@ def check_arm(name: str, kind: str, values: dict[str, Any], task: TaskData, eval
 def _check_classify_arm(config: ClassifyConfig, task: TaskData, eval_sets: bool) -> None:
     from ..backbones import load_backbone
     from ..strategies import get_strategy
+    from ..training import check_report_to
 
+    check_report_to(config.train.report_to)
     strategy = get_strategy(config.strategy, config.strategy_options)
     strategy.check_head(config.head)
     train = dataclasses.replace(config.train, learning_rate=config.train.learning_rate

@@ -21,8 +21,9 @@ from pathlib import Path
 import yaml
 
 from ..baselines import majority_baseline, tfidf_baseline
+from ..classify import NOT_SETTINGS, NOT_TRAIN_SETTINGS
 from ..config import CompareConfig, to_dict
-from ..data import load_task_data
+from ..data import load_task_data, share_loaded_data
 from ..errors import UserError
 from ..log import logger
 from ..run_folder import default_output_dir
@@ -32,7 +33,8 @@ from .checks import EvalSet, check_arm, load_eval_set
 from .executors import RunJob, make_executor
 from .grid import Job, build_jobs, check_sizes
 from .plots import study_plots
-from .report import (Recommendation, recommendations, result_rows, summarize, write_results, write_summary)
+from .report import (RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD, Recommendation, recommendations, result_rows, summarize,
+                     write_results, write_summary)
 from .runner import StudyRunner, is_finished
 
 STUDY_CONFIG = "study.yaml"
@@ -40,6 +42,9 @@ JOBS_FILE = "jobs.json"
 BASELINES_FILE = "baselines.json"
 CARD_FILE = "README.md"
 BASELINES = {"majority": majority_baseline, "tfidf-logreg": tfidf_baseline}
+# What `hf-transfer publish STUDY` puts in the repo, with the plots (*.png): the card and the tables, not the runs
+# (each is published on its own) nor jobs.json (rerun bookkeeping)
+PUBLISHED_FILES = (CARD_FILE, STUDY_CONFIG, BASELINES_FILE, RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD)
 
 
 @dataclass
@@ -64,6 +69,14 @@ def run_study(config: CompareConfig, run_job: RunJob | None = None) -> StudyResu
     out-of-domain scores). Raises UserError, before any training, for bad data, sizes, out-of-domain sets, arms
     that cannot apply to their backbone, and a study folder whose finished runs were made with other settings.
     """
+    sharing = share_loaded_data(True)  # data loaded and tokenized once: here, and in each run of this process
+    try:
+        return _run_study(config, run_job)
+    finally:
+        share_loaded_data(sharing)
+
+
+def _run_study(config: CompareConfig, run_job: RunJob | None) -> StudyResult:
     started = time.perf_counter()
     study_dir = Path(config.output_dir or default_study_dir(config)).resolve()
     clash = sorted(set(config.arms) & set(BASELINES))
@@ -128,15 +141,24 @@ def _flat(value, prefix: str = "") -> dict:
     return out
 
 
+def _settings(run_config: dict) -> dict:
+    """A run config flattened, without the keys that do not change results (as run_classify's resume check)."""
+    ignored = {*NOT_SETTINGS, "threads", *(f"train.{key}" for key in NOT_TRAIN_SETTINGS)}  # threads: zero-shot's
+    return {key: value for key, value in _flat(run_config).items() if key not in ignored}
+
+
 def _check_recorded_jobs(study_dir: Path, jobs: list[Job]) -> dict:
-    """The run configs recorded by earlier invocations; UserError if a finished run's settings changed since."""
+    """The run configs recorded by earlier invocations; UserError if a finished run's settings changed since
+    (threads, checkpoint_steps and report_to may change: they do not change results)."""
     path = study_dir / JOBS_FILE
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     for job in jobs:
         before = recorded.get(job.name)
         if before is None or before == job.config or not is_finished(job.folder):
             continue
-        old, new = _flat(before), _flat(job.config)
+        old, new = _settings(before), _settings(job.config)
+        if old == new:
+            continue
         key = next(k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k))
         raise UserError(f"run {job.name} in {study_dir} was made with {key}={old.get(key)!r}, now {new.get(key)!r}: "
                         f"use another output_dir, or delete {job.folder} to run it again")

@@ -7,13 +7,19 @@ A job is finished when its folder holds metrics.json (and eval_sets.json with ev
 study has some): a run writes its folder under OUT.partial and renames it whole, so a study killed mid-run loses
 only that run, and rerunning skips the finished ones.
 
-Where the heavy sharing goes (not built yet; all of it fits behind this callable, so executors stay unchanged):
-- data and tokenization once per study: a per-process cache here keyed by (data config, tokenizer, max_length),
-  handed to the run function (run_classify would take a preloaded TaskData and tokenized splits);
-- frozen features once per backbone and split: frozen, linear-probe and embedding zero-shot arms read a feature
-  file under the study folder (cache/features/<backbone>-<pooling>-<max_length>/<split>.npy), written by the first
-  run that needs it under a file lock, with a subsample selecting rows by the indices of hf_transfer.sampling;
-- teacher labels once per data set and model: cache/teacher/<method>-<model>.npy, the same way.
+Sharing work between runs:
+- data and tokenization once per process (built): run_study turns hf_transfer.data.share_loaded_data on, and so does
+  this callable in a Ray worker; every run's load_task_data / tokenize_splits then draws its train subsample from
+  the splits and tokens loaded once (the log says "loading once" / "reusing"), with the rows and data facts of a
+  fresh load;
+- frozen features once per backbone and split (not built): linear-probe runs forward train and validation in
+  LinearProbe.train and validation and test again in the evaluation, and frozen runs forward the backbone at every
+  step (its dropout on: features differ per step, so caching them changes the method, not only its cost). Sharing
+  them means a feature store keyed by the weights below the output layer (T5's head dense is a seeded random
+  projection), pooling, max_length and split fingerprint, with training and evaluation of the head on stored
+  features (the probe's logits are features @ W.T + b; a frozen head would train without backbone dropout), and
+  bf16 near-tie rechecks (inference.recheck_near_ties) on the head alone;
+- teacher labels once per data set and model: hf_transfer.teacher caches them already.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 import torch
 
 from ..batching import length_sorted_batches, pad_batch
+from ..data import share_loaded_data
 from ..metrics import classification_report
 from ..results import METRICS_FILE, RunResult
 from ..runtime import device
@@ -62,6 +69,7 @@ class StudyRunner:
     eval_sets: list[EvalSet]
 
     def __call__(self, job: Job) -> str:
+        share_loaded_data(True)  # a Ray worker's later runs reuse its data too (run_study turns it on locally)
         folder = job.folder
         if not (folder / METRICS_FILE).is_file():
             if job.kind == "classify":
