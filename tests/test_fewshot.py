@@ -91,7 +91,7 @@ def test_class_weights_balanced_and_per_label():
 
 
 def write_splits(folder, poison_test: bool = False):
-    """train / validation / test files; the poisoned test split has other texts and flipped labels."""
+    """train / validation / test files; the poisoned test split has other texts, all labelled "pos"."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = sentiment_rows(160, seed=3)
     write_csv(folder / "train.csv", rows[:100])
@@ -100,7 +100,7 @@ def write_splits(folder, poison_test: bool = False):
     if poison_test:
         rng = random.Random(9)
         test = [{"review": " ".join(rng.sample(row["review"].split() * 2, 4)) + " poison",
-                 "sentiment": "pos" if row["sentiment"] == "neg" else "neg"} for row in test]
+                 "sentiment": "pos"} for row in test]
     write_csv(folder / "test.csv", test)
     return folder
 
@@ -108,7 +108,7 @@ def write_splits(folder, poison_test: bool = False):
 def teacher_config(model, data, output_dir, *extra):
     return load_config(ClassifyConfig, None, [
         f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
-        "data.max_train_samples=12", "train.precision=fp32", "train.threads=1", "train.seed=3",
+        "data.max_train_samples=12", "data.max_length=64", "train.precision=fp32", "train.threads=1", "train.seed=3",
         "teacher.method=embedding", "teacher.distill_epochs=2", "teacher.distill_batch_size=16",
         "teacher.gold_steps=6", "baselines=[majority]", f"output_dir={output_dir}", *extra,
     ])
@@ -166,7 +166,11 @@ def test_calibration_and_training_never_read_the_test_split(two_teacher_runs):
     assert second.training["teacher"]["calibration"] == first.training["teacher"]["calibration"]
     assert second.training["stages"] == first.training["stages"]
     assert second.metrics["validation"] == first.metrics["validation"]
-    assert second.metrics["test"] != first.metrics["test"]
+    # the poisoned test split was read, for the record only
+    assert second.metrics["test"]["confusion_matrix"] != first.metrics["test"]["confusion_matrix"]
+    teacher = "teacher zero-shot embedding"
+    assert second.baselines[teacher]["metrics"]["test"] != first.baselines[teacher]["metrics"]["test"]
+    assert second.baselines[teacher]["metrics"]["validation"] == first.baselines[teacher]["metrics"]["validation"]
 
 
 def test_a_teacher_needs_texts_without_labels_and_a_single_label_task(tiny_bert, tmp_path):
