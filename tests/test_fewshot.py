@@ -193,3 +193,46 @@ def test_unlabelled_texts_join_the_teachers_pool(tiny_bert, tmp_path, monkeypatc
     assert result.training["teacher"]["texts"]["unlabelled"] == 20
     assert [stage["name"] for stage in result.training["stages"]] == ["distil"]
     assert result.training["stages"][0]["examples"] == 120
+
+
+# -- label descriptions chosen on validation ------------------------------------------------------------------------
+
+CANDIDATES = ["candidates=[{label_descriptions: {pos: bad awful boring, neg: good great fun}}, "
+              "{label_descriptions: {pos: good great fun, neg: bad awful boring}}]"]
+
+
+def test_description_selection_reads_validation_and_never_test(tiny_bert, tmp_path):
+    from hf_transfer.zeroshot import ZeroShotConfig, run_zeroshot
+
+    runs = []
+    for i, poison in enumerate((False, True)):
+        data = write_splits(tmp_path / f"data{i}", poison_test=poison)
+        runs.append(run_zeroshot(load_config(ZeroShotConfig, None, [
+            f"model={tiny_bert}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+            "data.max_length=64", "threads=1", f"output_dir={tmp_path / f'zs{i}'}", *CANDIDATES])))
+    selection = runs[0].strategy["selection"]
+    assert selection["split"] == "validation" and len(selection["candidates"]) == 2
+    scores = [c["validation_accuracy"] for c in selection["candidates"]]
+    assert selection["chosen"] == selection["candidates"][scores.index(max(scores))]["options"]
+    assert runs[0].metrics["validation"]["accuracy"] == pytest.approx(max(scores))
+    # a poisoned test split changes the test score and nothing that was chosen
+    assert runs[1].strategy["selection"] == selection
+    assert runs[1].metrics["test"]["confusion_matrix"] != runs[0].metrics["test"]["confusion_matrix"]
+
+
+# -- class weights and a run that predicts one label ----------------------------------------------------------------
+
+
+def test_class_weights_reach_the_loss_and_a_one_label_run_says_so_in_log_and_card(tiny_bert, tmp_path, caplog):
+    data = write_splits(tmp_path / "data")
+    config = load_config(ClassifyConfig, None, [
+        f"model={tiny_bert}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+        "data.max_length=64", "train.precision=fp32", "train.threads=1", "train.max_steps=8",
+        "train.learning_rate=1e-2", "train.class_weight={neg: 0.001}", "baselines=[majority]",
+        f"output_dir={tmp_path / 'out'}"])
+    with caplog.at_level("WARNING", logger="hf_transfer"):
+        result = run_classify(config)
+    # neg barely counts in the loss: the model learns to say pos for everything
+    assert result.metrics["test"]["confusion_matrix"][0][0] == 0 and result.metrics["test"]["confusion_matrix"][1][1] > 0
+    assert "the model predicts 'pos' for every test example" in caplog.text
+    assert "**The model predicts `pos` for every test example**" in (tmp_path / "out" / "README.md").read_text()
