@@ -377,3 +377,20 @@ def test_backbones_built_from_config_without_what_a_strategy_needs_fail_clearly(
         run_classify(config(model_type, reviews, tmp_path / "never", strategy, f"tokenizer={tiny_bert}",
                             "model_config={embedding_dim: 16}"))
     assert message in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_the_probes_C_is_cross_validated_on_the_training_examples_with_folds_that_fit_them():
+    from hf_transfer.strategies.linear_probe import C_GRID, cross_validated_probe
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 3 + [1] * 9)  # the rarest label has 3 examples: 3 folds, each holding one of them out
+    x = rng.normal(size=(12, 4)) + y[:, None]
+    probe, C, fold_scores = cross_validated_probe(x, y, None, 1000, True, seed=1)
+    assert C in C_GRID and fold_scores.shape == (3,)
+    refitted = LogisticRegression(C=C, max_iter=1000).fit(x, y)  # on all 12: the probe is scikit-learn's own
+    assert np.allclose(probe.coef_, refitted.coef_) and np.allclose(probe.intercept_, refitted.intercept_)
+    again = cross_validated_probe(x, y, None, 1000, True, seed=1)
+    assert again[1] == C and np.array_equal(again[2], fold_scores)
+    # one example of a label cannot be held out: scikit-learn's default C, no score; a given C is kept as it is
+    assert cross_validated_probe(x, np.r_[np.zeros(11, int), 1], None, 1000, True, 1)[1:] == (1.0, None)
+    assert cross_validated_probe(x, y, 0.5, 1000, True, 1)[1:] == (0.5, None)
