@@ -12,7 +12,7 @@ from peft import AutoPeftModelForSequenceClassification
 from safetensors.torch import load_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer, GPT2Config,
+from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer, GPT2Config,
                           GPT2LMHeadModel, T5Config, T5ForConditionalGeneration, pipeline)
 
 from conftest import VOCAB, sentiment_rows, write_csv
@@ -394,3 +394,68 @@ def test_the_probes_C_is_cross_validated_on_the_training_examples_with_folds_tha
     # one example of a label cannot be held out: scikit-learn's default C, no score; a given C is kept as it is
     assert cross_validated_probe(x, np.r_[np.zeros(11, int), 1], None, 1000, True, 1)[1:] == (1.0, None)
     assert cross_validated_probe(x, y, 0.5, 1000, True, 1)[1:] == (0.5, None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pooling a checkpoint declares (sentence-transformers' 1_Pooling) for frozen and linear-probe heads
+
+
+def with_pooling_files(folder, target, settings, modules=True):
+    """A copy of checkpoint `folder` at `target` whose sentence-transformers files declare `settings`."""
+    import shutil
+
+    shutil.copytree(folder, target)
+    (target / "1_Pooling").mkdir()
+    (target / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **settings}))
+    if modules:
+        (target / "modules.json").write_text(json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    return target
+
+
+def test_the_declared_pooling_is_read_from_sentence_transformers_files(tiny_bert, tmp_path):
+    from hf_transfer.pooling import declared_pooling
+
+    modes = {"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False}
+    assert declared_pooling(with_pooling_files(tiny_bert, tmp_path / "mean", modes)) == "mean"
+    assert declared_pooling(with_pooling_files(tiny_bert, tmp_path / "cls", {"pooling_mode": "cls"}, False)) == "cls"
+    assert declared_pooling(tiny_bert) is None and declared_pooling("some/hub-id") is None
+    both = with_pooling_files(tiny_bert, tmp_path / "both", {**modes, "pooling_mode_max_tokens": True})
+    with pytest.raises(UserError, match="declares pooling pooling_mode_mean_tokens, pooling_mode_max_tokens"):
+        declared_pooling(both)
+
+
+def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipeline_loads(tiny_bert, reviews,
+                                                                                            tmp_path):
+    checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
+    strategy, setup, backbone, task, run_config = loaded(checkpoint, "linear-probe", reviews)
+    assert setup.options["pooling"] == "mean" and setup.model.config.model_type == "hft-pooled"
+    assert trainable(setup.model) == {"classifier.weight", "classifier.bias"}
+    tokenized = tokenize_splits(task, backbone.tokenizer, 32)
+    args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
+    trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"], [])
+    features = strategy.features(trainer, tokenized["test"], output_layer(setup.model, setup.family))
+    encoded = backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")
+    states = AutoModel.from_pretrained(tiny_bert)(**encoded).last_hidden_state.detach()
+    mask = encoded["attention_mask"].unsqueeze(-1).float()
+    assert np.allclose(features, ((states * mask).sum(1) / mask.sum(1)).numpy(), atol=1e-5), "masked mean"
+
+    out = tmp_path / "probe"
+    result = run_classify(config(checkpoint, reviews, out, "linear-probe"))
+    assert result.strategy["options"]["pooling"] == "mean"
+    assert json.loads((out / "config.json").read_text())["pooling"] == "mean"
+    pretrained = AutoModel.from_pretrained(tiny_bert).state_dict()
+    trained = state_dict(out)
+    assert all(torch.equal(trained[f"encoder.{key}"], value) for key, value in pretrained.items())
+    assert_reproduces(pipeline("text-classification", model=str(out), trust_remote_code=True), out)
+
+
+def test_frozen_takes_an_explicit_pooling_and_an_encoder_decoder_refuses_one(checkpoints, reviews, tmp_path):
+    _, setup, _, _, _ = loaded(checkpoints["bert"], "frozen", reviews, "strategy_options.pooling=max")
+    assert setup.options["pooling"] == "max" and trainable(setup.model) == {"classifier.weight", "classifier.bias"}
+    assert loaded(checkpoints["bert"], "frozen", reviews)[1].options["pooling"] == "head"  # declares none
+    with pytest.raises(UserError, match="pooling=mean needs an encoder or decoder"):
+        loaded(checkpoints["t5"], "frozen", reviews, "strategy_options.pooling=mean")
+    with pytest.raises(UserError, match="strategy_options.pooling"):
+        get_strategy("frozen", {"pooling": "median"})

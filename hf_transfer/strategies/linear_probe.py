@@ -6,8 +6,10 @@ Trainer.predict with the head's last Linear swapped for an identity, so pooling 
 
 - decoders (GPT-2, Llama): the last real token's final hidden state;
 - our backbones: their pooled output (hft-attention mean or CLS, hft-textcnn max over time, hft-rnn its pooling);
-- BERT: the pooler's tanh(dense(CLS)), *not* a mean over tokens, because that is what
-  BertForSequenceClassification feeds its classifier (a mean-pooled probe could not be saved as a BERT model);
+- BERT: the pooler's tanh(dense(CLS)), because that is what BertForSequenceClassification feeds its classifier;
+  unless the checkpoint declares its pooling (sentence-transformers' 1_Pooling: MiniLM's mean) or option `pooling`
+  asks for mean / cls / max: then that pooling of the last hidden states, saved as an hft-pooled model
+  (hf_transfer.pooling, as strategy=frozen);
 - T5: tanh(dense(eos state)) with `classification_head.dense` left at its random init (a fixed random projection),
   because the head's `out_proj` is the only linear map that can take the probe's weights.
 
@@ -34,8 +36,9 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from ..errors import UserError
+from ..pooling import pooled_classifier
 from .base import Strategy, StrategySetup, register_strategy
-from .frozen import freeze_all_but
+from .frozen import Pooling, freeze_all_but
 from .layers import output_layer
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -47,6 +50,7 @@ FALLBACK_C = 1.0  # too few examples to cross-validate: scikit-learn's default
 class LinearProbeOptions:
     C: float | None = None  # inverse L2 regularisation strength; None: the best of C_GRID by cross-validation
     max_iter: int = 1000
+    pooling: Pooling = "auto"  # as strategy=frozen's option: auto (declared, else head) | head | mean | cls | max
 
 
 @register_strategy
@@ -65,8 +69,9 @@ class LinearProbe(Strategy):
             raise UserError(f"strategy_options.max_iter must be at least 1, got {self.options.max_iter}")
 
     def setup(self, model, family, train_config) -> StrategySetup:
+        model, family, pooling = pooled_classifier(model, family, self.options.pooling)
         freeze_all_but(model, [output_layer(model, family)[2]])
-        return StrategySetup(model, family)
+        return StrategySetup(model, family, options={**self.applied_options(), "pooling": pooling})
 
     def train(self, setup, trainer, task, tokenized, resume_from=None) -> None:
         """Fit the probe on the train split's features (no optimiser steps: nothing to resume) and copy it into
