@@ -55,12 +55,20 @@ def declared_pooling(folder) -> str | None:
                     "or max: set strategy_options.pooling=mean, cls, max or head")
 
 
-def pooled_classifier(model, family, pooling: str):
+def declares_normalize(folder) -> bool:
+    """Whether a local checkpoint folder's modules.json ends its embeddings with a Normalize module."""
+    modules = Path(str(folder)) / "modules.json" if folder else None
+    return bool(modules and modules.is_file() and any(
+        m.get("type") == "sentence_transformers.models.Normalize" for m in json.loads(modules.read_text())))
+
+
+def pooled_classifier(model, family, pooling: str, normalize: bool = False):
     """(model, family, applied pooling): `model` (a ...ForSequenceClassification from a checkpoint) as it reads
     its features under strategy option `pooling`: "head" keeps the architecture's own head; "mean" / "cls" / "max"
     put a new linear classifier on that pooling of the encoder's last hidden states (hft-pooled, sharing the
     encoder module and its weights); "auto" is the checkpoint's declared pooling (declared_pooling) where it
-    declares one, else "head". Raises UserError for an explicit pooling on a model it cannot wrap (encoder-decoder,
+    declares one, else "head". `normalize` scales the pooled vector to unit norm (hft-pooled's normalize). Raises
+    UserError for an explicit pooling on a model it cannot wrap (encoder-decoder,
     our own hft-* backbones, which pool by their own config)."""
     if pooling not in POOLING_OPTIONS:
         raise UserError(f"strategy_options.pooling={pooling!r} is not one of {', '.join(POOLING_OPTIONS)}")
@@ -89,7 +97,7 @@ def pooled_classifier(model, family, pooling: str):
                         f"loads; {model_type} pools through its own head: use pooling=head")
     from .models import PooledConfig, PooledForSequenceClassification
 
-    config = PooledConfig(encoder=model.base_model.config, pooling=pooling,
+    config = PooledConfig(encoder=model.base_model.config, pooling=pooling, normalize=normalize,
                           classifier_dropout=_dropout(model.config), num_labels=model.config.num_labels,
                           id2label=model.config.id2label, label2id=model.config.label2id,
                           problem_type=model.config.problem_type, pad_token_id=model.config.pad_token_id)

@@ -459,3 +459,32 @@ def test_frozen_takes_an_explicit_pooling_and_an_encoder_decoder_refuses_one(che
         loaded(checkpoints["t5"], "frozen", reviews, "strategy_options.pooling=mean")
     with pytest.raises(UserError, match="strategy_options.pooling"):
         get_strategy("frozen", {"pooling": "median"})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SetFit through its library
+
+
+def test_setfit_trains_through_its_library_and_the_saved_classifier_predicts_what_setfit_does(tiny_bert, reviews,
+                                                                                               tmp_path):
+    pytest.importorskip("setfit")
+    checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
+    strategy, setup, backbone, task, run_config = loaded(checkpoint, "setfit", reviews,
+                                                         "strategy_options.num_iterations=2", "train.seed=5")
+    assert setup.options["pooling"] == "mean" and setup.model.config.model_type == "hft-pooled"
+    tokenized = tokenize_splits(task, backbone.tokenizer, 32)
+    args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
+    trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"], [])
+    before = {k: v.clone() for k, v in setup.model.encoder.state_dict().items()}
+    strategy.train(setup, trainer, task, tokenized)
+    after = setup.model.encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before), "the library trained the body"
+    logits = trainer.predict(tokenized["test"]).predictions
+    expected = strategy.trained.predict_proba(list(task.texts("test"))).numpy()
+    assert np.allclose(torch.softmax(torch.as_tensor(logits), -1).numpy(), expected, atol=1e-4)
+    assert trainer.state.log_history[-1]["setfit_body_steps"] > 0
+
+    out = tmp_path / "setfit"
+    result = run_classify(config(checkpoint, reviews, out, "setfit", "strategy_options.num_iterations=2"))
+    assert result.strategy["name"] == "setfit" and result.training["optimizer_steps"] == 0
+    assert_reproduces(pipeline("text-classification", model=str(out), trust_remote_code=True), out)

@@ -30,7 +30,8 @@ def pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooli
 
 
 class PooledForSequenceClassification(PreTrainedModel):
-    """encoder -> pool(last_hidden_state) -> dropout -> `classifier` (Linear, hidden -> num_labels). `encoder`, when
+    """encoder -> pool(last_hidden_state) -> (L2-normalised, config.normalize) -> dropout -> `classifier` (Linear,
+    hidden -> num_labels). `encoder`, when
     given, is a loaded encoder module to use (its pretrained weights); otherwise one is built from config.encoder."""
 
     config_class = PooledConfig
@@ -58,7 +59,10 @@ class PooledForSequenceClassification(PreTrainedModel):
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         hidden_states = self.encoder(**inputs, return_dict=True).last_hidden_state
-        logits = self.classifier(self.dropout(pool(hidden_states, attention_mask, self.config.pooling)))
+        pooled = pool(hidden_states, attention_mask, self.config.pooling)
+        if self.config.normalize:
+            pooled = nn.functional.normalize(pooled, dim=-1)
+        logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:
             if labels.dtype in (torch.long, torch.int) and self.config.problem_type != "multi_label_classification":
