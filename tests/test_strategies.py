@@ -22,6 +22,7 @@ from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data, tokenize_splits
 from hf_transfer.errors import UserError
 from hf_transfer.models import AttentionConfig, AttentionForMaskedLM, RNNConfig, RNNForCausalLM
+from hf_transfer.predict import load_predictor
 from hf_transfer.strategies import get_strategy
 from hf_transfer.strategies.layers import layer_groups, output_layer
 from hf_transfer.training import build_trainer, training_arguments
@@ -449,6 +450,9 @@ def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipe
     trained = state_dict(out)
     assert all(torch.equal(trained[f"encoder.{key}"], value) for key, value in pretrained.items())
     assert_reproduces(pipeline("text-classification", model=str(out), trust_remote_code=True), out)
+    rows = saved_predictions(out)  # and `hf-transfer predict` loads it as any classifier folder
+    predicted = load_predictor(out, precision="fp32").predict([row["text"] for row in rows])
+    assert all(p["scores"] == pytest.approx(row["scores"], abs=1e-5) for p, row in zip(predicted, rows))
 
 
 def test_frozen_takes_an_explicit_pooling_and_an_encoder_decoder_refuses_one(checkpoints, reviews, tmp_path):
