@@ -236,3 +236,17 @@ def test_class_weights_reach_the_loss_and_a_one_label_run_says_so_in_log_and_car
     assert result.metrics["test"]["confusion_matrix"][0][0] == 0 and result.metrics["test"]["confusion_matrix"][1][1] > 0
     assert "the model predicts 'pos' for every test example" in caplog.text
     assert "**The model predicts `pos` for every test example**" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_dataset_assets_fill_in_their_label_descriptions_and_the_users_own_win():
+    from hf_transfer.zeroshot.descriptions import with_dataset_descriptions
+
+    filled = with_dataset_descriptions("embedding", {"threshold": 0.5}, "rotten-tomatoes")
+    assert filled == {"threshold": 0.5, "label_descriptions": {"fresh": "An excellent, enjoyable film.",
+                                                               "rotten": "A boring, disappointing film."}}
+    own = {"label_descriptions": {"fresh": "good", "rotten": "bad"}}
+    assert with_dataset_descriptions("embedding", own, "rotten-tomatoes") == own
+    assert with_dataset_descriptions("embedding", {}, "rotten-tomatoes", ["fresh"])["label_descriptions"] == {
+        "fresh": "An excellent, enjoyable film."}
+    assert with_dataset_descriptions("lm", {}, "rotten-tomatoes") == {}  # the LM method takes verbalizers instead
+    assert with_dataset_descriptions("embedding", {}, "some/file.csv") == {}
