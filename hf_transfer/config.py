@@ -266,7 +266,7 @@ class ClassifyConfig:
                                                "CNN-static)")
     trust_remote_code: bool = setting(False, help="run the Python code a checkpoint ships (config.json's auto_map); "
                                                   "read it first. Our hft-* models need no remote code")
-    strategy: str = setting("full", help="full | frozen | linear-probe | adapter | gradual-unfreeze | scratch")
+    strategy: str = setting("full", help="full | frozen | linear-probe | adapter | gradual-unfreeze | scratch | setfit")
     strategy_options: dict[str, Any] = setting(factory=dict, help="the strategy's options, e.g. {method: lora, r: 8}")
     data: DataConfig = setting(factory=DataConfig, help="")
     train: TrainConfig = setting(factory=TrainConfig, help="")

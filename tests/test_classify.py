@@ -146,12 +146,12 @@ def test_the_card_says_what_changes_what_a_score_means(tiny_bert, tmp_path):
     facts = result.task["data_facts"]
     assert facts["label_case_variants"] == {"pos": ["Pos"]}
     assert facts["truncation"]["truncated"]["test"] > 0 and facts["truncation"]["max_length"] == 6
-    assert result.training["epochs"] == 50 and result.training["schedule_changes"], "40 examples: the rule applies"
+    assert result.training["epochs"] == 40 and result.training["schedule_changes"], "40 examples: batch 8, 40 epochs"
     assert set(result.baselines) == {"majority class", "TF-IDF + logistic regression"}
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Texts longer than 6 tokens were cut (head)" in card
     assert "'Pos' into 'pos'" in card
-    assert "The small-data rule changed the schedule: batch size 32 -> 10" in card
+    assert "The small-data rule changed the schedule: batch size 32 -> 8" in card
     assert "| majority class (`always " in card and "| TF-IDF + logistic regression (`word 1-2 grams" in card
 
 

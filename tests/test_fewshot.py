@@ -91,7 +91,7 @@ def test_class_weights_balanced_and_per_label():
 
 
 def write_splits(folder, poison_test: bool = False):
-    """train / validation / test files; the poisoned test split has other texts and flipped labels."""
+    """train / validation / test files; the poisoned test split has other texts, all labelled "pos"."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = sentiment_rows(160, seed=3)
     write_csv(folder / "train.csv", rows[:100])
@@ -100,7 +100,7 @@ def write_splits(folder, poison_test: bool = False):
     if poison_test:
         rng = random.Random(9)
         test = [{"review": " ".join(rng.sample(row["review"].split() * 2, 4)) + " poison",
-                 "sentiment": "pos" if row["sentiment"] == "neg" else "neg"} for row in test]
+                 "sentiment": "pos"} for row in test]
     write_csv(folder / "test.csv", test)
     return folder
 
@@ -108,7 +108,7 @@ def write_splits(folder, poison_test: bool = False):
 def teacher_config(model, data, output_dir, *extra):
     return load_config(ClassifyConfig, None, [
         f"model={model}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
-        "data.max_train_samples=12", "train.precision=fp32", "train.threads=1", "train.seed=3",
+        "data.max_train_samples=12", "data.max_length=64", "train.precision=fp32", "train.threads=1", "train.seed=3",
         "teacher.method=embedding", "teacher.distill_epochs=2", "teacher.distill_batch_size=16",
         "teacher.gold_steps=6", "baselines=[majority]", f"output_dir={output_dir}", *extra,
     ])
@@ -166,7 +166,11 @@ def test_calibration_and_training_never_read_the_test_split(two_teacher_runs):
     assert second.training["teacher"]["calibration"] == first.training["teacher"]["calibration"]
     assert second.training["stages"] == first.training["stages"]
     assert second.metrics["validation"] == first.metrics["validation"]
-    assert second.metrics["test"] != first.metrics["test"]
+    # the poisoned test split was read, for the record only
+    assert second.metrics["test"]["confusion_matrix"] != first.metrics["test"]["confusion_matrix"]
+    teacher = "teacher zero-shot embedding"
+    assert second.baselines[teacher]["metrics"]["test"] != first.baselines[teacher]["metrics"]["test"]
+    assert second.baselines[teacher]["metrics"]["validation"] == first.baselines[teacher]["metrics"]["validation"]
 
 
 def test_a_teacher_needs_texts_without_labels_and_a_single_label_task(tiny_bert, tmp_path):
@@ -189,3 +193,60 @@ def test_unlabelled_texts_join_the_teachers_pool(tiny_bert, tmp_path, monkeypatc
     assert result.training["teacher"]["texts"]["unlabelled"] == 20
     assert [stage["name"] for stage in result.training["stages"]] == ["distil"]
     assert result.training["stages"][0]["examples"] == 120
+
+
+# -- label descriptions chosen on validation ------------------------------------------------------------------------
+
+CANDIDATES = ["candidates=[{label_descriptions: {pos: bad awful boring, neg: good great fun}}, "
+              "{label_descriptions: {pos: good great fun, neg: bad awful boring}}]"]
+
+
+def test_description_selection_reads_validation_and_never_test(tiny_bert, tmp_path):
+    from hf_transfer.zeroshot import ZeroShotConfig, run_zeroshot
+
+    runs = []
+    for i, poison in enumerate((False, True)):
+        data = write_splits(tmp_path / f"data{i}", poison_test=poison)
+        runs.append(run_zeroshot(load_config(ZeroShotConfig, None, [
+            f"model={tiny_bert}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+            "data.max_length=64", "threads=1", f"output_dir={tmp_path / f'zs{i}'}", *CANDIDATES])))
+    selection = runs[0].strategy["selection"]
+    assert selection["split"] == "validation" and len(selection["candidates"]) == 2
+    scores = [c["validation_accuracy"] for c in selection["candidates"]]
+    assert selection["chosen"] == selection["candidates"][scores.index(max(scores))]["options"]
+    assert runs[0].metrics["validation"]["accuracy"] == pytest.approx(max(scores))
+    # a poisoned test split changes the test score and nothing that was chosen
+    assert runs[1].strategy["selection"] == selection
+    assert runs[1].metrics["test"]["confusion_matrix"] != runs[0].metrics["test"]["confusion_matrix"]
+
+
+# -- class weights and a run that predicts one label ----------------------------------------------------------------
+
+
+def test_class_weights_reach_the_loss_and_a_one_label_run_says_so_in_log_and_card(tiny_bert, tmp_path, caplog):
+    data = write_splits(tmp_path / "data")
+    config = load_config(ClassifyConfig, None, [
+        f"model={tiny_bert}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+        "data.max_length=64", "train.precision=fp32", "train.threads=1", "train.max_steps=8",
+        "train.learning_rate=1e-2", "train.class_weight={neg: 0.001}", "baselines=[majority]",
+        f"output_dir={tmp_path / 'out'}"])
+    with caplog.at_level("WARNING", logger="hf_transfer"):
+        result = run_classify(config)
+    # neg barely counts in the loss: the model learns to say pos for everything
+    assert result.metrics["test"]["confusion_matrix"][0][0] == 0 and result.metrics["test"]["confusion_matrix"][1][1] > 0
+    assert "the model predicts 'pos' for every test example" in caplog.text
+    assert "**The model predicts `pos` for every test example**" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_dataset_assets_fill_in_their_label_descriptions_and_the_users_own_win():
+    from hf_transfer.zeroshot.descriptions import with_dataset_descriptions
+
+    filled = with_dataset_descriptions("embedding", {"threshold": 0.5}, "rotten-tomatoes")
+    assert filled == {"threshold": 0.5, "label_descriptions": {"fresh": "An excellent, enjoyable film.",
+                                                               "rotten": "A boring, disappointing film."}}
+    own = {"label_descriptions": {"fresh": "good", "rotten": "bad"}}
+    assert with_dataset_descriptions("embedding", own, "rotten-tomatoes") == own
+    assert with_dataset_descriptions("embedding", {}, "rotten-tomatoes", ["fresh"])["label_descriptions"] == {
+        "fresh": "An excellent, enjoyable film."}
+    assert with_dataset_descriptions("lm", {}, "rotten-tomatoes") == {}  # the LM method takes verbalizers instead
+    assert with_dataset_descriptions("embedding", {}, "some/file.csv") == {}

@@ -8,9 +8,9 @@ DEFAULTS = dict(epochs=2.0, batch_size=32, warmup_ratio=0.06)  # TrainConfig's d
 
 
 @pytest.mark.parametrize("n, batch_size, epochs, steps", [
-    (16, 4, 50, 200),      # 2 epochs at 32 would be one step
+    (16, 8, 100, 200),     # 2 epochs at 32 would be one step; batch min(32, max(8, n // 8))
     (32, 8, 50, 200),
-    (128, 32, 50, 200),
+    (128, 16, 25, 200),
     (1024, 32, 7, 224),    # 32 steps an epoch: the epochs grow to 7
     (9221, 32, 2, 578),    # the default task's whole train split: unchanged
 ])
@@ -33,8 +33,8 @@ def test_applying_the_rule_twice_changes_nothing():
 
 def test_the_global_batch_counts_processes_and_accumulation():
     schedule = small_data_schedule(64, epochs=2, batch_size=8, gradient_accumulation_steps=4, processes=2)
-    assert schedule.gradient_accumulation_steps == 1 and schedule.batch_size * 2 == 16
-    assert schedule.optimizer_steps == 200 and schedule.epochs == 50
+    assert schedule.gradient_accumulation_steps == 1 and schedule.batch_size * 2 == 8  # the floor of 8, global
+    assert schedule.optimizer_steps == 200 and schedule.epochs == 25
 
 
 def test_very_few_examples_stop_at_the_epoch_cap():

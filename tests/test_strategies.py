@@ -12,7 +12,7 @@ from peft import AutoPeftModelForSequenceClassification
 from safetensors.torch import load_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer, GPT2Config,
+from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer, GPT2Config,
                           GPT2LMHeadModel, T5Config, T5ForConditionalGeneration, pipeline)
 
 from conftest import VOCAB, sentiment_rows, write_csv
@@ -22,6 +22,7 @@ from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data, tokenize_splits
 from hf_transfer.errors import UserError
 from hf_transfer.models import AttentionConfig, AttentionForMaskedLM, RNNConfig, RNNForCausalLM
+from hf_transfer.predict import load_predictor
 from hf_transfer.strategies import get_strategy
 from hf_transfer.strategies.layers import layer_groups, output_layer
 from hf_transfer.training import build_trainer, training_arguments
@@ -377,3 +378,117 @@ def test_backbones_built_from_config_without_what_a_strategy_needs_fail_clearly(
         run_classify(config(model_type, reviews, tmp_path / "never", strategy, f"tokenizer={tiny_bert}",
                             "model_config={embedding_dim: 16}"))
     assert message in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_the_probes_C_is_cross_validated_on_the_training_examples_with_folds_that_fit_them():
+    from hf_transfer.strategies.linear_probe import C_GRID, cross_validated_probe
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 3 + [1] * 9)  # the rarest label has 3 examples: 3 folds, each holding one of them out
+    x = rng.normal(size=(12, 4)) + y[:, None]
+    probe, C, fold_scores = cross_validated_probe(x, y, None, 1000, True, seed=1)
+    assert C in C_GRID and fold_scores.shape == (3,)
+    refitted = LogisticRegression(C=C, max_iter=1000).fit(x, y)  # on all 12: the probe is scikit-learn's own
+    assert np.allclose(probe.coef_, refitted.coef_) and np.allclose(probe.intercept_, refitted.intercept_)
+    again = cross_validated_probe(x, y, None, 1000, True, seed=1)
+    assert again[1] == C and np.array_equal(again[2], fold_scores)
+    # one example of a label cannot be held out: scikit-learn's default C, no score; a given C is kept as it is
+    assert cross_validated_probe(x, np.r_[np.zeros(11, int), 1], None, 1000, True, 1)[1:] == (1.0, None)
+    assert cross_validated_probe(x, y, 0.5, 1000, True, 1)[1:] == (0.5, None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pooling a checkpoint declares (sentence-transformers' 1_Pooling) for frozen and linear-probe heads
+
+
+def with_pooling_files(folder, target, settings, modules=True):
+    """A copy of checkpoint `folder` at `target` whose sentence-transformers files declare `settings`."""
+    import shutil
+
+    shutil.copytree(folder, target)
+    (target / "1_Pooling").mkdir()
+    (target / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **settings}))
+    if modules:
+        (target / "modules.json").write_text(json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    return target
+
+
+def test_the_declared_pooling_is_read_from_sentence_transformers_files(tiny_bert, tmp_path):
+    from hf_transfer.pooling import declared_pooling
+
+    modes = {"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False}
+    assert declared_pooling(with_pooling_files(tiny_bert, tmp_path / "mean", modes)) == "mean"
+    assert declared_pooling(with_pooling_files(tiny_bert, tmp_path / "cls", {"pooling_mode": "cls"}, False)) == "cls"
+    assert declared_pooling(tiny_bert) is None and declared_pooling("some/hub-id") is None
+    both = with_pooling_files(tiny_bert, tmp_path / "both", {**modes, "pooling_mode_max_tokens": True})
+    with pytest.raises(UserError, match="declares pooling pooling_mode_mean_tokens, pooling_mode_max_tokens"):
+        declared_pooling(both)
+
+
+def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipeline_loads(tiny_bert, reviews,
+                                                                                            tmp_path):
+    checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
+    strategy, setup, backbone, task, run_config = loaded(checkpoint, "linear-probe", reviews)
+    assert setup.options["pooling"] == "mean" and setup.model.config.model_type == "hft-pooled"
+    assert trainable(setup.model) == {"classifier.weight", "classifier.bias"}
+    tokenized = tokenize_splits(task, backbone.tokenizer, 32)
+    args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
+    trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"], [])
+    features = strategy.features(trainer, tokenized["test"], output_layer(setup.model, setup.family))
+    encoded = backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")
+    states = AutoModel.from_pretrained(tiny_bert)(**encoded).last_hidden_state.detach()
+    mask = encoded["attention_mask"].unsqueeze(-1).float()
+    assert np.allclose(features, ((states * mask).sum(1) / mask.sum(1)).numpy(), atol=1e-5), "masked mean"
+
+    out = tmp_path / "probe"
+    result = run_classify(config(checkpoint, reviews, out, "linear-probe"))
+    assert result.strategy["options"]["pooling"] == "mean"
+    assert json.loads((out / "config.json").read_text())["pooling"] == "mean"
+    pretrained = AutoModel.from_pretrained(tiny_bert).state_dict()
+    trained = state_dict(out)
+    assert all(torch.equal(trained[f"encoder.{key}"], value) for key, value in pretrained.items())
+    assert_reproduces(pipeline("text-classification", model=str(out), trust_remote_code=True), out)
+    rows = saved_predictions(out)  # and `hf-transfer predict` loads it as any classifier folder
+    predicted = load_predictor(out, precision="fp32").predict([row["text"] for row in rows])
+    assert all(p["scores"] == pytest.approx(row["scores"], abs=1e-5) for p, row in zip(predicted, rows))
+
+
+def test_frozen_takes_an_explicit_pooling_and_an_encoder_decoder_refuses_one(checkpoints, reviews, tmp_path):
+    _, setup, _, _, _ = loaded(checkpoints["bert"], "frozen", reviews, "strategy_options.pooling=max")
+    assert setup.options["pooling"] == "max" and trainable(setup.model) == {"classifier.weight", "classifier.bias"}
+    assert loaded(checkpoints["bert"], "frozen", reviews)[1].options["pooling"] == "head"  # declares none
+    with pytest.raises(UserError, match="pooling=mean needs an encoder or decoder"):
+        loaded(checkpoints["t5"], "frozen", reviews, "strategy_options.pooling=mean")
+    with pytest.raises(UserError, match="strategy_options.pooling"):
+        get_strategy("frozen", {"pooling": "median"})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SetFit through its library
+
+
+def test_setfit_trains_through_its_library_and_the_saved_classifier_predicts_what_setfit_does(tiny_bert, reviews,
+                                                                                               tmp_path):
+    pytest.importorskip("setfit")
+    checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
+    strategy, setup, backbone, task, run_config = loaded(checkpoint, "setfit", reviews,
+                                                         "strategy_options.num_iterations=2", "train.seed=5")
+    assert setup.options["pooling"] == "mean" and setup.model.config.model_type == "hft-pooled"
+    tokenized = tokenize_splits(task, backbone.tokenizer, 32)
+    args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
+    trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"], [])
+    before = {k: v.clone() for k, v in setup.model.encoder.state_dict().items()}
+    strategy.train(setup, trainer, task, tokenized)
+    after = setup.model.encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before), "the library trained the body"
+    logits = trainer.predict(tokenized["test"]).predictions
+    expected = strategy.trained.predict_proba(list(task.texts("test"))).numpy()
+    assert np.allclose(torch.softmax(torch.as_tensor(logits), -1).numpy(), expected, atol=1e-4)
+    assert trainer.state.log_history[-1]["setfit_body_steps"] > 0
+
+    out = tmp_path / "setfit"
+    result = run_classify(config(checkpoint, reviews, out, "setfit", "strategy_options.num_iterations=2"))
+    assert result.strategy["name"] == "setfit" and result.training["optimizer_steps"] == 0
+    assert_reproduces(pipeline("text-classification", model=str(out), trust_remote_code=True), out)

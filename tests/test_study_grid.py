@@ -23,7 +23,7 @@ def test_jobs_cover_the_grid_with_their_own_run_configs(tmp_path):
     assert (run.data.max_train_samples, run.data.subsample_seed, run.train.seed) == (64, 2, 2)
     assert run.data.seed == 7, "the split seed, hence the test split, never changes"
     assert run.train.learning_rate == 3e-5 and run.strategy == "full"
-    assert (run.train.batch_size, run.train.epochs) == (16, 50) and full.schedule_changes, "the small-data rule"
+    assert (run.train.batch_size, run.train.epochs) == (8, 25) and full.schedule_changes, "the small-data rule"
     every = by_name["full-all-seed1"].run_config()
     assert every.data.max_train_samples is None and every.train.epochs == 2
     assert not by_name["full-all-seed1"].schedule_changes

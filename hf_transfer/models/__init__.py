@@ -1,6 +1,7 @@
 """hf_transfer's own backbones as transformers Auto models, plus static word-vector initialisation.
 
-Importing this package registers `hft-textcnn`, `hft-rnn` and `hft-attention` with AutoConfig, AutoModel,
+Importing this package registers `hft-textcnn`, `hft-rnn` and `hft-attention` (and `hft-pooled`, a pretrained
+encoder read through a chosen pooling, for AutoModelForSequenceClassification only) with AutoConfig, AutoModel,
 AutoModelForSequenceClassification, AutoModelForTokenClassification and AutoModelForMaskedLM / AutoModelForCausalLM,
 and marks every class for
 its Auto class so that `save_pretrained` copies the configuration/modeling files next to the weights:
@@ -17,6 +18,7 @@ from transformers import (
 )
 
 from .configuration_attention import AttentionConfig
+from .configuration_pooled import PooledConfig
 from .configuration_rnn import RNNConfig
 from .configuration_textcnn import TextCNNConfig
 from .modeling_attention import (
@@ -26,6 +28,7 @@ from .modeling_attention import (
     AttentionModel,
     AttentionPreTrainedModel,
 )
+from .modeling_pooled import PooledForSequenceClassification
 from .modeling_rnn import (
     RNNForCausalLM,
     RNNForSequenceClassification,
@@ -82,6 +85,7 @@ _AUTO_CLASSES = {
         AutoModelForTokenClassification: AttentionForTokenClassification,
         AutoModelForMaskedLM: AttentionForMaskedLM,
     },
+    PooledConfig: {AutoModelForSequenceClassification: PooledForSequenceClassification},
 }
 
 
@@ -100,6 +104,8 @@ _register()
 __all__ = [
     "DEFAULT_LORA_TARGETS",
     "HEAD_MODULES",
+    "PooledConfig",
+    "PooledForSequenceClassification",
     "AttentionConfig",
     "AttentionForMaskedLM",
     "AttentionForSequenceClassification",

@@ -5,6 +5,6 @@ rate), which callbacks run, and how the result is saved. The recipe code never b
 """
 
 from .base import STRATEGIES, Strategy, StrategySetup, get_strategy, register_strategy
-from . import adapter, frozen, full, linear_probe, unfreeze  # noqa: F401  (each import registers its strategies)
+from . import adapter, frozen, full, linear_probe, setfit_peer, unfreeze  # noqa: F401  (each import registers its strategies)
 
 __all__ = ["STRATEGIES", "Strategy", "StrategySetup", "get_strategy", "register_strategy"]

@@ -6,15 +6,22 @@ Trainer.predict with the head's last Linear swapped for an identity, so pooling 
 
 - decoders (GPT-2, Llama): the last real token's final hidden state;
 - our backbones: their pooled output (hft-attention mean or CLS, hft-textcnn max over time, hft-rnn its pooling);
-- BERT: the pooler's tanh(dense(CLS)), *not* a mean over tokens, because that is what
-  BertForSequenceClassification feeds its classifier (a mean-pooled probe could not be saved as a BERT model);
+- BERT: the pooler's tanh(dense(CLS)), because that is what BertForSequenceClassification feeds its classifier;
+  unless the checkpoint declares its pooling (sentence-transformers' 1_Pooling: MiniLM's mean) or option `pooling`
+  asks for mean / cls / max: then that pooling of the last hidden states, saved as an hft-pooled model
+  (hf_transfer.pooling, as strategy=frozen);
 - T5: tanh(dense(eos state)) with `classification_head.dense` left at its random init (a fixed random projection),
   because the head's `out_proj` is the only linear map that can take the probe's weights.
 
 The fitted coefficients (features standardised for the solver, the scaling folded back into the weights) are
 copied into that output layer: softmax for single-label (a binary probe becomes logits ±z/2), one sigmoid per label
-for multi-label. Options: `C` (inverse L2 strength; default: the best of 1e-3..1e2 on the validation split) and
-`max_iter`. The chosen C, its validation accuracy and the probe's training log-loss go to the log history.
+for multi-label. Options: `C` (inverse L2 strength) and `max_iter`. Left unset, C is the best of C_GRID by
+stratified k-fold cross-validation on the training examples alone (scikit-learn's LogisticRegressionCV, accuracy;
+k = min(CV_FOLDS, examples of the rarest label), so 16 examples of two labels get 5 folds of ~3), which is what a
+user with K labelled examples has; issue 17 asks for it instead of the validation split, which a few-shot user
+may not have. With fewer than 2 examples of some label no fold can hold it out: C = 1 (scikit-learn's default).
+Multi-label: one cross-validated C per label. The chosen C, the cross-validation accuracy, the validation accuracy
+and the probe's training log-loss go to the log history.
 """
 
 from __future__ import annotations
@@ -23,24 +30,30 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from ..errors import UserError
+from ..pooling import pooled_classifier
 from .base import Strategy, StrategySetup, register_strategy
-from .frozen import freeze_all_but
+from .frozen import Pooling, freeze_all_but
 from .layers import output_layer
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+CV_FOLDS = 5  # at most; fewer when the rarest label has fewer training examples
+FALLBACK_C = 1.0  # too few examples to cross-validate: scikit-learn's default
 
 
 @dataclass
 class LinearProbeOptions:
-    """strategy_options of strategy=linear-probe: `C` and `max_iter` of scikit-learn's LogisticRegression."""
+    """strategy_options of strategy=linear-probe: `C` and `max_iter` of scikit-learn's LogisticRegression,
+    and the pooling of the features."""
 
-    C: float | None = None  # inverse L2 regularisation strength; None: the best of C_GRID on the validation split
+    C: float | None = None  # inverse L2 regularisation strength; None: the best of C_GRID by cross-validation
     max_iter: int = 1000
+    pooling: Pooling = "auto"  # as strategy=frozen's option: auto (declared, else head) | head | mean | cls | max
 
 
 @register_strategy
@@ -63,8 +76,9 @@ class LinearProbe(Strategy):
 
     def setup(self, model, family, train_config) -> StrategySetup:
         """Freeze everything but the head's output layer, which `train` overwrites with the fitted probe."""
+        model, family, pooling = pooled_classifier(model, family, self.options.pooling)
         freeze_all_but(model, [output_layer(model, family)[2]])
-        return StrategySetup(model, family)
+        return StrategySetup(model, family, options={**self.applied_options(), "pooling": pooling})
 
     def train(self, setup, trainer, task, tokenized, resume_from=None) -> None:
         """Fit the probe on the train split's features (no optimiser steps: nothing to resume) and copy it into
@@ -80,20 +94,18 @@ class LinearProbe(Strategy):
         scaler = StandardScaler(with_mean=intercept).fit(train_x)
         train_z = scaler.transform(train_x)
 
-        candidates = []
-        for C in ([self.options.C] if self.options.C is not None else C_GRID):
-            weight, bias = _fit(train_z, train_y, task.multi_label, num_labels, C, self.options.max_iter, intercept)
-            weight = weight / scaler.scale_
-            bias = bias - weight @ scaler.mean_ if intercept else bias
-            candidates.append((_accuracy(valid_x @ weight.T + bias, valid_y, task.multi_label), C, weight, bias))
-        accuracy, C, weight, bias = max(candidates, key=lambda c: c[0])  # ties: the first, i.e. the smallest C
+        weight, bias, C, cv_accuracy = _fit(train_z, train_y, task.multi_label, num_labels, self.options.C,
+                                            self.options.max_iter, intercept, trainer.args.seed)
+        weight = weight / scaler.scale_
+        bias = bias - weight @ scaler.mean_ if intercept else bias
 
         with torch.no_grad():
             layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
             if intercept:
                 layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
         trainer.state.log_history.append({
-            "linear_probe_C": C, "validation_accuracy": accuracy,
+            "linear_probe_C": C, "cross_validation_accuracy": cv_accuracy,
+            "validation_accuracy": _accuracy(valid_x @ weight.T + bias, valid_y, task.multi_label),
             "train_loss": _log_loss(train_x @ weight.T + bias, train_y, task.multi_label),
         })
 
@@ -125,19 +137,41 @@ def _check_every_label_seen(labels: np.ndarray, names: list[str], multi_label: b
                             "drop it with data.exclude_labels or add examples")
 
 
-def _fit(x, y, multi_label: bool, num_labels: int, C: float, max_iter: int, intercept: bool):
-    """(weight [num_labels, features], bias [num_labels]) of logits that reproduce the fitted probabilities."""
-    def fitted(labels) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=max_iter, fit_intercept=intercept).fit(x, labels)
-
+def _fit(x, y, multi_label: bool, num_labels: int, C: float | None, max_iter: int, intercept: bool, seed: int):
+    """(weight [num_labels, features], bias [num_labels], C, cross-validation accuracy or None) of logits that
+    reproduce the fitted probabilities; C None: chosen per probe by cross_validated_probe (multi-label: the list of
+    the per-label choices)."""
     if multi_label:  # one binary probe per label; sigmoid(logit) is its probability
-        probes = [fitted(y[:, k]) for k in range(num_labels)]
-        return np.stack([p.coef_[0] for p in probes]), np.array([float(p.intercept_[0]) for p in probes])
-    probe = fitted(y)
+        fits = [cross_validated_probe(x, y[:, k], C, max_iter, intercept, seed) for k in range(num_labels)]
+        probes = [probe for probe, _, _ in fits]
+        scores = [float(score.mean()) for _, _, score in fits if score is not None]
+        return (np.stack([p.coef_[0] for p in probes]), np.array([float(p.intercept_[0]) for p in probes]),
+                [chosen for _, chosen, _ in fits] if C is None else C, float(np.mean(scores)) if scores else None)
+    probe, C, score = cross_validated_probe(x, y, C, max_iter, intercept, seed)
+    score = None if score is None else float(score.mean())
     if num_labels == 2:  # sklearn's one binary logit z becomes the pair (-z/2, z/2): same softmax
         z_weight, z_bias = probe.coef_[0], probe.intercept_[0]
-        return np.stack([-z_weight, z_weight]) / 2, np.array([-z_bias, z_bias]) / 2
-    return probe.coef_, probe.intercept_
+        return np.stack([-z_weight, z_weight]) / 2, np.array([-z_bias, z_bias]) / 2, C, score
+    return probe.coef_, probe.intercept_, C, score
+
+
+def cross_validated_probe(x: np.ndarray, y: np.ndarray, C: float | None, max_iter: int, intercept: bool,
+                          seed: int) -> tuple[LogisticRegression, float, np.ndarray | None]:
+    """(fitted probe, its C, that C's accuracy per cross-validation fold [folds] or None) on features x [n, features] and
+    label ids y [n]: with C given, that C; else the best of C_GRID by stratified min(CV_FOLDS, rarest label's
+    count)-fold cross-validation on x alone (shuffled with `seed`; ties go to the smallest C), refitted on all of
+    x; FALLBACK_C where the rarest label has fewer than 2 examples."""
+    folds = min(CV_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
+    if C is not None or folds < 2:
+        C = FALLBACK_C if C is None else C
+        return LogisticRegression(C=C, max_iter=max_iter, fit_intercept=intercept).fit(x, y), C, None
+    search = LogisticRegressionCV(Cs=list(C_GRID), cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                  scoring="accuracy", l1_ratios=(0.0,), use_legacy_attributes=False, refit=False,
+                                  max_iter=max_iter, fit_intercept=intercept).fit(x, y)  # l1_ratios 0: plain L2
+    fold_scores = search.scores_[:, 0, :]  # [folds, C] accuracy
+    best = int(np.argmax(fold_scores.mean(axis=0)))  # the first best: the smallest C, as LogisticRegressionCV's refit
+    # refitted as LogisticRegression(C) itself, so that the probe is exactly scikit-learn's model for that C
+    return cross_validated_probe(x, y, C_GRID[best], max_iter, intercept, seed)[0], C_GRID[best], fold_scores[:, best]
 
 
 def _accuracy(logits: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
