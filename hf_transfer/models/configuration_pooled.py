@@ -29,4 +29,5 @@ class PooledConfig(PretrainedConfig):
 
     @property
     def hidden_size(self) -> int:
+        """Width of the encoder's last hidden states, i.e. of the pooled features (the classifier's input)."""
         return self.encoder_config().get_text_config().hidden_size

@@ -37,6 +37,8 @@ class PooledForSequenceClassification(PreTrainedModel):
     config_class = PooledConfig
     base_model_prefix = "encoder"
     _no_split_modules = []
+    # forward takes **kwargs but computes a plain mean loss: Trainer must scale it for gradient accumulation itself
+    accepts_loss_kwargs = False
 
     def __init__(self, config: PooledConfig, encoder: nn.Module | None = None):
         super().__init__(config)
@@ -51,10 +53,14 @@ class PooledForSequenceClassification(PreTrainedModel):
             nn.init.zeros_(module.bias)
 
     def get_input_embeddings(self):
+        """The encoder's token embedding module (peft and resize_token_embeddings look it up)."""
         return self.encoder.get_input_embeddings()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, return_dict=None,
                 **kwargs):
+        """input_ids / attention_mask / token_type_ids [batch, seq] -> SequenceClassifierOutput(loss, logits
+        [batch, num_labels]); the loss (with `labels`: [batch] class ids, or [batch, num_labels] 0/1 for multi-label)
+        is cross-entropy, or BCE-with-logits for multi-label. A tuple when return_dict is false."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids

@@ -33,6 +33,9 @@ SETFIT_VERSION = "1.2.0"  # as pinned by pyproject's setfit extra
 
 @dataclass
 class SetFitOptions:
+    """strategy_options of strategy=setfit: setfit.TrainingArguments of the same names, with the library's
+    defaults."""
+
     num_iterations: int = 20  # pairs made per training example (setfit's default)
     num_epochs: int = 1
     batch_size: int = 16
@@ -41,6 +44,8 @@ class SetFitOptions:
 
 @register_strategy
 class SetFit(Strategy):
+    """strategy=setfit: the setfit library trains body and head; the run saves them as an hft-pooled classifier."""
+
     name = "setfit"
     description = ("SetFit (the setfit library): contrastive fine-tuning of the sentence-embedding body on pairs of "
                    "the training examples, then a logistic-regression head")
@@ -57,6 +62,8 @@ class SetFit(Strategy):
         self.trained = None  # the library's SetFitModel after train, for comparison
 
     def setup(self, model, family, train_config) -> StrategySetup:
+        """Wrap the checkpoint in an hft-pooled classifier with the pooling (and Normalize) sentence-transformers
+        would read from it (mean when it declares none); nothing trains through the run's Trainer."""
         self.location = model.config.name_or_path
         pooling = declared_pooling(self.location) or "mean"
         model, family, pooling = pooled_classifier(model, family, pooling, declares_normalize(self.location))
@@ -65,6 +72,7 @@ class SetFit(Strategy):
                                                      "normalize": model.config.normalize})
 
     def count_parameters(self, model) -> dict:
+        """{trainable, total, trainable_fraction}: the library trains every weight of body and head."""
         total = sum(p.numel() for p in model.parameters())
         return {"trainable": total, "total": total, "trainable_fraction": 1.0}  # the library trains them all
 
