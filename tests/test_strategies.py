@@ -377,3 +377,12 @@ def test_backbones_built_from_config_without_what_a_strategy_needs_fail_clearly(
         run_classify(config(model_type, reviews, tmp_path / "never", strategy, f"tokenizer={tiny_bert}",
                             "model_config={embedding_dim: 16}"))
     assert message in str(failure.value) and "\n" not in str(failure.value)
+
+
+def test_tagging_uses_the_learning_rates_measured_for_it():
+    """A tagger's head sees one example per word, not per text: full fine-tuning and the frozen head were tuned
+    separately on wnut16 (recipes/configs/ner.yaml); text classification keeps its own defaults."""
+    rates = {name: (get_strategy(name).learning_rate_for("token-classification"),
+                    get_strategy(name).learning_rate_for("text-classification"))
+             for name in ("full", "scratch", "frozen", "adapter")}
+    assert rates == {"full": (2e-4, 1e-4), "scratch": (2e-4, 1e-4), "frozen": (1e-2, 2e-3), "adapter": (2e-3, 2e-3)}

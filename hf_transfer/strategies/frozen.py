@@ -26,6 +26,8 @@ class FrozenBackbone(Strategy):
     description = "the pretrained backbone stays frozen; only the classification head trains"
     transferred = "features"
     default_learning_rate = 2e-3  # a freshly initialised head alone tolerates (and needs) a high rate
+    # MiniLM-L6 on wnut16, 5 epochs: 1e-2 gave validation entity F1 24.7 against 18.1 at 2e-3
+    task_learning_rates = {"token-classification": 1e-2}
 
     def setup(self, model, family, train_config) -> StrategySetup:
         freeze_all_but(model, head_modules(model, family).values())
