@@ -430,8 +430,8 @@ class ExecutorConfig:
 
 ARM_KINDS = ("classify", "zero-shot")
 # What a study sets in every run itself: the task and its split (from `data`), the subsample, the seed, the folder.
-STUDY_KEYS = {"task", "data", "output_dir", "overwrite_output_dir", "push_to_hub", "hub_repo_id", "hub_private", "splits",
-              "license", "language"}
+STUDY_KEYS = {"task", "data", "output_dir", "overwrite_output_dir", "push_to_hub", "hub_repo_id", "hub_private",
+              "splits", "license", "language"}
 ARM_DATA_KEYS = {"max_length"}  # the data keys an arm may still change
 ARM_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"  # arm names become run folder names
 QUICK_SIZES = 2  # `quick`: the smallest two sizes, the first seed, the quick_arms

@@ -52,7 +52,7 @@ def test_a_token_study_scores_taggers_by_entity_f1(tiny_bert, tagged, tmp_path):
     assert "| Entity F1, micro (%) | Entity F1, macro (%) | Token accuracy (%) |" in summary
     card = ModelCard.load(out / "README.md")
     assert "token-classification" in card.data.tags and "test entity F1" in card.text
-    assert "memorization" in card.text
+    assert "memorization" in card.text and "Scores (entity F1, micro; entity F1, macro; token accuracy)" in card.text
 
 
 @pytest.mark.parametrize("extra, message", [

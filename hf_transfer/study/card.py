@@ -15,7 +15,7 @@ from ..data import TaskData
 from ..schedule import MIN_OPTIMIZER_STEPS
 from .grid import ALL, Job
 from .plots import METRIC_NAMES, PLOT_TITLES
-from .report import SIGNIFICANCE_LEVEL, Recommendation, Regime, regimes, summary_markdown
+from .report import SCORE_COLUMNS, SIGNIFICANCE_LEVEL, Recommendation, Regime, regimes, summary_markdown
 
 SIGNIFICANCE_RULE = (f"a t-test over the seeds gives p < {SIGNIFICANCE_LEVEL} (Welch's between two trained arms; "
                      "one-sample against a deterministic arm, zero-shot or a baseline); otherwise the seeds overlap "
@@ -125,6 +125,7 @@ def render_study_card(*, config, task: TaskData, jobs: list[Job], rows: list[dic
         significance_rule=SIGNIFICANCE_RULE,
         plots={path.name: PLOT_TITLES[path.name] for path in plots},
         metric_name=metric_name,
+        score_names="; ".join(name[0].lower() + name[1:] for name in SCORE_COLUMNS[config.task].values()),
         summary_tables=summary_markdown(summary, config.task),
         task={"description": task.description, "label_names": task.label_names, "split_sizes": task.sizes()},
         dataset_label=label,

@@ -49,8 +49,9 @@ def result_rows(jobs: Iterable[Job], study_dir: Path, baselines: dict[str, dict]
 
     A row: arm, kind (classify | zero-shot | baseline), strategy, model, size (number, "all", 0 for zero-shot),
     train_examples, seed (null for deterministic arms), eval_set, num_examples, accuracy (a tagger's: token
-    accuracy), f1_macro, f1_micro (a tagger's: entity F1, hf_transfer.metrics.entity_report), trainable_parameters, train_time_s, peak_memory_mb (MiB), run_time_s (the whole run), hardware, run_folder
-    (relative to the study folder; null for baselines)."""
+    accuracy), f1_macro, f1_micro (a tagger's: entity F1, hf_transfer.metrics.entity_report), trainable_parameters,
+    train_time_s, peak_memory_mb (MiB), run_time_s (the whole run), hardware, run_folder (relative to the study
+    folder; null for baselines)."""
     rows = []
     for job in jobs:
         result = RunResult.load(job.folder)
