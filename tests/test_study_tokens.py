@@ -74,3 +74,11 @@ def test_a_text_study_refuses_entity_f1():
         load_config(CompareConfig, None, ["metric=f1_micro"])
     assert load_config(CompareConfig, None, []).metric == "accuracy"
     assert load_config(CompareConfig, None, ["task=token-classification"]).metric == "f1_micro"
+
+
+def test_the_shipped_token_study_config_loads():
+    from test_config import CONFIGS
+
+    config = load_config(CompareConfig, CONFIGS / "compare_ner.yaml")
+    assert (config.task, config.metric, config.data.dataset) == ("token-classification", "f1_micro", "wnut16")
+    assert {config.arm_values(name)[1]["task"] for name in config.arms} == {"token-classification"}
