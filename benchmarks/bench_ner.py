@@ -7,7 +7,7 @@ every run (and the baseline) sees the same train / validation / test split (data
 holds a metrics.json is read instead of run again, so an interrupted table resumes. Prints markdown tables.
 
     python benchmarks/bench_ner.py --root outputs/bench-ner train.threads=1          # 4 strategies x seeds 1 2 3
-    python benchmarks/bench_ner.py --variants full --seeds 1 train.epochs=3          # a subset, with overrides
+    python benchmarks/bench_ner.py train.epochs=3 --variants full --seeds 1          # a subset (overrides first)
 """
 
 from __future__ import annotations

@@ -433,8 +433,8 @@ class ExecutorConfig:
 
 ARM_KINDS = ("classify", "zero-shot")
 # What a study sets in every run itself: the task and its split (from `data`), the subsample, the seed, the folder.
-STUDY_KEYS = {"data", "output_dir", "overwrite_output_dir", "push_to_hub", "hub_repo_id", "hub_private", "splits",
-              "license", "language"}
+STUDY_KEYS = {"task", "data", "output_dir", "overwrite_output_dir", "push_to_hub", "hub_repo_id", "hub_private",
+              "splits", "license", "language"}
 ARM_DATA_KEYS = {"max_length"}  # the data keys an arm may still change
 ARM_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"  # arm names become run folder names
 QUICK_SIZES = 2  # `quick`: the smallest two sizes, the first seed, the quick_arms
@@ -449,6 +449,9 @@ class CompareConfig:
     and each seed draws its own. `arm_values` gives an arm's run config before the study fills in size and seed.
     """
 
+    task: Literal["text-classification", "token-classification"] = setting(
+        "text-classification", help="the task of every arm: text-classification, or token-classification (named "
+                                    "entities: classify arms only, scored by entity F1)")
     model: str = setting("minilm-l6", help="the backbone every arm uses unless it names its own model")
     data: DataConfig = setting(factory=DataConfig, help="")
     train: TrainConfig = setting(factory=TrainConfig, help="")
@@ -463,7 +466,9 @@ class CompareConfig:
                                                                "data.subsample_seed (the test split stays fixed)")
     eval_sets: list[EvalSetConfig] = setting(factory=list, help="out-of-domain test sets: [{name, dataset, "
                                                                 "text_columns, label_column, split, label_map}]")
-    metric: Literal["accuracy", "f1_macro"] = setting("accuracy", help="the score of plots and recommendations")
+    metric: Literal["accuracy", "f1_macro", "f1_micro"] | None = setting(
+        None, help="the score of plots and recommendations; null: accuracy for texts, entity F1 (f1_micro) for "
+                   "token-classification (whose f1_macro averages over entity types)")
     small_data_rule: bool = setting(True, help="fit batch size and optimiser steps to each size "
                                                "(hf_transfer.schedule.small_data_schedule)")
     executor: ExecutorConfig = setting(factory=ExecutorConfig, help="")
@@ -478,6 +483,18 @@ class CompareConfig:
             if getattr(self.data, key) is not None:
                 raise UserError(f"data.{key} is set by the study for each run (from sizes and seeds): remove it")
         self.eval_sets = [_eval_set(item, i) for i, item in enumerate(self.eval_sets)]
+        tagging = self.task == "token-classification"
+        if self.metric is None:
+            self.metric = "f1_micro" if tagging else "accuracy"
+        if tagging and self.metric == "accuracy":
+            raise UserError("metric=accuracy would score taggers by token accuracy, high even for one that finds no "
+                            "entity: use metric=f1_micro (entity F1) or f1_macro")
+        if not tagging and self.metric == "f1_micro":
+            raise UserError("metric=f1_micro is the entity F1 of task=token-classification; a text study takes "
+                            "accuracy or f1_macro")
+        if tagging and self.eval_sets:
+            raise UserError("out-of-domain eval_sets are scored for texts only: drop eval_sets for "
+                            "task=token-classification")
         if len({e.name for e in self.eval_sets} | {"test", "validation"}) != len(self.eval_sets) + 2:
             raise UserError("eval_sets need distinct names other than test and validation")
         if self.quick:
@@ -516,6 +533,9 @@ class CompareConfig:
         kind = arm.pop("kind", "classify")
         if kind not in ARM_KINDS:
             raise UserError(f"arms.{name}.kind={kind!r}: kind takes one of {', '.join(ARM_KINDS)}")
+        if kind != "classify" and self.task == "token-classification":
+            raise UserError(f"arms.{name} is a {kind} arm, which labels whole texts: a task=token-classification "
+                            "study takes classify arms only (its baseline is memorisation)")
         for section in ("data", "train"):
             if not isinstance(arm.get(section, {}), dict):
                 raise UserError(f"arms.{name}.{section} is a section: set its keys, e.g. {{{section}: {{KEY: VALUE}}}}")
@@ -527,6 +547,7 @@ class CompareConfig:
         values: dict[str, Any] = {"model": self.model, "data": {**to_dict(self.data), **(arm.pop("data", None) or {})},
                                   "license": self.license, "language": self.language}
         if kind == "classify":
+            values["task"] = self.task
             values["train"] = {**to_dict(self.train), **(arm.pop("train", None) or {})}
         else:
             values["threads"] = self.train.threads

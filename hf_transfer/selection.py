@@ -18,6 +18,7 @@ from .errors import UserError
 from .schedule import NO_OPTIMIZER_STEPS
 
 METRIC = "accuracy"
+IGNORED_LABEL = -100  # the label torch's cross-entropy and the token collators skip
 
 
 def selects_on_validation(select_best: bool | None, schedule_changes, strategy: str, task, teacher) -> bool:
@@ -63,13 +64,16 @@ class EvaluateLastStep(TrainerCallback):
 
 def validation_accuracy(multi_label: bool):
     """A Trainer `compute_metrics`: {"accuracy"} of the evaluated logits (argmax; multi-label: every label's sigmoid
-    on the right side of 0.5, i.e. exact match), as hf_transfer.metrics scores it."""
+    on the right side of 0.5, i.e. exact match), as hf_transfer.metrics scores it. A tagger's (batch, tokens,
+    tags) logits are scored on its labelled tokens only (each word's first subword), not on the positions labelled
+    -100 (later subwords, special tokens, padding), which no checkpoint gets right."""
 
     def compute(prediction) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         labels = np.asarray(prediction.label_ids)
         if multi_label:
             return {METRIC: float(((np.asarray(logits) > 0) == (labels > 0.5)).all(-1).mean())}
-        return {METRIC: float((np.asarray(logits).argmax(-1) == labels).mean())}
+        right = np.asarray(logits).argmax(-1) == labels
+        return {METRIC: float(right[labels != IGNORED_LABEL].mean())}
 
     return compute

@@ -492,3 +492,12 @@ def test_setfit_trains_through_its_library_and_the_saved_classifier_predicts_wha
     result = run_classify(config(checkpoint, reviews, out, "setfit", "strategy_options.num_iterations=2"))
     assert result.strategy["name"] == "setfit" and result.training["optimizer_steps"] == 0
     assert_reproduces(pipeline("text-classification", model=str(out), trust_remote_code=True), out)
+
+
+def test_tagging_uses_the_learning_rates_measured_for_it():
+    """A tagger's head sees one example per word, not per text: full fine-tuning and the frozen head were tuned
+    separately on wnut16 (recipes/configs/ner.yaml); text classification keeps its own defaults."""
+    rates = {name: (get_strategy(name).learning_rate_for("token-classification"),
+                    get_strategy(name).learning_rate_for("text-classification"))
+             for name in ("full", "scratch", "frozen", "adapter")}
+    assert rates == {"full": (2e-4, 1e-4), "scratch": (2e-4, 1e-4), "frozen": (1e-2, 2e-3), "adapter": (2e-3, 2e-3)}

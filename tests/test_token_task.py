@@ -1,5 +1,6 @@
 """hf_transfer.token_task: a tagger trained and evaluated through the task-family interface, windows included."""
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -52,3 +53,14 @@ def test_record_holds_the_data_facts(trained):
     record = TokenClassification.record(task)
     assert record["entity_types"] == ["neg", "pos"] and record["label_names"][0] == "O"
     assert record["data_facts"]["tag_scheme"] == "iob2" and record["split_sizes"] == task.sizes()
+
+
+def test_validation_selection_scores_a_tagger_on_its_labelled_tokens():
+    from transformers import EvalPrediction
+
+    from hf_transfer.selection import validation_accuracy
+
+    labels = np.array([[-100, 0, 1, -100, -100], [-100, 2, -100, -100, -100]])  # special tokens, subwords, padding
+    logits = np.zeros((2, 5, 3))
+    logits[0, 1, 0] = logits[0, 2, 1] = logits[1, 1, 0] = 1.0  # right, right, wrong
+    assert validation_accuracy(False)(EvalPrediction(logits, labels)) == {"accuracy": pytest.approx(2 / 3)}

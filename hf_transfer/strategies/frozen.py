@@ -48,6 +48,8 @@ class FrozenBackbone(Strategy):
     transferred = "features"
     default_learning_rate = 2e-3  # a freshly initialised head alone tolerates (and needs) a high rate
     options_class = PoolingOptions
+    # MiniLM-L6 on wnut16, 5 epochs: 1e-2 gave validation entity F1 24.7 against 18.1 at 2e-3
+    task_learning_rates = {"token-classification": 1e-2}
 
     def setup(self, model, family, train_config) -> StrategySetup:
         """Freeze everything but the family's head modules (layers.head_modules), on the pooling the checkpoint

@@ -13,6 +13,8 @@ class FullFineTuning(Strategy):
     description = "all weights start from the checkpoint and train"
     transferred = "parameters"
     heads = ("classification", "text-to-text")
+    # MiniLM-L6 on wnut16, 5 epochs: 2e-4 gave validation entity F1 49.2 against 44.5 at 1e-4 (scratch inherits it)
+    task_learning_rates = {"token-classification": 2e-4}
 
     def setup(self, model, family, train_config) -> StrategySetup:
         """Make every parameter trainable; Trainer's AdamW trains them all at one learning rate."""

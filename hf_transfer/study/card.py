@@ -15,7 +15,7 @@ from ..data import TaskData
 from ..schedule import MIN_OPTIMIZER_STEPS
 from .grid import ALL, Job
 from .plots import METRIC_NAMES, PLOT_TITLES
-from .report import SIGNIFICANCE_LEVEL, Recommendation, Regime, regimes, summary_markdown
+from .report import SCORE_COLUMNS, SIGNIFICANCE_LEVEL, Recommendation, Regime, regimes, summary_markdown
 
 SIGNIFICANCE_RULE = (f"a t-test over the seeds gives p < {SIGNIFICANCE_LEVEL} (Welch's between two trained arms; "
                      "one-sample against a deterministic arm, zero-shot or a baseline); otherwise the seeds overlap "
@@ -106,7 +106,7 @@ def render_study_card(*, config, task: TaskData, jobs: list[Job], rows: list[dic
     label = dataset_label(task.source)
     hub_id = label if label.count("/") == 1 and not Path(label).suffix else None
     data = ModelCardData(language=config.language, license=config.license, datasets=[hub_id] if hub_id else None,
-                         tags=["hf-transfer", "transfer-study", "text-classification"])
+                         tags=["hf-transfer", "transfer-study", config.task])
     metric_name = METRIC_NAMES[config.metric]
     best_test = next((r for r in reversed(recommendations_) if r.eval_set == "test"), None)
     arm_names = ", ".join(arm["name"] for arm in arms)
@@ -125,7 +125,8 @@ def render_study_card(*, config, task: TaskData, jobs: list[Job], rows: list[dic
         significance_rule=SIGNIFICANCE_RULE,
         plots={path.name: PLOT_TITLES[path.name] for path in plots},
         metric_name=metric_name,
-        summary_tables=summary_markdown(summary),
+        score_names="; ".join(name[0].lower() + name[1:] for name in SCORE_COLUMNS[config.task].values()),
+        summary_tables=summary_markdown(summary, config.task),
         task={"description": task.description, "label_names": task.label_names, "split_sizes": task.sizes()},
         dataset_label=label,
         eval_sets=[{"name": e.name, "description": e.description, "examples": len(e.labels)} for e in eval_sets],

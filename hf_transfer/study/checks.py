@@ -48,8 +48,9 @@ def _check_classify_arm(config: ClassifyConfig, task: TaskData, eval_sets: bool)
     check_report_to(config.train.report_to)
     strategy = get_strategy(config.strategy, config.strategy_options)
     strategy.check_head(config.head)
+    strategy.check_task(config.task)
     train = dataclasses.replace(config.train, learning_rate=config.train.learning_rate
-                                or strategy.default_learning_rate)
+                                or strategy.learning_rate_for(config.task))
     backbone = load_backbone(config, task, strategy)
     strategy.setup(backbone.model, backbone.family, train)
     del backbone

@@ -4,6 +4,7 @@
       study.yaml         the resolved study config (`hf-transfer compare --config STUDY/study.yaml` reruns it)
       jobs.json          every job's run config by run name: a rerun refuses a finished run whose settings changed
       baselines.json     majority class and TF-IDF + logistic regression on every evaluation set, fitted once
+                         (task=token-classification: memorisation, each word's most frequent training tag)
       runs/<run>/        one ordinary output folder per job (see grid.py for the names)
       results.jsonl  summary.csv  summary.md  *.png  README.md (the study card)
 
@@ -20,10 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from ..baselines import majority_baseline, tfidf_baseline
+from ..baselines import majority_baseline, memorization_baseline, tfidf_baseline
 from ..classify import NOT_SETTINGS, NOT_TRAIN_SETTINGS
 from ..config import CompareConfig, to_dict
-from ..data import load_task_data, share_loaded_data
+from ..data import share_loaded_data
+from ..tasks import TASKS
 from ..errors import UserError
 from ..log import logger
 from ..run_folder import default_output_dir
@@ -45,6 +47,7 @@ BASELINES = {"majority": majority_baseline, "tfidf-logreg": tfidf_baseline}
 # What `hf-transfer publish STUDY` puts in the repo, with the plots (*.png): the card and the tables, not the runs
 # (each is published on its own) nor jobs.json (rerun bookkeeping)
 PUBLISHED_FILES = (CARD_FILE, STUDY_CONFIG, BASELINES_FILE, RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD)
+TOKEN_BASELINES = {"memorization": memorization_baseline}
 
 
 @dataclass
@@ -79,12 +82,14 @@ def run_study(config: CompareConfig, run_job: RunJob | None = None) -> StudyResu
 def _run_study(config: CompareConfig, run_job: RunJob | None) -> StudyResult:
     started = time.perf_counter()
     study_dir = Path(config.output_dir or default_study_dir(config)).resolve()
-    clash = sorted(set(config.arms) & set(BASELINES))
+    tagging = config.task == "token-classification"
+    clash = sorted(set(config.arms) & set(TOKEN_BASELINES if tagging else BASELINES))
     if clash:
         raise UserError(f"arm name {clash[0]!r} is taken by a baseline every study has: rename the arm")
-    task = load_task_data(config.data)
+    task = TASKS[config.task].load_data(config.data)
     train_size = len(task.splits["train"])
-    check_sizes(config.sizes, train_size, len(task.label_names))
+    # A subsample of sentences is stratified by their rarest entity type, which needs no example of each tag.
+    check_sizes(config.sizes, train_size, 1 if tagging else len(task.label_names))
     eval_sets = [load_eval_set(eval_set, task) for eval_set in config.eval_sets]
     jobs = build_jobs(config, train_size, study_dir)
     recorded = _check_recorded_jobs(study_dir, jobs)
@@ -109,7 +114,7 @@ def _run_study(config: CompareConfig, run_job: RunJob | None) -> StudyResult:
     rows = result_rows(jobs, study_dir, baselines, train_size, names)
     write_results(rows, study_dir)
     summary = summarize(rows)
-    write_summary(summary, study_dir)
+    write_summary(summary, study_dir, config.task)
     plots = study_plots(summary, config.metric, study_dir)
     recommended = recommendations(rows, config.metric)
     run_time = sum(row["run_time_s"] for row in rows if row["eval_set"] == "test" and row["run_time_s"] is not None)
@@ -168,14 +173,20 @@ def _check_recorded_jobs(study_dir: Path, jobs: list[Job]) -> dict:
 def _baselines(study_dir: Path, config: CompareConfig, task, eval_sets: list[EvalSet]) -> dict[str, dict]:
     """The baselines' records on test, validation and every out-of-domain set; reused while data and sets match."""
     path = study_dir / BASELINES_FILE
-    key = {"data": to_dict(config.data), "eval_sets": [to_dict(e) for e in config.eval_sets]}
+    key = {"task": config.task, "data": to_dict(config.data), "eval_sets": [to_dict(e) for e in config.eval_sets]}
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if cached.get("key") == key:
         return cached["records"]
     extra = {eval_set.name: (eval_set.texts, eval_set.labels) for eval_set in eval_sets}
     records = {}
-    for name, baseline in BASELINES.items():
-        logger.info("baseline %s", name)
-        records[name] = baseline(task, eval_sets=extra)
+    if config.task == "token-classification":
+        for name, baseline in TOKEN_BASELINES.items():
+            started = time.perf_counter()
+            records[name] = {**baseline(task), "model": "each word's most frequent training tag, unseen words O"}
+            records[name]["fit_time_s"] = time.perf_counter() - started
+    else:
+        for name, baseline in BASELINES.items():
+            logger.info("baseline %s", name)
+            records[name] = baseline(task, eval_sets=extra)
     _write_json(path, {"key": key, "records": records})
     return records

@@ -17,7 +17,7 @@ SCORE_VS_TIME = "score_vs_train_time.png"
 OOD_VS_IN_DOMAIN = "ood_vs_in_domain.png"
 PLOT_TITLES = {LEARNING_CURVES: "Learning curves", SCORE_VS_TIME: "Score against train time",
                OOD_VS_IN_DOMAIN: "Out-of-domain against in-domain score"}
-METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro F1"}
+METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro F1", "f1_micro": "entity F1"}  # f1_micro: taggers only
 BASELINE_STYLES = (":", "-.")
 
 

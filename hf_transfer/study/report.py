@@ -34,7 +34,12 @@ TEST = "test"
 SIGNIFICANCE_LEVEL = 0.05
 # The columns that identify a result and its scores; times and memory vary from machine to machine and run to run.
 RESULT_KEYS = ("arm", "kind", "size", "train_examples", "seed", "eval_set", "num_examples", "accuracy", "f1_macro",
-               "trainable_parameters")
+               "f1_micro", "trainable_parameters")
+SCORES = ("accuracy", "f1_macro", "f1_micro")
+# The score columns of summary.md per task, in order: a tagger's accuracy is per word (O included).
+SCORE_COLUMNS = {"text-classification": {"accuracy": "Accuracy", "f1_macro": "Macro F1"},
+                 "token-classification": {"f1_micro": "Entity F1, micro", "f1_macro": "Entity F1, macro",
+                                          "accuracy": "Token accuracy"}}
 DETERMINISTIC_KINDS = ("zero-shot", "baseline")
 
 
@@ -43,9 +48,10 @@ def result_rows(jobs: Iterable[Job], study_dir: Path, baselines: dict[str, dict]
     """One row per finished run (then per baseline) and evaluation set (test, then the out-of-domain sets).
 
     A row: arm, kind (classify | zero-shot | baseline), strategy, model, size (number, "all", 0 for zero-shot),
-    train_examples, seed (null for deterministic arms), eval_set, num_examples, accuracy, f1_macro,
-    trainable_parameters, train_time_s, peak_memory_mb (MiB), run_time_s (the whole run), hardware, run_folder
-    (relative to the study folder; null for baselines)."""
+    train_examples, seed (null for deterministic arms), eval_set, num_examples, accuracy (a tagger's: token
+    accuracy), f1_macro, f1_micro (a tagger's: entity F1, hf_transfer.metrics.entity_report), trainable_parameters,
+    train_time_s, peak_memory_mb (MiB), run_time_s (the whole run), hardware, run_folder (relative to the study
+    folder; null for baselines)."""
     rows = []
     for job in jobs:
         result = RunResult.load(job.folder)
@@ -70,8 +76,9 @@ def result_rows(jobs: Iterable[Job], study_dir: Path, baselines: dict[str, dict]
 
 
 def _scores(eval_set: str, report: dict) -> dict:
-    return {"eval_set": eval_set, "num_examples": report["num_examples"], "accuracy": report["accuracy"],
-            "f1_macro": report["f1_macro"]}
+    return {"eval_set": eval_set, "num_examples": report["num_examples"],
+            "accuracy": report["accuracy"] if "accuracy" in report else report["token_accuracy"],
+            "f1_macro": report["f1_macro"], "f1_micro": report["f1_micro"]}
 
 
 def write_results(rows: list[dict], study_dir: Path) -> Path:
@@ -96,7 +103,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """One row per (arm, eval_set, size), in the order first seen: seeds, mean and std of accuracy and macro F1,
+    """One row per (arm, eval_set, size), in the order first seen: seeds, mean and std of each of SCORES,
     trainable parameters, mean train time (s) and peak memory (MiB)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -106,7 +113,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         first = members[0]
         entry = {"arm": arm, "kind": first["kind"], "strategy": first["strategy"], "eval_set": eval_set,
                  "size": size, "train_examples": first["train_examples"], "seeds": len(members)}
-        for metric in ("accuracy", "f1_macro"):
+        for metric in SCORES:
             entry[f"{metric}_mean"], entry[f"{metric}_std"] = _mean_std([m[metric] for m in members])
         entry["trainable_parameters"] = first["trainable_parameters"]
         for key in ("train_time_s", "peak_memory_mb"):
@@ -117,34 +124,37 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 SUMMARY_COLUMNS = ("arm", "kind", "strategy", "eval_set", "size", "train_examples", "seeds", "accuracy_mean",
-                   "accuracy_std", "f1_macro_mean", "f1_macro_std", "trainable_parameters", "train_time_s_mean",
-                   "peak_memory_mb_mean")
+                   "accuracy_std", "f1_macro_mean", "f1_macro_std", "f1_micro_mean", "f1_micro_std",
+                   "trainable_parameters", "train_time_s_mean", "peak_memory_mb_mean")
 
 
-def write_summary(summary: list[dict], study_dir: Path) -> tuple[Path, Path]:
-    """summary.csv (SUMMARY_COLUMNS) and summary.md (a table per evaluation set); returns both paths."""
+def write_summary(summary: list[dict], study_dir: Path, task: str = "text-classification") -> tuple[Path, Path]:
+    """summary.csv (SUMMARY_COLUMNS) and summary.md (a table per evaluation set, the `task`'s SCORE_COLUMNS);
+    returns both paths."""
     csv_path, md_path = Path(study_dir) / SUMMARY_CSV, Path(study_dir) / SUMMARY_MD
     with open(csv_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(summary)
-    md_path.write_text(summary_markdown(summary))
+    md_path.write_text(summary_markdown(summary, task))
     return csv_path, md_path
 
 
-def summary_markdown(summary: list[dict]) -> str:
-    """A markdown table per evaluation set: scores as mean ± std over seeds, in percent."""
+def summary_markdown(summary: list[dict], task: str = "text-classification") -> str:
+    """A markdown table per evaluation set: the `task`'s SCORE_COLUMNS as mean ± std over seeds, in percent."""
+    scores = SCORE_COLUMNS[task]
     parts = []
     for eval_set in dict.fromkeys(row["eval_set"] for row in summary):
         parts += [f"### {eval_set}", "",
-                  "| Arm | Strategy | Training examples | Seeds | Accuracy (%) | Macro F1 (%) | Trainable parameters "
-                  "| Train time (s) | Peak memory (MiB) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| Arm | Strategy | Training examples | Seeds | "
+                  + "".join(f"{name} (%) | " for name in scores.values())
+                  + "Trainable parameters | Train time (s) | Peak memory (MiB) |",
+                  "|---|---|---|---|" + "---|" * len(scores) + "---|---|---|"]
         for row in (r for r in summary if r["eval_set"] == eval_set):
             parts.append(
-                f"| {row['arm']} | {row['strategy']} | {_examples(row)} | {row['seeds']} "
-                f"| {_percent(row['accuracy_mean'], row['accuracy_std'])} "
-                f"| {_percent(row['f1_macro_mean'], row['f1_macro_std'])} | {_count(row['trainable_parameters'])} "
+                f"| {row['arm']} | {row['strategy']} | {_examples(row)} | {row['seeds']} | "
+                + "".join(f"{_percent(row[f'{key}_mean'], row[f'{key}_std'])} | " for key in scores)
+                + f"{_count(row['trainable_parameters'])} "
                 f"| {_number(row['train_time_s_mean'], '.1f')} | {_number(row['peak_memory_mb_mean'], '.0f')} |")
         parts.append("")
     return "\n".join(parts)
