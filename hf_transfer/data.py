@@ -414,8 +414,12 @@ def _csv_sample(path: Path) -> tuple[str, bool] | None:
     opener = OPENERS.get(path.suffix.lower(), open if path.suffix.lower() not in COMPRESSIONS else None)
     if opener is None:
         return None
-    with opener(path, "rb") as handle:
-        data = handle.read(SNIFF_BYTES + 1)
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read(SNIFF_BYTES + 1)
+    except (OSError, EOFError, lzma.LZMAError) as err:  # gzip.BadGzipFile is an OSError
+        raise UserError(f"{path.name} is not a readable {path.suffix} archive ({first_line(err)}): compress it "
+                        "again or pass the uncompressed file") from None
     cut = len(data) > SNIFF_BYTES
     try:
         return codecs.getincrementaldecoder("utf-8-sig")().decode(data[:SNIFF_BYTES], final=not cut), cut

@@ -86,9 +86,9 @@ def pool_chunk_logits(logits: np.ndarray, example_ids, num_examples: int) -> np.
 
 
 def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -> tuple[np.ndarray, int]:
-    """(per-example logits, rows re-run in fp32) from `logits`, the rows of `trainer`'s low-precision predictions
-    over the tokenized `dataset`, in its order: the examples whose decision is a near-tie get fp32 logits (0 rows
-    re-run when the trainer ran in fp32).
+    """(per-example logits, near-tie decisions re-checked) from `logits`, the rows of `trainer`'s low-precision
+    predictions over the tokenized `dataset`, in its order: the examples whose decision is a near-tie get fp32
+    logits (0 re-checked when the trainer ran in fp32).
 
     A dataset with an `example_id` column (data.truncation=chunks) has a row per chunk: the chunks' logits are
     pooled per example (pool_chunk_logits), and every chunk of a near-tie example is re-run before pooling again.
@@ -100,9 +100,8 @@ def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -
     decided = pooled(logits)
     if not (trainer.args.bf16 or trainer.args.fp16) or not len(decided):
         return decided, 0
-    unsure = near_ties(decided, multi_label)
-    if example_ids is not None:
-        unsure = np.flatnonzero(np.isin(example_ids, unsure))
+    decisions = near_ties(decided, multi_label)
+    unsure = decisions if example_ids is None else np.flatnonzero(np.isin(example_ids, decisions))
     if not len(unsure):
         return decided, 0
     rows = dataset.select(unsure).select_columns([c for c in MODEL_INPUTS if c in dataset.column_names])[:]
@@ -111,4 +110,4 @@ def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -
     with own_forward(model):
         logits[unsure] = batched_logits(model, rows, np.arange(len(unsure)), trainer.processing_class.pad_token_id,
                                         trainer.args.device)
-    return pooled(logits), len(unsure)
+    return pooled(logits), len(decisions)

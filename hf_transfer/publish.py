@@ -7,7 +7,7 @@ What is published is an explicit allow-list of regular files at the top of the f
 the card (re-rendered for the repo id, so its usage snippet loads `ORG/NAME`), metrics.json, plots, the config,
 tokenizer files, weights as safetensors only, an adapter as an adapter, and the modeling code that config.json's
 auto_map names for our own backbones. A study folder (`hf-transfer compare`) publishes its card, tables, config
-and plots (study.engine.PUBLISHED_FILES), not its runs: publish a run folder (STUDY/runs/RUN) on its own.
+and plots (study.files.PUBLISHED_FILES), not its runs: publish a run folder (STUDY/runs/RUN) on its own.
 Pickles (*.bin, *.pt, ...), the Trainer's leftovers, predictions (they hold the evaluation texts), links (symbolic
 or hard) and anything resolving outside the folder are left behind. The token comes from HF_TOKEN or the stored
 login and is never written anywhere: files that contain it are refused. Files written to a local hub folder get the
@@ -171,14 +171,14 @@ def plan_publish(output_dir: Path, repo_id: str, force: bool = False) -> Publish
 
 def _is_study(root: Path) -> bool:
     """A study folder (hf-transfer compare): its study.yaml, and no run record of its own."""
-    from .study.engine import STUDY_CONFIG
+    from .study.files import STUDY_CONFIG
 
     return (root / STUDY_CONFIG).is_file() and not (root / METRICS_FILE).is_file()
 
 
 def _plan_study(root: Path, repo_id: str, force: bool) -> PublishPlan:
     """A finished study's card, tables and plots, as they are (the card has no usage snippet to re-render)."""
-    from .study.report import RESULTS_FILE
+    from .study.files import RESULTS_FILE
 
     if not (root / RESULTS_FILE).is_file() and not force:
         raise UserError(f"study {root} has no {RESULTS_FILE}: it has not finished; run hf-transfer compare "
@@ -239,7 +239,7 @@ def _allowed_files(root: Path, layout: str) -> tuple[dict[str, Path], dict[str, 
     name; the rest with why they stay."""
     allowed = {CARD_FILE, METRICS_FILE}
     if layout == "study":
-        from .study.engine import PUBLISHED_FILES
+        from .study.files import PUBLISHED_FILES
 
         allowed = set(PUBLISHED_FILES)
     elif layout == "adapter":

@@ -62,7 +62,7 @@ class TextClassification:
             logits, rechecked = recheck_near_ties(trainer, tokenized[split], predict_logits(trainer, tokenized[split]),
                                                   task.multi_label)
             if rechecked:
-                logger.info(f"{split}: {rechecked} of {len(tokenized[split])} rows within RECHECK_MARGIN of a tie "
+                logger.info(f"{split}: {rechecked} of {len(logits)} decisions within RECHECK_MARGIN of a tie "
                             "re-checked in fp32")
             predicted, probabilities = predictions_from_logits(logits, task.multi_label)
             metrics[split] = classification_report(predicted, task.splits[split]["labels"], task.label_names,

@@ -35,18 +35,11 @@ from .checks import EvalSet, check_arm, load_eval_set
 from .executors import RunJob, make_executor
 from .grid import Job, build_jobs, check_sizes
 from .plots import study_plots
-from .report import (RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD, Recommendation, recommendations, result_rows, summarize,
-                     write_results, write_summary)
+from .files import BASELINES_FILE, CARD_FILE, JOBS_FILE, STUDY_CONFIG
+from .report import Recommendation, recommendations, result_rows, summarize, write_results, write_summary
 from .runner import StudyRunner, is_finished
 
-STUDY_CONFIG = "study.yaml"
-JOBS_FILE = "jobs.json"
-BASELINES_FILE = "baselines.json"
-CARD_FILE = "README.md"
 BASELINES = {"majority": majority_baseline, "tfidf-logreg": tfidf_baseline}
-# What `hf-transfer publish STUDY` puts in the repo, with the plots (*.png): the card and the tables, not the runs
-# (each is published on its own) nor jobs.json (rerun bookkeeping)
-PUBLISHED_FILES = (CARD_FILE, STUDY_CONFIG, BASELINES_FILE, RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD)
 TOKEN_BASELINES = {"memorization": memorization_baseline}
 
 

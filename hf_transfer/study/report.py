@@ -24,12 +24,10 @@ from typing import Iterable
 from scipy import stats
 
 from ..results import RunResult
+from .files import RESULTS_FILE, SUMMARY_CSV, SUMMARY_MD
 from .grid import ALL, Job
 from .runner import read_eval_sets
 
-RESULTS_FILE = "results.jsonl"
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
 TEST = "test"
 SIGNIFICANCE_LEVEL = 0.05
 # The columns that identify a result and its scores; times and memory vary from machine to machine and run to run.
