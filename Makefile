@@ -20,4 +20,4 @@ demo: setup
 	$(VENV)/bin/accelerate launch recipes/classify.py
 
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=30
