@@ -34,6 +34,7 @@ from transformers import pipeline
 
 from hf_transfer.config import DataConfig
 from hf_transfer.data import load_task_data
+from hf_transfer.inference import decision_margins
 from hf_transfer.predict import RECHECK_MARGIN, Predictor
 from hf_transfer.runtime import cpu_has_fast_bf16, hardware_description
 
@@ -132,9 +133,10 @@ def main() -> None:
         columns, lengths = _columns(ours, texts)
         low = ours._run(columns, lengths, rows=np.arange(len(texts)), bf16=True)
         full = ours._run(columns, lengths, rows=np.arange(len(texts)), bf16=False)
-        shift = np.abs(ours._margin(low) - ours._margin(full)).max()
+        shift = np.abs(decision_margins(low, ours.multi_label) - decision_margins(full, ours.multi_label)).max()
         print(f"\nbf16 moved the decision margin by at most {shift:.3f} logits (RECHECK_MARGIN {RECHECK_MARGIN}); "
-              f"near-ties re-run in fp32: {(ours._margin(low) < RECHECK_MARGIN).mean():.1%} of texts")
+              f"near-ties re-run in fp32: "
+              f"{(decision_margins(low, ours.multi_label) < RECHECK_MARGIN).mean():.1%} of texts")
 
 
 def load_average() -> str:

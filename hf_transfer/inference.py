@@ -85,6 +85,17 @@ def pool_chunk_logits(logits: np.ndarray, example_ids, num_examples: int) -> np.
     return sums / counts[:, None]
 
 
+def near_tie_rows(logits: np.ndarray, multi_label: bool, example_ids: np.ndarray | None = None,
+                  num_examples: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(per-example logits, the examples whose decision is a near-tie, the rows to re-run for them) of row logits
+    (rows, labels). Rows are examples, or with `example_ids` (rows,) chunks of `num_examples` examples, whose logits
+    are pooled (pool_chunk_logits) and all of whose chunks are re-run for a near-tie."""
+    decided = logits if example_ids is None else pool_chunk_logits(logits, example_ids, num_examples)
+    decisions = near_ties(decided, multi_label)
+    rows = decisions if example_ids is None else np.flatnonzero(np.isin(example_ids, decisions))
+    return decided, decisions, rows
+
+
 def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -> tuple[np.ndarray, int]:
     """(per-example logits, near-tie decisions re-checked) from `logits`, the rows of `trainer`'s low-precision
     predictions over the tokenized `dataset`, in its order: the examples whose decision is a near-tie get fp32
@@ -95,14 +106,9 @@ def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -
     Every process of a distributed run re-runs the same rows on its own copy of the model, so all agree.
     """
     example_ids = np.asarray(dataset["example_id"]) if "example_id" in dataset.column_names else None
-    pooled = (lambda rows: rows) if example_ids is None else (
-        lambda rows: pool_chunk_logits(rows, example_ids, int(example_ids.max(initial=-1)) + 1))
-    decided = pooled(logits)
-    if not (trainer.args.bf16 or trainer.args.fp16) or not len(decided):
-        return decided, 0
-    decisions = near_ties(decided, multi_label)
-    unsure = decisions if example_ids is None else np.flatnonzero(np.isin(example_ids, decisions))
-    if not len(unsure):
+    examples = None if example_ids is None else int(example_ids.max(initial=-1)) + 1
+    decided, decisions, unsure = near_tie_rows(logits, multi_label, example_ids, examples)
+    if not (trainer.args.bf16 or trainer.args.fp16) or not len(unsure):
         return decided, 0
     rows = dataset.select(unsure).select_columns([c for c in MODEL_INPUTS if c in dataset.column_names])[:]
     model = trainer.model.eval()
@@ -110,4 +116,4 @@ def recheck_near_ties(trainer, dataset, logits: np.ndarray, multi_label: bool) -
     with own_forward(model):
         logits[unsure] = batched_logits(model, rows, np.arange(len(unsure)), trainer.processing_class.pad_token_id,
                                         trainer.args.device)
-    return pooled(logits), len(decisions)
+    return near_tie_rows(logits, multi_label, example_ids, examples)[0], len(decisions)

@@ -41,7 +41,7 @@ from .backbones import (load_backbone, load_model_config, load_tokenizer, loadin
                         quiet_load_report, resolve_model)
 from .data import TaskData, encode_texts, read_text_records
 from .errors import UserError
-from .inference import RECHECK_MARGIN, batched_logits, decision_margins, pool_chunk_logits
+from .inference import RECHECK_MARGIN, batched_logits, near_tie_rows
 from .run_folder import write_file_atomically
 from .runtime import cpu_has_fast_bf16
 
@@ -116,15 +116,11 @@ class Predictor:
         columns, lengths, example_ids = self._encode(texts)
         rows = np.arange(len(lengths))
         logits = self._run(columns, lengths, rows, bf16=self.bf16)
-        pooled = (lambda out: out) if example_ids is None else (
-            lambda out: pool_chunk_logits(out, example_ids, len(texts)))
-        if self.bf16:
-            unsure = np.flatnonzero(self._margin(pooled(logits)) < RECHECK_MARGIN)
-            if example_ids is not None:
-                unsure = np.flatnonzero(np.isin(example_ids, unsure))
-            if len(unsure):
-                logits[unsure] = self._run(columns, lengths, unsure, bf16=False)
-        return pooled(logits)
+        decided, _, unsure = near_tie_rows(logits, self.multi_label, example_ids, len(texts))
+        if not self.bf16 or not len(unsure):
+            return decided
+        logits[unsure] = self._run(columns, lengths, unsure, bf16=False)
+        return near_tie_rows(logits, self.multi_label, example_ids, len(texts))[0]
 
     def predict(self, texts: list) -> list[dict]:
         """One {label, score, scores} per text; label is a list of names for multi-label models."""
@@ -143,15 +139,12 @@ class Predictor:
         example_ids = np.asarray(encoded["example_id"]) if "example_id" in encoded else None
         return columns, [len(ids) for ids in columns["input_ids"]], example_ids
 
-    def _margin(self, logits: np.ndarray) -> np.ndarray:
-        return decision_margins(logits, self.multi_label)
-
     def _run(self, columns: dict, lengths: list[int], rows: np.ndarray, bf16: bool) -> np.ndarray:
         out = np.zeros((len(lengths), len(self.labels)), dtype=np.float32)
         if not len(rows):
             return out
-        out[rows] = batched_logits(self.onnx or self.model, columns, rows, self.tokenizer.pad_token_id, self.device, bf16,
-                                   self.max_batch_tokens)
+        out[rows] = batched_logits(self.onnx or self.model, columns, rows, self.tokenizer.pad_token_id, self.device,
+                                   bf16, self.max_batch_tokens)
         return out[rows]
 
 
