@@ -37,9 +37,10 @@ def near_ties(logits: np.ndarray, multi_label: bool) -> np.ndarray:
 @torch.inference_mode()
 def batched_logits(model, columns: dict[str, Sequence[Sequence[int]]], rows: np.ndarray, pad_id: int,
                    device: torch.device, bf16: bool = False, max_batch_tokens: int = 4096) -> np.ndarray:
-    """(len(rows), labels) float32 logits of the given rows of tokenizer output `columns` (input_ids, ...),
-    run shortest-first in right-padded batches of at most `max_batch_tokens` padded tokens, under bf16 autocast
-    when `bf16`."""
+    """float32 logits of the given rows of tokenizer output `columns` (input_ids, ...): (len(rows), labels) from a
+    sequence classifier, or (len(rows), longest row, labels) from a token classifier, right-padded with -100 as
+    Trainer.predict pads them. Rows run shortest-first in right-padded batches of at most `max_batch_tokens` padded
+    tokens, under bf16 autocast when `bf16`."""
     columns = {name: values for name, values in columns.items() if name in MODEL_INPUTS}
     lengths = [len(columns["input_ids"][row]) for row in rows]
     out = None
@@ -48,8 +49,14 @@ def batched_logits(model, columns: dict[str, Sequence[Sequence[int]]], rows: np.
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(**inputs).logits.float().cpu().numpy()
         if out is None:
-            out = np.zeros((len(rows), logits.shape[-1]), dtype=np.float32)
-        out[batch] = logits
+            per_token = logits.ndim == 3
+            out = np.full((len(rows), max(lengths), logits.shape[-1]) if per_token else (len(rows), logits.shape[-1]),
+                          -100.0 if per_token else 0.0, dtype=np.float32)
+        if logits.ndim == 3:
+            for row, index in enumerate(batch):
+                out[index, :lengths[index]] = logits[row, :lengths[index]]
+        else:
+            out[batch] = logits
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 

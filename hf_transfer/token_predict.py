@@ -20,13 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import length_sorted_batches, pad_batch
 from .errors import UserError
+from .inference import batched_logits
 from .subwords import encode_words, word_logits
 from .token_data import entities_from_tags
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
 
 class TokenPredictor:
     """The tagger in a token-classification run's output folder (`run`: its metrics.json), ready to tag texts.
@@ -77,18 +74,11 @@ class TokenPredictor:
                        "entities": entities_from_tags(sentences[i], tags)}
         return rows
 
-    @torch.inference_mode()
     def _logits(self, encoded: dict) -> np.ndarray:
-        """[windows, longest window, labels] logits, right-padded with -100 as Trainer.predict pads them."""
-        columns = {name: encoded[name] for name in MODEL_INPUTS if name in encoded}
-        lengths = [len(ids) for ids in columns["input_ids"]]
-        out = np.full((len(lengths), max(lengths), len(self.labels)), -100.0, dtype=np.float32)
-        for batch in length_sorted_batches(lengths, self.max_batch_tokens):
-            inputs = {k: v.to(self.device) for k, v in pad_batch(columns, batch, self.tokenizer.pad_token_id).items()}
-            logits = self.model(**inputs).logits.float().cpu().numpy()
-            for row, index in enumerate(batch):
-                out[index, :lengths[index]] = logits[row, :lengths[index]]
-        return out
+        """[windows, longest window, labels] fp32 logits, right-padded with -100 as Trainer.predict pads them."""
+        rows = np.arange(len(encoded["input_ids"]))
+        return batched_logits(self.model, encoded, rows, self.tokenizer.pad_token_id, self.device,
+                              max_batch_tokens=self.max_batch_tokens)
 
 
 def _adapter_tagger(model_dir: Path, run: dict):

@@ -15,6 +15,8 @@ import torch
 from transformers import DataCollatorForTokenClassification
 
 from .baselines import memorization_baseline
+from .inference import batched_logits, near_ties, own_forward
+from .log import logger
 from .metrics import entity_report
 from .subwords import tokenize_token_splits, window_facts, word_logits
 from .token_data import TokenTaskData, load_token_data, token_prediction_rows
@@ -56,12 +58,29 @@ class TokenClassification:
     def evaluate(trainer, task: TokenTaskData, tokenized, splits=EVAL_SPLITS) -> tuple[dict[str, dict], list[dict]]:
         """(entity_report per split with the split's window facts under "windows", predictions.jsonl rows): one
         prediction per word, from the window where the word has the most context. The model must see right-padded
-        input (what hf_transfer.backbones sets)."""
+        input (what hf_transfer.backbones sets).
+
+        Tags are fp32-exact, as for whole texts (inference.recheck_near_ties): after a bf16/fp16 evaluation, every
+        window of a sentence holding a word within RECHECK_MARGIN of a tie is run again in fp32, so that the stock
+        fp32 pipeline and `hf-transfer predict` reproduce predictions.jsonl."""
         metrics, rows = {}, []
         for split in splits:
             encoded = tokenized[split]
-            per_word = word_logits(predict_logits(trainer, encoded), encoded["word_index"], encoded["sentence"],
-                                   num_words=[len(words) for words in task.splits[split]["tokens"]])
+            num_words = [len(words) for words in task.splits[split]["tokens"]]
+            logits = predict_logits(trainer, encoded)
+            per_word = word_logits(logits, encoded["word_index"], encoded["sentence"], num_words=num_words)
+            unsure = [s for s, words in enumerate(per_word) if len(near_ties(words, multi_label=False))]
+            if unsure and (trainer.args.bf16 or trainer.args.fp16):
+                windows = np.flatnonzero(np.isin(np.asarray(encoded["sentence"]), unsure))
+                with own_forward(trainer.model.eval()) as model:
+                    exact = batched_logits(model, encoded.select(windows)[:], np.arange(len(windows)),
+                                           trainer.processing_class.pad_token_id, trainer.args.device)
+                logits = logits.copy()
+                logits[windows] = -100.0
+                logits[windows, :exact.shape[1]] = exact
+                per_word = word_logits(logits, encoded["word_index"], encoded["sentence"], num_words=num_words)
+                logger.info(f"{split}: {len(unsure)} of {len(per_word)} sentences hold a tag within RECHECK_MARGIN of "
+                            "a tie: re-checked in fp32")
             probabilities = [torch.softmax(torch.as_tensor(logits, dtype=torch.float32), -1).numpy()
                              for logits in per_word]
             predicted = [np.argmax(p, axis=-1).tolist() for p in probabilities]

@@ -20,8 +20,10 @@ from hf_transfer.classify import run_classify
 from hf_transfer.cli import main as hf_transfer_main
 from hf_transfer.config import TokenClassifyConfig, load_config
 from hf_transfer.errors import UserError
+from hf_transfer.runtime import cpu_has_fast_bf16
 from hf_transfer.subwords import splits_words_like_text
 from hf_transfer.token_data import load_token_data
+from hf_transfer.token_predict import TokenPredictor
 
 ROOT = Path(__file__).parents[1]
 # Learning rates for the tiny random "pretrained" BERT: a head or adapter on random features needs a high one.
@@ -309,3 +311,16 @@ def test_two_processes_under_accelerate_tag_every_sentence_once(tiny_bert, tagge
     test_rows = [row["tokens"] for row in rows if row["split"] == "test"]
     split = load_token_data(token_config(tiny_bert, tagged, out).data).splits["test"]
     assert test_rows == list(split["tokens"]) and metrics["metrics"]["test"]["num_examples"] == len(split)
+
+
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="bf16 is emulated (and ~100x slower) without avx512_bf16/AMX")
+def test_bf16_evaluation_writes_the_tags_of_fp32(tiny_bert, tagged, tmp_path, capfd):
+    out = tmp_path / "bf16"
+    # One step at a small learning rate: the new head's logits are small, so words sit near a tie.
+    run_classify(token_config(tiny_bert, tagged, out, "train.max_steps=1", "train.learning_rate=1e-5",
+                              "train.precision=bf16"))
+    assert "re-checked in fp32" in capfd.readouterr().err
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    run = json.loads((out / "metrics.json").read_text())
+    fp32 = TokenPredictor(out, run).predict([row["tokens"] for row in rows])  # fp32, as a stock client
+    assert [row["predicted_tags"] for row in rows] == [p["tags"] for p in fp32]
