@@ -138,9 +138,9 @@ if kind == "adapter":
     model = AutoPeftModelForTokenClassification.from_pretrained(
         folder, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)})
     tagger = pipeline("token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(folder),
-                      aggregation_strategy="simple")
+                      aggregation_strategy="first")
 else:
-    tagger = pipeline("token-classification", model=folder, aggregation_strategy="simple")
+    tagger = pipeline("token-classification", model=folder, aggregation_strategy="first")
 found = [[[e["entity_group"], e["word"]] for e in tagger(" ".join(row["tokens"]))] for row in rows]
 assert not any(name.startswith("hf_transfer") for name in sys.modules)
 print(json.dumps({"found": found, "predicted": [[[e["type"], e["text"]] for e in row["entities"]] for row in rows]}))

@@ -89,9 +89,10 @@ def tokenizer_lowercases(folder: Path) -> bool | None:
 
 def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust_remote_code: bool = False) -> str:
     """Python source that tags a neutral sentence with the model at `load_from` and prints its entity groups; tests
-    run it. A token-classification pipeline for full weights; for an adapter, peft's
+    run it. A token-classification pipeline with aggregation_strategy="first" (each word takes its first subword's
+    tag, as the run's scores do) for full weights; for an adapter, peft's
     AutoPeftModelForTokenClassification with the tag names (not part of an adapter), then the same pipeline."""
-    call = (f"tagger = pipeline(\"token-classification\", model={{model}}{{tokenizer}}, aggregation_strategy=\"simple\")\n"
+    call = (f"tagger = pipeline(\"token-classification\", model={{model}}{{tokenizer}}, aggregation_strategy=\"first\")\n"
             f"print(tagger({json.dumps(EXAMPLE_SENTENCE)}))  # entity groups: entity_group (the type), word, score, start, end")
     if not adapter:
         remote = ", trust_remote_code=True" if trust_remote_code else ""
