@@ -103,8 +103,13 @@ def weights_digest(module: nn.Module, skip: set[int] = frozenset()) -> str:
 
 
 def model_name(config) -> str:
-    """A short name of the checkpoint a model config came from, for the log."""
-    return Path(str(getattr(config, "name_or_path", "") or config.model_type)).name
+    """A short name of the checkpoint a model config came from, for the log: an asset's name (minilm-l6), else the
+    folder's or Hub id's last part."""
+    from .assets import cache_dir
+
+    path = Path(str(getattr(config, "name_or_path", "") or config.model_type))
+    assets = cache_dir()
+    return path.relative_to(assets).parts[0] if path.is_relative_to(assets) else path.name
 
 
 def pooled_reader(encoder: nn.Module, pooling: str, pad_id: int, name: str, normalize: bool = False) -> FeatureReader:

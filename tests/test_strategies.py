@@ -437,8 +437,6 @@ def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipe
     assert setup.options["pooling"] == "mean" and setup.model.config.model_type == "hft-pooled"
     assert trainable(setup.model) == {"classifier.weight", "classifier.bias"}
     tokenized = tokenize_splits(task, backbone.tokenizer, 32)
-    args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
-    trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"], [])
     reader = classifier_reader(setup.model, output_layer(setup.model, setup.family), backbone.tokenizer.pad_token_id)
     features = split_features(reader, dataset_columns(tokenized["test"]), "test")
     encoded = backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")

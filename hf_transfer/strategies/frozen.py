@@ -76,4 +76,4 @@ class FrozenBackbone(Strategy):
                     "validation": split_features(reader, dataset_columns(tokenized["validation"]), "validation")}
         head = HeadOnFeatures(setup.model.dropout, setup.model.classifier, task.multi_label)
         train_head(head, trainer, features, tokenized, resume_from)
-        setup.head_logits = head_logits(reader, setup.model.classifier)
+        setup.head_logits = head_logits(reader, setup.model.classifier, features)

@@ -93,7 +93,8 @@ class LinearProbe(Strategy):
         num_labels = setup.model.config.num_labels
         reader = feature_reader(setup, trainer)
         train_x = train_features(reader, task, tokenized, trainer.processing_class).astype(np.float64)
-        valid_x = split_features(reader, dataset_columns(tokenized["validation"]), "validation").astype(np.float64)
+        valid = split_features(reader, dataset_columns(tokenized["validation"]), "validation")
+        valid_x = valid.astype(np.float64)
         train_y, valid_y = (np.asarray(tokenized[split]["labels"]) for split in ("train", "validation"))
         _check_every_label_seen(train_y, task.label_names, task.multi_label)
         layer = output_layer(setup.model, setup.family)[2]
@@ -116,7 +117,7 @@ class LinearProbe(Strategy):
             "validation_accuracy": _accuracy(valid_x @ weight.T + bias, valid_y, task.multi_label),
             "train_loss": _log_loss(train_x @ weight.T + bias, train_y, task.multi_label),
         })
-        setup.head_logits = head_logits(reader, layer)
+        setup.head_logits = head_logits(reader, layer, {"validation": valid})
 
 
 def _check_every_label_seen(labels: np.ndarray, names: list[str], multi_label: bool) -> None:

@@ -83,11 +83,15 @@ def train_head(head: HeadOnFeatures, trainer, features: dict[str, np.ndarray], t
     trainer.state = head_trainer.state
 
 
-def head_logits(reader: FeatureReader, layer: nn.Linear) -> Callable[[str, Dataset], np.ndarray]:
-    """logits(split, tokenized dataset) -> [rows, labels] float32: `layer` on the split's stored features."""
+def head_logits(reader: FeatureReader, layer: nn.Linear,
+                known: dict[str, np.ndarray] | None = None) -> Callable[[str, Dataset], np.ndarray]:
+    """logits(split, tokenized dataset) -> [rows, labels] float32: `layer` on the split's stored features (those of
+    `known` {split: features} when it holds the split: what this run read already)."""
 
     def logits(split: str, dataset) -> np.ndarray:
-        features = split_features(reader, dataset_columns(dataset), split)
+        features = (known or {}).get(split)
+        if features is None or len(features) != len(dataset):
+            features = split_features(reader, dataset_columns(dataset), split)
         with torch.inference_mode(), torch.autocast(layer.weight.device.type, enabled=False):
             inputs = torch.as_tensor(features, device=layer.weight.device, dtype=layer.weight.dtype)
             return layer(inputs).float().cpu().numpy()
