@@ -46,7 +46,6 @@ from .checks import EvalSet
 from .grid import Job
 
 EVAL_SETS_FILE = "eval_sets.json"
-FEATURE_STRATEGIES = ("frozen", "linear-probe")  # heads on a frozen backbone: out-of-domain texts via the store
 MAX_BATCH_TOKENS = 4096  # as hf_transfer.predict: padded tokens per inference batch
 
 
@@ -111,9 +110,16 @@ def score_run(job: Job, result: RunResult, eval_set: EvalSet) -> dict:
         predicted = classifier.decide(classifier.predict_proba(eval_set.texts, desc=f"zero-shot, {eval_set.name}"))
     else:
         logits = folder_logits(job.folder, label_names, eval_set.texts, job.config["data"]["max_length"],
-                               eval_set.name if job.config.get("strategy") in FEATURE_STRATEGIES else None)
+                               eval_set.name if reads_fixed_features(result) else None)
         predicted, _ = predictions_from_logits(logits, multi_label)
     return classification_report(predicted, np.asarray(eval_set.labels), label_names, multi_label)
+
+
+def reads_fixed_features(result: RunResult) -> bool:
+    """Whether a classify run's output layer reads features that training left as pretrained: a linear probe's, or
+    a frozen head's on a pooling (hft-pooled; with pooling=head BERT's pooler trained)."""
+    name, options = result.strategy["name"], result.strategy.get("options") or {}
+    return name == "linear-probe" or (name == "frozen" and options.get("pooling", "head") != "head")
 
 
 def load_run_model(folder: Path, label_names: list[str]):
