@@ -165,3 +165,17 @@ def test_store_reuses_within_a_process_and_from_its_folder(tiny_bert, tmp_path, 
     assert np.array_equal(first, again) and np.allclose(first, alone, atol=1e-6)
     assert [r.getMessage().rsplit(": ", 1)[1] for r in caplog.records
             if r.getMessage().startswith("features: ")] == ["computed", "reused", "computed"]
+
+
+def test_a_frozen_head_on_features_ends_with_its_best_validation_checkpoint(tiny_bert, data, tmp_path):
+    """train.select_best: the head trainer evaluates on stored validation features and loads its best checkpoint."""
+    config = load_config(ClassifyConfig, None, [
+        f"model={tiny_bert}", f"data.dataset={data['train']}", "data.text_columns=review",
+        "data.label_column=sentiment", "data.max_length=64", "strategy=frozen", "strategy_options={pooling: mean}",
+        "train.precision=fp32", "train.threads=1", "train.epochs=6", "train.batch_size=8", "train.learning_rate=1e-1",
+        "train.select_best=true", "baselines=[]", f"output_dir={tmp_path / 'out'}"])
+    result = run_classify(config)
+    evaluations = [e["eval_accuracy"] for e in result.training["log_history"] if "eval_accuracy" in e]
+    assert len(evaluations) > 1
+    best = result.training["selected_on_validation"]["best_validation_accuracy"]
+    assert best == max(evaluations) == pytest.approx(result.metrics["validation"]["accuracy"])
