@@ -23,8 +23,9 @@ max_length that cuts no text differently gives the same key, and the same featur
 The store: off by default (features computed at each call). share_features(True, folder) turns it on for this
 process: each key is computed once and kept in memory, and with a folder written atomically to FOLDER/<key>.npy,
 which later runs read back (a rerun of a killed study, another process, a Ray worker on a shared file system). A
-study keeps its store in STUDY/features (FEATURES_DIR). Each computation or reuse is logged:
-"features: all-MiniLM-L6-v2 mean-pooled, split test (3,554 texts): computed" / "... reused".
+study keeps its store in STUDY/features (FEATURES_DIR); memory holds what was read until the store is turned off
+(MiniLM's 384 floats a text: 1.5 kB). Each computation or reuse is logged:
+"features: minilm-l6 mean-pooled, split test (2,562 texts): computed" / "... reused".
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def sharing_features() -> bool:
 class FeatureReader:
     """How features are read from a backbone: see the module docstring."""
 
-    name: str  # for the log, e.g. "all-MiniLM-L6-v2 mean-pooled"
+    name: str  # for the log, e.g. "minilm-l6 mean-pooled"
     pooling: str  # mean | cls | max (-normalized) | head-input
     weights: str  # digest of the weights that compute the features
     module: nn.Module  # put in eval mode while reading
