@@ -114,7 +114,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         train_time = time.perf_counter() - train_started
 
         eval_started = time.perf_counter()
-        metrics, predictions = task_family.evaluate(trainer, task, tokenized)
+        metrics, predictions = strategy.evaluate(setup, trainer, task_family, task, tokenized)
         eval_time = time.perf_counter() - eval_started
         for split, report in metrics.items():
             if label := collapsed_label(report, task.label_names):

@@ -857,12 +857,7 @@ def _shared_tokenized(task: TaskData, tokenizer, max_length: int, encode, remove
     """The task's splits tokenized by `encode`, from the whole train split this process tokenized before (kept in
     _SHARED by the splits' fingerprints, the tokenizer's datasets hash and max_length), its subsample's rows
     selected. One row per text (no chunks), so selecting rows after tokenizing equals tokenizing the rows."""
-    from datasets.fingerprint import Hasher
-
-    pool = task.train_pool if task.train_pool is not None else task.splits["train"]
-    whole = DatasetDict({"train": pool, "validation": task.splits["validation"], "test": task.splits["test"]})
-    key = ("tokenized", *(split._fingerprint for split in whole.values()), task.truncation, max_length,
-           Hasher.hash(tokenizer))
+    whole, key = _whole_splits(task, tokenizer, max_length)
     name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
     if key in _SHARED:
         logger.info(f"tokenized splits for {name}: reusing this process's")
@@ -872,6 +867,27 @@ def _shared_tokenized(task: TaskData, tokenizer, max_length: int, encode, remove
     tokenized = _SHARED[key]
     train = tokenized["train"] if task.train_pool is None else tokenized["train"].select(task.train_rows)
     return DatasetDict({"train": train, "validation": tokenized["validation"], "test": tokenized["test"]})
+
+
+def _whole_splits(task: TaskData, tokenizer, max_length: int) -> tuple[DatasetDict, tuple]:
+    """(the task's splits with the whole train split, their key in _SHARED once tokenized)."""
+    from datasets.fingerprint import Hasher
+
+    pool = task.train_pool if task.train_pool is not None else task.splits["train"]
+    whole = DatasetDict({"train": pool, "validation": task.splits["validation"], "test": task.splits["test"]})
+    key = ("tokenized", *(split._fingerprint for split in whole.values()), task.truncation, max_length,
+           Hasher.hash(tokenizer))
+    return whole, key
+
+
+def tokenized_train_pool(task: TaskData, tokenizer, max_length: int) -> Dataset | None:
+    """The whole train split (before data.max_train_samples) as this process tokenized it for `task`'s run, whose
+    train rows are its rows task.train_rows; None when it kept none (share_loaded_data off, no subsample, chunks).
+    hf_transfer.features reads a subsample's features from the whole split's."""
+    if _SHARED is None or task.train_pool is None or task.truncation == "chunks":
+        return None
+    tokenized = _SHARED.get(_whole_splits(task, tokenizer, max_length)[1])
+    return None if tokenized is None else tokenized["train"]
 
 
 def _first_chunks(example_ids: list[int]) -> np.ndarray:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from .baselines import majority_baseline, tfidf_baseline
 from .data import TaskData, load_task_data, prediction_rows, tokenize_splits
-from .inference import recheck_near_ties
+from .inference import near_tie_rows, recheck_near_ties
 from .log import logger
 from .metrics import classification_report
 from .training import predict_logits, predictions_from_logits
@@ -50,21 +52,28 @@ class TextClassification:
         return None  # the Trainer's default: dynamic padding
 
     @staticmethod
-    def evaluate(trainer, task: TaskData, tokenized, splits=EVAL_SPLITS) -> tuple[dict[str, dict], list[dict]]:
+    def evaluate(trainer, task: TaskData, tokenized, splits=EVAL_SPLITS, logits=None) -> tuple[dict[str, dict],
+                                                                                          list[dict]]:
         """(report per split, predictions.jsonl rows): the trained model's predictions on each split, in order.
 
         Decisions are fp32-exact: after a bf16/fp16 evaluation the near-ties are run again in fp32
         (inference.recheck_near_ties), so that a stock fp32 client reproduces predictions.jsonl. Chunks of a long
-        text (data.truncation=chunks) are pooled into one decision per text there too.
+        text (data.truncation=chunks) are pooled into one decision per text there too. `logits(split, tokenized
+        split)` -> [rows, labels] fp32, when given, replaces the trainer's forward pass (a head on stored features:
+        StrategySetup.head_logits).
         """
         metrics, rows = {}, []
         for split in splits:
-            logits, rechecked = recheck_near_ties(trainer, tokenized[split], predict_logits(trainer, tokenized[split]),
-                                                  task.multi_label)
+            if logits is not None:
+                decided, rechecked = near_tie_rows(logits(split, tokenized[split]), task.multi_label,
+                                                     *_chunks(tokenized[split]))[0], 0
+            else:
+                decided, rechecked = recheck_near_ties(trainer, tokenized[split],
+                                                         predict_logits(trainer, tokenized[split]), task.multi_label)
             if rechecked:
-                logger.info(f"{split}: {rechecked} of {len(logits)} decisions within RECHECK_MARGIN of a tie "
+                logger.info(f"{split}: {rechecked} of {len(decided)} decisions within RECHECK_MARGIN of a tie "
                             "re-checked in fp32")
-            predicted, probabilities = predictions_from_logits(logits, task.multi_label)
+            predicted, probabilities = predictions_from_logits(decided, task.multi_label)
             metrics[split] = classification_report(predicted, task.splits[split]["labels"], task.label_names,
                                                    task.multi_label)
             rows += prediction_rows(task, split, predicted, probabilities)
@@ -83,6 +92,14 @@ class TextClassification:
         return {"dataset": task.source, "description": task.description, "text_columns": task.text_columns,
                 "label_names": task.label_names, "multi_label": task.multi_label, "split_sizes": task.sizes(),
                 "data_facts": task.data_facts}
+
+
+def _chunks(dataset) -> tuple:
+    """(example_id per row, examples) of a tokenized split with a row per chunk (data.truncation=chunks); else ()."""
+    if "example_id" not in dataset.column_names:
+        return ()
+    ids = np.asarray(dataset["example_id"])
+    return ids, int(ids.max(initial=-1)) + 1
 
 
 from .token_task import TokenClassification  # noqa: E402  (it reuses this module's building blocks, not this module)

@@ -131,6 +131,7 @@ STRATEGIES = {  # extra settings, kill points: before the first checkpoint, afte
     "full": ([], (5, 8, "evaluation")),
     "adapter": (["strategy_options={method: lora, r: 4}"], (2, 7)),  # the head is peft's modules_to_save
     "gradual-unfreeze": ([], (2, 5, 8)),  # epoch 0 trains the head and the top block, epoch 1 everything
+    "frozen": (["strategy_options={pooling: mean}"], (2, 5)),  # the head trains on stored features
 }
 
 

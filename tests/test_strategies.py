@@ -21,6 +21,7 @@ from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data, tokenize_splits
 from hf_transfer.errors import UserError
+from hf_transfer.features import classifier_reader, dataset_columns, split_features
 from hf_transfer.models import AttentionConfig, AttentionForMaskedLM, RNNConfig, RNNForCausalLM
 from hf_transfer.predict import load_predictor
 from hf_transfer.strategies import get_strategy
@@ -201,7 +202,9 @@ def test_linear_probe_head_reproduces_the_fitted_logistic_regression(checkpoints
     chosen_C = trainer.state.log_history[-1]["linear_probe_C"]
 
     output = output_layer(setup.model, setup.family)
-    features = {split: strategy.features(trainer, tokenized[split], output) for split in ("train", "test")}
+    reader = classifier_reader(setup.model, output, backbone.tokenizer.pad_token_id)
+    features = {split: split_features(reader, dataset_columns(tokenized[split]), split).astype(np.float64)
+                for split in ("train", "test")}  # float64, as the probe is fitted
     encoded = backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")
     pooled = setup.model.bert(**encoded).pooler_output
     assert np.allclose(features["test"], pooled.detach().numpy(), atol=1e-6), "features = the classifier's input"
@@ -434,9 +437,8 @@ def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipe
     assert setup.options["pooling"] == "mean" and setup.model.config.model_type == "hft-pooled"
     assert trainable(setup.model) == {"classifier.weight", "classifier.bias"}
     tokenized = tokenize_splits(task, backbone.tokenizer, 32)
-    args = training_arguments(run_config.train, str(tmp_path / "trainer"), "fp32", False)
-    trainer = build_trainer(setup.model, args, backbone.tokenizer, tokenized["train"], tokenized["validation"], [])
-    features = strategy.features(trainer, tokenized["test"], output_layer(setup.model, setup.family))
+    reader = classifier_reader(setup.model, output_layer(setup.model, setup.family), backbone.tokenizer.pad_token_id)
+    features = split_features(reader, dataset_columns(tokenized["test"]), "test")
     encoded = backbone.tokenizer(list(task.texts("test")), padding=True, return_tensors="pt")
     states = AutoModel.from_pretrained(tiny_bert)(**encoded).last_hidden_state.detach()
     mask = encoded["attention_mask"].unsqueeze(-1).float()

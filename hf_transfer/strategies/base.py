@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from transformers import TrainerCallback
 
@@ -35,6 +35,9 @@ class StrategySetup:
     optimizer_grouped_parameters: list[dict] | None = None  # None: Trainer's AdamW over the trainable parameters
     callbacks: list[TrainerCallback] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # the options as applied (defaults filled), for records
+    # set by a `train` that fitted the head on stored features (strategies.on_features): logits(split, tokenized
+    # split) -> [rows, labels] fp32, which evaluation uses instead of a forward pass of the whole model
+    head_logits: Callable[[str, Any], Any] | None = None
 
 
 class Strategy:
@@ -80,6 +83,13 @@ class Strategy:
         """Train `setup.model`. `trainer` is the run's Trainer, built but not trained; by default it trains,
         resuming from the checkpoint folder `resume_from` when given."""
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    def evaluate(self, setup: StrategySetup, trainer, task_family, task, tokenized) -> tuple[dict, list[dict]]:
+        """(report per split, prediction rows) of the trained model: `task_family.evaluate`, on the head's logits of
+        stored features when `train` set setup.head_logits."""
+        if setup.head_logits is not None:
+            return task_family.evaluate(trainer, task, tokenized, logits=setup.head_logits)
+        return task_family.evaluate(trainer, task, tokenized)
 
     def applied_options(self) -> dict[str, Any]:
         """The options as a dict, before setup fills model-dependent defaults (StrategySetup.options has those)."""

@@ -7,6 +7,13 @@ or with option `pooling` mean / cls / max, a new `classifier` on that pooling of
 (hf_transfer.pooling). Every other weight keeps its pretrained value bit for bit. The output folder is a whole
 model that `transformers.pipeline` loads (a pooled one with trust_remote_code=True: hft-pooled's code is saved
 with it).
+
+On a pooled classifier the head (dropout -> classifier) reads one fixed vector per text, so it trains on stored
+features (strategies.on_features: the backbone runs once per split, in eval mode, and in a study once per backbone
+and split for every size, seed and feature arm), with the run's Trainer settings and the head's own dropout but
+without the backbone's dropout, which a forward pass per step would apply to the features. Heads that read more
+than a fixed vector (BERT's pooler, which trains on the CLS state; token classification) train through the frozen
+backbone at every step, dropout on, by Trainer.train.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from ..features import dataset_columns, split_features
 from ..pooling import pooled_classifier
 from .base import Strategy, StrategySetup, register_strategy
 from .layers import head_modules
+from .on_features import HeadOnFeatures, feature_reader, head_logits, train_features, train_head
 
 Pooling = Literal["auto", "head", "mean", "cls", "max"]
 
@@ -57,3 +66,14 @@ class FrozenBackbone(Strategy):
         model, family, pooling = pooled_classifier(model, family, self.options.pooling)
         freeze_all_but(model, head_modules(model, family).values())
         return StrategySetup(model, family, options={**asdict(self.options), "pooling": pooling})
+
+    def train(self, setup, trainer, task, tokenized, resume_from=None) -> None:
+        """A pooled classifier's head on stored features (module docstring); any other head by Trainer.train."""
+        if setup.model.config.model_type != "hft-pooled":
+            return super().train(setup, trainer, task, tokenized, resume_from)
+        reader = feature_reader(setup, trainer)
+        features = {"train": train_features(reader, task, tokenized, trainer.processing_class),
+                    "validation": split_features(reader, dataset_columns(tokenized["validation"]), "validation")}
+        head = HeadOnFeatures(setup.model.dropout, setup.model.classifier, task.multi_label)
+        train_head(head, trainer, features, tokenized, resume_from)
+        setup.head_logits = head_logits(reader, setup.model.classifier, features)

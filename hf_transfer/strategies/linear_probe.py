@@ -1,8 +1,10 @@
 """The classic linear probe (`strategy=linear-probe`): frozen features, a scikit-learn logistic regression on top.
 
 Which features: exactly those the saved model's output layer sees, so that the saved folder (a whole model that
-`transformers.pipeline` loads) reproduces the probe's predictions. They are computed by running the run's own
-Trainer.predict with the head's last Linear swapped for an identity, so pooling is each architecture's own:
+`transformers.pipeline` loads) reproduces the probe's predictions. They come from the feature store
+(hf_transfer.features.classifier_reader, through strategies.on_features: one fp32 forward pass per split in eval
+mode, and in a study one per backbone and split for every size and seed), read with the head's last Linear swapped
+for an identity, so pooling is each architecture's own:
 
 - decoders (GPT-2, Llama): the last real token's final hidden state;
 - our backbones: their pooled output (hft-attention mean or CLS, hft-textcnn max over time, hft-rnn its pooling);
@@ -12,6 +14,9 @@ Trainer.predict with the head's last Linear swapped for an identity, so pooling 
   (hf_transfer.pooling, as strategy=frozen);
 - T5: tanh(dense(eos state)) with `classification_head.dense` left at its random init (a fixed random projection),
   because the head's `out_proj` is the only linear map that can take the probe's weights.
+
+Evaluation applies the output layer to the stored validation and test features (StrategySetup.head_logits): fp32,
+as the saved model computes them, so no near-tie needs an fp32 re-check.
 
 The fitted coefficients (features standardised for the solver, the scaling folded back into the weights) are
 copied into that output layer: softmax for single-label (a binary probe becomes logits ±z/2), one sigmoid per label
@@ -36,10 +41,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from ..errors import UserError
+from ..features import dataset_columns, split_features
 from ..pooling import pooled_classifier
 from .base import Strategy, StrategySetup, register_strategy
 from .frozen import Pooling, freeze_all_but
 from .layers import output_layer
+from .on_features import feature_reader, head_logits, train_features
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 CV_FOLDS = 5  # at most; fewer when the rarest label has fewer training examples
@@ -84,11 +91,13 @@ class LinearProbe(Strategy):
         """Fit the probe on the train split's features (no optimiser steps: nothing to resume) and copy it into
         the output layer; the chosen C goes to the Trainer's log history."""
         num_labels = setup.model.config.num_labels
-        output = output_layer(setup.model, setup.family)
-        train_x, valid_x = (self.features(trainer, tokenized[split], output) for split in ("train", "validation"))
+        reader = feature_reader(setup, trainer)
+        train_x = train_features(reader, task, tokenized, trainer.processing_class).astype(np.float64)
+        valid = split_features(reader, dataset_columns(tokenized["validation"]), "validation")
+        valid_x = valid.astype(np.float64)
         train_y, valid_y = (np.asarray(tokenized[split]["labels"]) for split in ("train", "validation"))
         _check_every_label_seen(train_y, task.label_names, task.multi_label)
-        layer = output[2]
+        layer = output_layer(setup.model, setup.family)[2]
         # GPT-2's and Llama's `score` has no bias: then the probe has no intercept and features are only scaled.
         intercept = layer.bias is not None
         scaler = StandardScaler(with_mean=intercept).fit(train_x)
@@ -108,19 +117,7 @@ class LinearProbe(Strategy):
             "validation_accuracy": _accuracy(valid_x @ weight.T + bias, valid_y, task.multi_label),
             "train_loss": _log_loss(train_x @ weight.T + bias, train_y, task.multi_label),
         })
-
-    @staticmethod
-    def features(trainer, dataset, output) -> np.ndarray:
-        """[examples, features]: what the output layer `output` (parent, attribute, layer; see layers.output_layer)
-        sees for each example of `dataset`, by the same forward pass as evaluation."""
-        parent, attribute, layer = output
-        setattr(parent, attribute, nn.Identity())
-        try:
-            outputs = trainer.predict(dataset.remove_columns("labels")).predictions
-        finally:
-            setattr(parent, attribute, layer)
-        outputs = outputs[0] if isinstance(outputs, tuple) else outputs  # seq2seq models add encoder states
-        return np.asarray(outputs, dtype=np.float64)
+        setup.head_logits = head_logits(reader, layer, {"validation": valid})
 
 
 def _check_every_label_seen(labels: np.ndarray, names: list[str], multi_label: bool) -> None:

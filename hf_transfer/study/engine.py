@@ -6,6 +6,7 @@
       baselines.json     majority class and TF-IDF + logistic regression on every evaluation set, fitted once
                          (task=token-classification: memorisation, each word's most frequent training tag)
       runs/<run>/        one ordinary output folder per job (see grid.py for the names)
+      features/          frozen backbones' features, one <key>.npy per backbone and split (hf_transfer.features)
       results.jsonl  summary.csv  summary.md  *.png  README.md (the study card)
 
 Order of work: config checks (CompareConfig), data, sizes, out-of-domain sets, every arm on its backbone, then
@@ -27,6 +28,7 @@ from ..config import CompareConfig, to_dict
 from ..data import share_loaded_data
 from ..tasks import TASKS
 from ..errors import UserError
+from ..features import FEATURES_DIR, share_features, sharing_features
 from ..log import logger
 from ..run_folder import default_output_dir
 from ..runtime import hardware_description
@@ -66,10 +68,13 @@ def run_study(config: CompareConfig, run_job: RunJob | None = None) -> StudyResu
     that cannot apply to their backbone, and a study folder whose finished runs were made with other settings.
     """
     sharing = share_loaded_data(True)  # data loaded and tokenized once: here, and in each run of this process
+    storing = sharing_features()  # StudyRunner turns the feature store on
     try:
         return _run_study(config, run_job)
     finally:
         share_loaded_data(sharing)
+        if not storing:
+            share_features(False)
 
 
 def _run_study(config: CompareConfig, run_job: RunJob | None) -> StudyResult:
@@ -101,7 +106,7 @@ def _run_study(config: CompareConfig, run_job: RunJob | None) -> StudyResult:
                 len(pending), config.executor.kind)
     done = iter(range(1, len(pending) + 1))
     make_executor(config.executor).run(
-        pending, run_job or StudyRunner(eval_sets),
+        pending, run_job or StudyRunner(eval_sets, str(study_dir / FEATURES_DIR)),
         on_done=lambda job, folder: logger.info("[%d/%d] %s finished: %s", next(done), len(pending), job.name, folder))
 
     rows = result_rows(jobs, study_dir, baselines, train_size, names)

@@ -1,6 +1,6 @@
 """Executors: where a study's jobs run. Both take the jobs and the callable that runs one, `run_job(job) -> folder`.
 
-- LocalExecutor: one job after another in this process. In-process, so that the caches the runner will keep
+- LocalExecutor: one job after another in this process. In-process, so that the caches the runner keeps
   (tokenized data, frozen features; see runner.py) live across jobs; a crash or kill loses only the job in flight,
   whose run folder is never renamed into place.
 - RayExecutor: the jobs as Ray tasks (Ray core, `pip install hf-transfer-learning[ray]`), as many at once as the

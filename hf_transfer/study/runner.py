@@ -12,13 +12,12 @@ Sharing work between runs:
   this callable in a Ray worker; every run's load_task_data / tokenize_splits then draws its train subsample from
   the splits and tokens loaded once (the log says "loading once" / "reusing"), with the rows and data facts of a
   fresh load;
-- frozen features once per backbone and split (not built): linear-probe runs forward train and validation in
-  LinearProbe.train and validation and test again in the evaluation, and frozen runs forward the backbone at every
-  step (its dropout on: features differ per step, so caching them changes the method, not only its cost). Sharing
-  them means a feature store keyed by the weights below the output layer (T5's head dense is a seeded random
-  projection), pooling, max_length and split fingerprint, with training and evaluation of the head on stored
-  features (the probe's logits are features @ W.T + b; a frozen head would train without backbone dropout), and
-  bf16 near-tie rechecks (inference.recheck_near_ties) on the head alone;
+- frozen features once per backbone and split (built): this callable turns the feature store on
+  (hf_transfer.features, kept in memory and in STUDY/features), so linear-probe and frozen runs on a pooled
+  classifier (strategies.on_features) and zero-shot method=embedding forward each split once per backbone, the
+  whole train split included (a size's subsample reads its rows), in fp32 and eval mode: the frozen head trains on
+  fixed features, without backbone dropout, and evaluation applies the head to stored features. Their
+  out-of-domain scores (score_run) read the store too; the log says "features: ... computed" or "... reused";
 - teacher labels once per data set and model: hf_transfer.teacher caches them already.
 """
 
@@ -31,12 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from datasets import Dataset
 
+from ..backbones import family_of
 from ..batching import length_sorted_batches, pad_batch
 from ..data import share_loaded_data
+from ..features import classifier_reader, share_features
 from ..metrics import classification_report
 from ..results import METRICS_FILE, RunResult
 from ..runtime import device
+from ..strategies.layers import output_layer
+from ..strategies.on_features import head_logits
 from ..training import predictions_from_logits
 from .checks import EvalSet
 from .grid import Job
@@ -67,9 +71,11 @@ class StudyRunner:
     """
 
     eval_sets: list[EvalSet]
+    features_dir: str | None = None  # the feature store's folder (STUDY/features); None: in memory only
 
     def __call__(self, job: Job) -> str:
         share_loaded_data(True)  # a Ray worker's later runs reuse its data too (run_study turns it on locally)
+        share_features(True, self.features_dir)
         folder = job.folder
         if not (folder / METRICS_FILE).is_file():
             if job.kind == "classify":
@@ -103,9 +109,17 @@ def score_run(job: Job, result: RunResult, eval_set: EvalSet) -> dict:
                                         batch_size=config.batch_size, max_length=config.data.max_length)
         predicted = classifier.decide(classifier.predict_proba(eval_set.texts, desc=f"zero-shot, {eval_set.name}"))
     else:
-        logits = folder_logits(job.folder, label_names, eval_set.texts, job.config["data"]["max_length"])
+        logits = folder_logits(job.folder, label_names, eval_set.texts, job.config["data"]["max_length"],
+                               eval_set.name if reads_fixed_features(result) else None)
         predicted, _ = predictions_from_logits(logits, multi_label)
     return classification_report(predicted, np.asarray(eval_set.labels), label_names, multi_label)
+
+
+def reads_fixed_features(result: RunResult) -> bool:
+    """Whether a classify run's output layer reads features that training left as pretrained: a linear probe's, or
+    a frozen head's on a pooling (hft-pooled; with pooling=head BERT's pooler trained)."""
+    name, options = result.strategy["name"], result.strategy.get("options") or {}
+    return name == "linear-probe" or (name == "frozen" and options.get("pooling", "head") != "head")
 
 
 def load_run_model(folder: Path, label_names: list[str]):
@@ -126,14 +140,21 @@ def load_run_model(folder: Path, label_names: list[str]):
 
 
 @torch.inference_mode()
-def folder_logits(folder: Path, label_names: list[str], texts: list, max_length: int) -> np.ndarray:
-    """(len(texts), labels) fp32 logits of a classify run folder's model, in batches of similar length."""
+def folder_logits(folder: Path, label_names: list[str], texts: list, max_length: int,
+                  features_of: str | None = None) -> np.ndarray:
+    """(len(texts), labels) fp32 logits of a classify run folder's model, in batches of similar length; with
+    `features_of` (the texts' name), its output layer on the texts' features from the feature store
+    (hf_transfer.features), for a head on a frozen backbone."""
     model, tokenizer = load_run_model(folder, label_names)
     model.to(device())
     pairs = bool(texts) and not isinstance(texts[0], str)
     columns = tokenizer(*([list(c) for c in zip(*texts)] if pairs else [texts]), truncation=True,
                         max_length=max_length)
     columns = {k: v for k, v in columns.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    if features_of is not None:
+        output = output_layer(model, family_of(model.config))
+        reader = classifier_reader(model, output, tokenizer.pad_token_id)
+        return head_logits(reader, output[2])(features_of, Dataset.from_dict(columns))
     lengths = [len(ids) for ids in columns["input_ids"]]
     logits = np.zeros((len(texts), len(label_names)), dtype=np.float32)
     for rows in length_sorted_batches(lengths, MAX_BATCH_TOKENS):

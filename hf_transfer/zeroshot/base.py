@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING,
                                                     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING)
 
@@ -55,6 +57,20 @@ class ZeroShotMethod:
     def probabilities(self, texts: list[str], max_length: int) -> torch.Tensor:
         """(len(texts), num_labels): a distribution over labels per text (single-label) or per-label probabilities."""
         raise NotImplementedError
+
+    def split_probabilities(self, texts: list[str], max_length: int, batch_size: int, desc: str) -> np.ndarray:
+        """(len(texts), num_labels) float32 probabilities of a whole split (`desc` names it in the progress bar):
+        `probabilities` over batches of `batch_size` similar lengths, rows back in input order."""
+        # Similar lengths share a batch, so little compute goes to padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        probabilities = None
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch"):
+            rows = order[start:start + batch_size]
+            batch = self.probabilities([texts[i] for i in rows], max_length).float().cpu().numpy()
+            if probabilities is None:
+                probabilities = np.zeros((len(texts), batch.shape[1]), dtype=np.float32)
+            probabilities[rows] = batch
+        return probabilities if probabilities is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 METHODS: dict[str, type[ZeroShotMethod]] = {}

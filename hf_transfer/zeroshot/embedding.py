@@ -1,7 +1,9 @@
 """embedding: cosine similarity between a text's sentence embedding and each label description's.
 
 Embeddings are made as sentence-transformers makes them for MiniLM-style models: mean pooling of the last hidden
-states over the attention mask, then L2 normalisation. Single-label probabilities are a softmax of the similarities
+states over the attention mask, then L2 normalisation. The mean-pooled vectors of a split come from the feature
+store (hf_transfer.features: one fp32 pass per split; in a study shared with the frozen and linear-probe arms that
+read the same backbone by mean pooling). Single-label probabilities are a softmax of the similarities
 times `scale` (20, the scale of the contrastive loss such models are trained with); in multi-label tasks a label is
 predicted when its similarity exceeds `threshold`.
 """
@@ -15,6 +17,7 @@ from transformers import AutoModel
 
 from ..backbones import load_tokenizer
 from ..errors import UserError
+from ..features import pooled_reader, split_features
 from ..label_texts import per_label_texts
 from .base import ZeroShotMethod, check_template, model_kind, register_method, wrong_model
 
@@ -56,6 +59,7 @@ class EmbeddingMethod(ZeroShotMethod):
         self.device = device
         self.tokenizer = load_tokenizer(model)  # with a pad token, which batches need
         self.model = AutoModel.from_pretrained(model.location, **model.load_kwargs).to(device).eval()
+        self.reader = pooled_reader(self.model, "mean", self.tokenizer.pad_token_id, model.name)
 
     def label_prompts(self, label_names):
         """{label: the template with {label} replaced by its description (default: the name)}."""
@@ -64,24 +68,26 @@ class EmbeddingMethod(ZeroShotMethod):
 
     def prepare(self, label_names, multi_label):
         """Embed every label prompt once (untruncated): [num_labels, hidden] unit vectors."""
-        self.label_embeddings = self.embed(list(self.label_prompts(label_names).values()), max_length=None)
+        self.label_embeddings = self.embed(list(self.label_prompts(label_names).values()), max_length=None,
+                                           split="label prompts")
         self.multi_label = multi_label
 
-    def probabilities(self, texts, max_length):
+    def probabilities(self, texts, max_length, split="texts"):
         """(len(texts), num_labels): softmax(scale x cosine) over the labels; multi-label: sigmoid(scale x (cosine -
-        threshold)) per label, above 0.5 exactly when the cosine exceeds threshold."""
-        similarities = self.embed(texts, max_length) @ self.label_embeddings.T
+        threshold)) per label, above 0.5 exactly when the cosine exceeds threshold. `split` names the texts in the
+        log."""
+        similarities = self.embed(texts, max_length, split) @ self.label_embeddings.T
         if self.multi_label:
             return torch.sigmoid(self.options.scale * (similarities - self.options.threshold))  # > 0.5 from threshold
         return (self.options.scale * similarities).softmax(-1)
 
-    @torch.inference_mode()
-    def embed(self, texts: list[str], max_length: int | None) -> torch.Tensor:
+    def split_probabilities(self, texts, max_length, batch_size, desc):
+        """`probabilities` of a whole split at once, its embeddings from the feature store (`desc` "..., SPLIT" names
+        the split in the log; batch_size: unused, the store batches by tokens)."""
+        return self.probabilities(texts, max_length, split=desc.rpartition(", ")[2]).numpy()
+
+    def embed(self, texts: list[str], max_length: int | None, split: str = "texts") -> torch.Tensor:
         """[len(texts), hidden] float32: the attention-masked mean of the last hidden states, L2 normalised (texts
-        truncated to `max_length` tokens; None: the tokenizer's limit)."""
-        batch = self.tokenizer(texts, truncation=True, max_length=max_length, padding=True,
-                               return_tensors="pt").to(self.device)
-        hidden = self.model(**batch).last_hidden_state.float()
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        truncated to `max_length` tokens; None: the tokenizer's limit); `split` names them in the log."""
+        columns = dict(self.tokenizer(texts, truncation=True, max_length=max_length))
+        return torch.nn.functional.normalize(torch.as_tensor(split_features(self.reader, columns, split)), dim=-1)

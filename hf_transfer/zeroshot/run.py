@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..backbones import (ResolvedModel, check_max_length, family_of, load_model_config, loading, position_limit,
                          resolve_model)
@@ -95,15 +94,10 @@ class ZeroShotClassifier:
 
     def predict_proba(self, texts, desc: str | None = None) -> np.ndarray:
         """(len(texts), num_labels) probabilities: over labels (single-label) or per label (multi-label)."""
-        texts = [as_text(t) for t in texts]
-        # Similar lengths share a batch, so little compute goes to padding; rows go back in input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        probabilities = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
-        for start in tqdm(range(0, len(texts), self.batch_size), desc=desc or f"zero-shot {self.method.name}",
-                          unit="batch"):
-            rows = order[start:start + self.batch_size]
-            probabilities[rows] = self.method.probabilities([texts[i] for i in rows], self.max_length).cpu().numpy()
-        return probabilities
+        if not len(texts):
+            return np.zeros((0, len(self.label_names)), dtype=np.float32)
+        return self.method.split_probabilities([as_text(t) for t in texts], self.max_length, self.batch_size,
+                                               desc or f"zero-shot {self.method.name}")
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Label ids (single-label) or multi-hot rows (multi-label: probability above 0.5)."""
