@@ -53,9 +53,13 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     strategy = get_strategy(config.strategy, config.strategy_options)  # bad options fail before any loading
     strategy.check_head(config.head)
     strategy.check_task(task_family.name)
-    # The resolved config (the strategy's learning rate filled in) is what the run records; the caller's stays as is.
+    # The resolved config (the strategy's learning rate and tagging label_subwords filled in) is what the run
+    # records; the caller's stays as is.
     learning_rate = config.train.learning_rate or strategy.learning_rate_for(task_family.name)
     resolved = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=learning_rate))
+    if config.data.label_subwords == "auto":
+        resolved = dataclasses.replace(resolved, data=dataclasses.replace(
+            config.data, label_subwords=strategy.tagging_label_subwords))
     output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(
         config.model, config.data.dataset, config.strategy)
     if config.push_to_hub:
@@ -88,7 +92,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         if (config.train.freeze_word_embeddings and backbone.pretrained) or config.freeze_vectors:
             model.get_input_embeddings().weight.requires_grad_(False)
         parameters = strategy.count_parameters(setup.model)
-        tokenized = task_family.tokenize(task, tokenizer, config.data)
+        tokenized = task_family.tokenize(task, tokenizer, resolved.data)
 
         args = training_arguments(resolved.train, str(folder.checkpoints), precision, config.train.eval_every_epoch,
                                   logging_dir=str(folder.staging / TENSORBOARD_DIR), run_name=output_dir.name)

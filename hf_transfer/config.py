@@ -95,9 +95,10 @@ class DataConfig:
                        "reads it (repair, counted in metrics.json), or stops the run (error)")
     conll_tag_column: int = setting(-1, help="CoNLL column files: 0-based column of the tags (-1: the last); the "
                                              "words are column 0")
-    label_subwords: Literal["first", "all"] = setting(
-        "first", help="token tags: label the first subword of each word, or all of them (later ones take the I- "
-                      "tag); predictions always come from the first")
+    label_subwords: Literal["auto", "first", "all"] = setting(
+        "auto", help="token tags: label the first subword of each word, or all of them (later ones take the I- "
+                     "tag); auto: the strategy's choice for tagging (all for full fine-tuning, first otherwise, as "
+                     "measured on wnut16); predictions always come from the first")
     stride: int | None = setting(None, help="token tags: subword tokens of context that consecutive windows of a "
                                             "sentence longer than max_length share; null: max_length // 4")
     truncation: Literal["head", "head+tail", "chunks"] = setting(

@@ -51,6 +51,7 @@ class Strategy:
     transferred: ClassVar[str] = "parameters"  # parameters | features | structure, for cards
     default_learning_rate: ClassVar[float] = 1e-4  # used unless the run sets train.learning_rate
     task_learning_rates: ClassVar[dict[str, float]] = {}  # task -> its own default, where one was measured
+    tagging_label_subwords: ClassVar[str] = "first"  # what data.label_subwords=auto means for token tags
     heads: ClassVar[tuple[str, ...]] = ("classification",)  # the `head=` values this strategy can train
     tasks: ClassVar[tuple[str, ...]] = ("text-classification", "token-classification")  # `task=` values it trains
 
