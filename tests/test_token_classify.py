@@ -55,7 +55,10 @@ def strategy_runs(tiny_bert, tagged, tmp_path_factory):
     root = tmp_path_factory.mktemp("token-runs")
     runs = {}
     for strategy, learning_rate in STRATEGIES.items():
-        config = token_config(tiny_bert, tagged, root / strategy, f"strategy={strategy}", "train.epochs=12",
+        # full gets the epochs to learn the context reliably: tiny_bert's weights are random per session, and at 12
+        # epochs full tied the memorisation baseline on some of them (0.74-0.87 test F1 over 6; 0.78-0.91 at 30)
+        epochs = 30 if strategy == "full" else 12
+        config = token_config(tiny_bert, tagged, root / strategy, f"strategy={strategy}", f"train.epochs={epochs}",
                               f"train.learning_rate={learning_rate}")
         runs[strategy] = (run_classify(config), root / strategy)
     return runs
@@ -69,9 +72,7 @@ def test_every_strategy_trains_a_tagger(strategy_runs):
         assert result.baselines["memorization"]["metrics"]["test"]["num_entities"] == test["num_entities"]
         assert (out / "README.md").is_file() and (out / "predictions.jsonl").is_file(), strategy
     full, baseline = strategy_runs["full"][0], strategy_runs["full"][0].baselines["memorization"]
-    # tiny_bert's random "pretrained" weights differ per session: over 6 of them full scored 0.74-0.87 test F1 here
-    # (memorisation 0.72), so the bar is what every one of them passes.
-    assert full.metrics["test"]["f1_micro"] >= 0.7, full.metrics["test"]
+    assert full.metrics["test"]["f1_micro"] >= 0.75, full.metrics["test"]  # every random tiny_bert passes (above)
     # Memorising words gives "film" in a two-word entity its most frequent type: context beats it.
     assert full.metrics["test"]["f1_micro"] > baseline["metrics"]["test"]["f1_micro"]
     assert strategy_runs["adapter"][0].metrics["test"]["f1_micro"] >= 0.3
