@@ -51,7 +51,9 @@ class Strategy:
     transferred: ClassVar[str] = "parameters"  # parameters | features | structure, for cards
     default_learning_rate: ClassVar[float] = 1e-4  # used unless the run sets train.learning_rate
     task_learning_rates: ClassVar[dict[str, float]] = {}  # task -> its own default, where one was measured
-    tagging_label_subwords: ClassVar[str] = "first"  # what data.label_subwords=auto means for token tags
+    # what data.label_subwords=auto means for token tags; on wnut16 (3 seeds) labelling every subword cost adapter
+    # (LoRA) 19 and frozen 3 test F1 points, and gave full fine-tuning the same F1 (strategies.full)
+    tagging_label_subwords: ClassVar[str] = "first"
     heads: ClassVar[tuple[str, ...]] = ("classification",)  # the `head=` values this strategy can train
     tasks: ClassVar[tuple[str, ...]] = ("text-classification", "token-classification")  # `task=` values it trains
 
