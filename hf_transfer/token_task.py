@@ -43,8 +43,9 @@ class TokenClassification:
 
     @staticmethod
     def tokenize(task: TokenTaskData, tokenizer, data_config):
-        """Windows of first-subword-labelled words (hf_transfer.subwords); rows carry word_index / sentence /
-        unk_words besides the model inputs, which the Trainer drops before collating (not forward arguments)."""
+        """Windows of labelled words (hf_transfer.subwords; data_config.label_subwords first or all: run_classify
+        resolves auto per strategy first); rows carry word_index / sentence / unk_words besides the model inputs,
+        which the Trainer drops before collating (not forward arguments)."""
         return tokenize_token_splits(task, tokenizer, data_config.max_length, data_config.stride,
                                      data_config.label_subwords)
 

@@ -16,7 +16,8 @@ def trained(tiny_bert, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tagging")
     write_conll(folder / "train.conll", tagged_sentences(120))
     # max_length 8 holds 6 words: most sentences are cut into windows, in training and evaluation.
-    data = DataConfig(dataset=str(folder / "train.conll"), max_length=8, stride=2, test_size=0.25)
+    data = DataConfig(dataset=str(folder / "train.conll"), max_length=8, stride=2, test_size=0.25,
+                      label_subwords="first")  # run_classify resolves "auto" per strategy; this calls the family
     family = TokenClassification
     task = family.load_data(data)
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
