@@ -40,8 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import length_sorted_batches, pad_batch
-from .inference import MODEL_INPUTS, own_forward
+from .inference import MODEL_INPUTS, batched_outputs, own_forward
 from .log import logger
 
 MAX_BATCH_TOKENS = 4096  # padded tokens per batch, as hf_transfer.predict
@@ -196,22 +195,14 @@ def _store(key: str, features: np.ndarray) -> None:
     os.replace(partial, _FOLDER / f"{key}.npy")
 
 
-@torch.inference_mode()
 def _forward(reader: FeatureReader, columns: dict) -> np.ndarray:
-    lengths = [len(ids) for ids in columns["input_ids"]]
     module = reader.module
     device = next(module.parameters()).device
     training = module.training
     module.eval()
-    out = None
     try:
         with torch.autocast(device.type, enabled=False):
-            for batch in length_sorted_batches(lengths, MAX_BATCH_TOKENS):
-                inputs = {name: t.to(device) for name, t in pad_batch(columns, batch, reader.pad_id).items()}
-                vectors = reader.read(inputs).cpu().numpy()
-                if out is None:
-                    out = np.zeros((len(lengths), vectors.shape[1]), dtype=np.float32)
-                out[batch] = vectors
+            return batched_outputs(reader.read, columns, np.arange(len(columns["input_ids"])), reader.pad_id, device,
+                                   MAX_BATCH_TOKENS)
     finally:
         module.train(training)
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)

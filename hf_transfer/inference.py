@@ -35,29 +35,41 @@ def near_ties(logits: np.ndarray, multi_label: bool) -> np.ndarray:
 
 
 @torch.inference_mode()
-def batched_logits(model, columns: dict[str, Sequence[Sequence[int]]], rows: np.ndarray, pad_id: int,
-                   device: torch.device, bf16: bool = False, max_batch_tokens: int = 4096) -> np.ndarray:
-    """float32 logits of the given rows of tokenizer output `columns` (input_ids, ...): (len(rows), labels) from a
-    sequence classifier, or (len(rows), longest row, labels) from a token classifier, right-padded with -100 as
-    Trainer.predict pads them. Rows run shortest-first in right-padded batches of at most `max_batch_tokens` padded
-    tokens, under bf16 autocast when `bf16`."""
+def batched_outputs(read, columns: dict[str, Sequence[Sequence[int]]], rows: np.ndarray, pad_id: int,
+                    device: torch.device, max_batch_tokens: int = 4096) -> np.ndarray:
+    """float32 outputs of `read(padded model inputs)` for the given rows of tokenizer output `columns`
+    (input_ids, ...): (len(rows), features) from [batch, features] outputs, or (len(rows), longest row, labels) from
+    per-token [batch, positions, labels] outputs, right-padded with -100 as Trainer.predict pads them. Rows run
+    shortest-first in right-padded batches of at most `max_batch_tokens` padded tokens."""
     columns = {name: values for name, values in columns.items() if name in MODEL_INPUTS}
     lengths = [len(columns["input_ids"][row]) for row in rows]
     out = None
     for batch in length_sorted_batches(lengths, max_batch_tokens):
         inputs = {name: tensor.to(device) for name, tensor in pad_batch(columns, rows[batch], pad_id).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**inputs).logits.float().cpu().numpy()
+        outputs = read(inputs).float().cpu().numpy()
         if out is None:
-            per_token = logits.ndim == 3
-            out = np.full((len(rows), max(lengths), logits.shape[-1]) if per_token else (len(rows), logits.shape[-1]),
+            per_token = outputs.ndim == 3
+            out = np.full((len(rows), max(lengths), outputs.shape[-1]) if per_token else (len(rows), outputs.shape[-1]),
                           -100.0 if per_token else 0.0, dtype=np.float32)
-        if logits.ndim == 3:
+        if outputs.ndim == 3:
             for row, index in enumerate(batch):
-                out[index, :lengths[index]] = logits[row, :lengths[index]]
+                out[index, :lengths[index]] = outputs[row, :lengths[index]]
         else:
-            out[batch] = logits
+            out[batch] = outputs
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def batched_logits(model, columns: dict[str, Sequence[Sequence[int]]], rows: np.ndarray, pad_id: int,
+                   device: torch.device, bf16: bool = False, max_batch_tokens: int = 4096) -> np.ndarray:
+    """float32 logits of the given rows of tokenizer output `columns` (batched_outputs: (len(rows), labels) from a
+    sequence classifier, (len(rows), longest row, labels) from a token classifier), under bf16 autocast when
+    `bf16`."""
+
+    def logits(inputs):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(**inputs).logits
+
+    return batched_outputs(logits, columns, rows, pad_id, device, max_batch_tokens)
 
 
 @contextmanager

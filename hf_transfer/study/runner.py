@@ -33,9 +33,9 @@ import torch
 from datasets import Dataset
 
 from ..backbones import family_of
-from ..batching import length_sorted_batches, pad_batch
 from ..data import share_loaded_data
 from ..features import classifier_reader, share_features
+from ..inference import batched_logits
 from ..metrics import classification_report
 from ..results import METRICS_FILE, RunResult
 from ..runtime import device
@@ -155,9 +155,7 @@ def folder_logits(folder: Path, label_names: list[str], texts: list, max_length:
         output = output_layer(model, family_of(model.config))
         reader = classifier_reader(model, output, tokenizer.pad_token_id)
         return head_logits(reader, output[2])(features_of, Dataset.from_dict(columns))
-    lengths = [len(ids) for ids in columns["input_ids"]]
-    logits = np.zeros((len(texts), len(label_names)), dtype=np.float32)
-    for rows in length_sorted_batches(lengths, MAX_BATCH_TOKENS):
-        batch = {k: v.to(model.device) for k, v in pad_batch(columns, rows, tokenizer.pad_token_id).items()}
-        logits[rows] = model(**batch).logits.float().cpu().numpy()
-    return logits
+    if not texts:
+        return np.zeros((0, len(label_names)), dtype=np.float32)
+    return batched_logits(model, columns, np.arange(len(texts)), tokenizer.pad_token_id, model.device,
+                          max_batch_tokens=MAX_BATCH_TOKENS)
