@@ -215,6 +215,10 @@ class TeacherConfig:
     model: str | None = setting(None, help="the teacher's checkpoint; null: the classify run's model")
     options: dict[str, Any] = setting(factory=dict, help="the method's options, as zeroshot's (template, "
                                                          "verbalizers, label_descriptions, ...)")
+    ensemble: list[dict[str, Any]] = setting(factory=list, help="more prompts or zero-shot teachers, each {method, "
+                                             "model, options} (method and model default to the teacher's; options "
+                                             "are not inherited): their label log-probabilities add to the "
+                                             "teacher's before calibration (a product of experts)")
     unlabelled: str | None = setting(None, help="a file of unlabelled in-domain texts the teacher labels too: .txt "
                                                 "(one per line), .csv, .jsonl, .parquet, ...")
     unlabelled_text_columns: list[str] | None = setting(None, help="the text field(s) of teacher.unlabelled's "
@@ -234,7 +238,12 @@ class TeacherConfig:
                   distill_batch_size=self.distill_batch_size, gold_learning_rate=self.gold_learning_rate)
         if self.gold_steps < 0:
             raise UserError(f"teacher.gold_steps must be 0 or more, got {self.gold_steps}")
-        if not self.method and (self.unlabelled or self.model or self.options):
+        for item in self.ensemble:
+            unknown = set(item) - {"method", "model", "options"} if isinstance(item, dict) else None
+            if unknown is None or unknown or not isinstance(item.get("options", {}), dict):
+                raise UserError(f"teacher.ensemble entries are {{method, model, options}} mappings (options a "
+                                f"mapping), got {item!r}: e.g. teacher.ensemble=[{{options: {{template: ...}}}}]")
+        if not self.method and (self.unlabelled or self.model or self.options or self.ensemble):
             raise UserError("teacher.* is set but teacher.method is not: name the zero-shot method, e.g. "
                             "teacher.method=lm")
 

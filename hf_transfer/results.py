@@ -25,7 +25,8 @@ Schema (version 1) — every run kind writes the same top-level keys:
                      checkpoint's step; 0 for a fresh run), final_train_loss, log_history, selected_on_validation
                      (only when the run kept its best checkpoint: {evaluations, best_validation_accuracy})}
                      A run with a teacher (teacher.method, hf_transfer.distill) adds teacher {method, model,
-                     options, calibration {method, a, b}, texts {train_without_labels, unlabelled, gold},
+                     options, ensemble [{method, model, options}] (teacher.ensemble's), calibration {method, a,
+                     b}, texts {train_without_labels, unlabelled, gold},
                      unlabelled_file, labelled {what: {texts, cached}}} and stages [{name ("distil" | "gold"),
                      examples, optimizer_steps, learning_rate, batch_size, warmup_ratio, best_validation_accuracy,
                      best_step, train_loss}]; its optimizer_steps, final_train_loss and log_history (entries

@@ -6,8 +6,13 @@ calibrated on the run's labelled examples.
     a, b = platt_calibration(log_probs(probabilities[gold]), gold_labels)
     calibrated = apply_calibration(log_probs(probabilities[pool]), a, b)
 
+A teacher can be an ensemble (`teacher.ensemble`: more prompts of the same language model, or other zero-shot
+methods): each member's label probabilities are computed and cached on their own, and the teacher's are the
+normalised product of the members' (their log-probabilities summed: a product of experts, Hinton 2002; prompt
+ensembling as in Schick & Schuetze 2021's PET, which combines several patterns), before calibration.
+
 The cache: `$HF_TRANSFER_CACHE/teacher/<key>.npy` (default ~/.cache/hf_transfer/teacher), where the key is a
-sha256 of the method, the model, its options (asset label descriptions filled in), the label names, max_length and
+sha256 of a member's method, model, options (asset label descriptions filled in), the label names, max_length and
 the texts themselves in order, so the same data set, split seed, teacher and options find the same file whatever
 the run's subsample, seed or strategy (a study's runs share it). It is written whole (a temporary file renamed into
 place) under a file lock: concurrent runs wait for the first one's labels instead of computing them twice. A
@@ -47,38 +52,72 @@ def teacher_cache_dir() -> Path:
 
 
 @dataclass
-class Teacher:
-    """A zero-shot method and checkpoint that labels texts for a classify run (hf_transfer.distill), with a
-    record of what it computed and what came from the cache."""
+class TeacherMember:
+    """One zero-shot method and checkpoint of a teacher."""
 
-    config: TeacherConfig
     method: object  # a hf_transfer.zeroshot ZeroShotMethod, options checked
     model: object  # its ResolvedModel
+
+    def record(self) -> dict:
+        """{method, model, options}: what metrics.json and the card name."""
+        return {"method": self.method.name, "model": self.model.name, "options": to_dict(self.method.options)}
+
+
+@dataclass
+class Teacher:
+    """A zero-shot method and checkpoint (or an ensemble of them) that labels texts for a classify run
+    (hf_transfer.distill), with a record of what it computed and what came from the cache."""
+
+    config: TeacherConfig
+    members: list[TeacherMember]  # the first is teacher.method / teacher.model; the rest teacher.ensemble's
     label_names: list[str]
     unlabelled_texts: list = field(default_factory=list)  # teacher.unlabelled's texts, read when it was prepared
     labelled: dict[str, dict] = field(default_factory=dict)  # what: {texts, cached}
+
+    @property
+    def method(self):
+        """The first member's zero-shot method (the teacher's name and record)."""
+        return self.members[0].method
+
+    @property
+    def model(self):
+        """The first member's ResolvedModel."""
+        return self.members[0].model
 
     @property
     def name(self) -> str:
         """The teacher's key in metrics.json's baselines: "teacher zero-shot METHOD"."""
         return f"teacher zero-shot {self.method.name}"
 
-    def cache_key(self, texts: list, max_length: int) -> str:
-        """The sha256 naming the cached probabilities of these texts (see the module docstring)."""
+    def cache_key(self, member: TeacherMember, texts: list, max_length: int) -> str:
+        """The sha256 naming the cached probabilities of these texts by this member (see the module docstring)."""
         digest = hashlib.sha256()
         for text in texts:
             digest.update(as_text(text).encode("utf-8") + b"\x00")
-        identity = {"method": self.method.name, "model": self.model.name, "options": to_dict(self.method.options),
-                    "labels": self.label_names, "max_length": max_length, "texts": digest.hexdigest()}
+        identity = {"method": member.method.name, "model": member.model.name,
+                    "options": to_dict(member.method.options), "labels": self.label_names, "max_length": max_length,
+                    "texts": digest.hexdigest()}
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def probabilities(self, texts: list, max_length: int, what: str) -> np.ndarray:
-        """(len(texts), labels) float32 probabilities, read from the cache or computed (and then cached).
+        """(len(texts), labels) float32 probabilities: the one member's, or the normalised product of the members'
+        (softmax of their summed log-probabilities); each member's read from the cache or computed (and then
+        cached).
 
         `what` names the texts for logs and the record ("train", "validation", "unlabelled", ...)."""
         if not texts:
             return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        key = self.cache_key(texts, max_length)
+        outputs = [self._member_probabilities(member, texts, max_length, what) for member in self.members]
+        self.labelled[what] = {"texts": len(texts), "cached": all(cached for _, cached in outputs)}
+        if len(outputs) == 1:
+            return outputs[0][0]
+        summed = sum(log_probs(probabilities) for probabilities, _ in outputs)
+        return apply_calibration(summed, 1.0, np.zeros(len(self.label_names))).astype(np.float32)
+
+    def _member_probabilities(self, member: TeacherMember, texts: list, max_length: int,
+                              what: str) -> tuple[np.ndarray, bool]:
+        """(probabilities, whether they came from the cache) of one member."""
+        key = self.cache_key(member, texts, max_length)
         folder = teacher_cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{key}.npy"
@@ -90,18 +129,16 @@ class Teacher:
                     raise UserError(f"the cached teacher labels {path} hold {probabilities.shape}, not "
                                     f"{(len(texts), len(self.label_names))}: delete the file")
             else:
-                logger.info(f"teacher {self.method.name} ({self.model.name}) labels {len(texts):,} {what} texts "
+                logger.info(f"teacher {member.method.name} ({member.model.name}) labels {len(texts):,} {what} texts "
                             f"(cached in {path} for later runs)")
-                probabilities = self._compute(texts, max_length, what)
-                _save_atomically(path, probabilities, {"method": self.method.name, "model": self.model.name,
-                                                       "options": to_dict(self.method.options), "what": what,
-                                                       "texts": len(texts), "labels": self.label_names})
-        self.labelled[what] = {"texts": len(texts), "cached": cached}
-        return probabilities
+                probabilities = self._compute(member, texts, max_length, what)
+                _save_atomically(path, probabilities, {**member.record(), "what": what, "texts": len(texts),
+                                                       "labels": self.label_names})
+        return probabilities, cached
 
-    def _compute(self, texts: list, max_length: int, what: str) -> np.ndarray:
-        classifier = ZeroShotClassifier(self.method, self.model, self.label_names, batch_size=self.config.batch_size,
-                                        max_length=max_length)
+    def _compute(self, member: TeacherMember, texts: list, max_length: int, what: str) -> np.ndarray:
+        classifier = ZeroShotClassifier(member.method, member.model, self.label_names,
+                                        batch_size=self.config.batch_size, max_length=max_length)
         return classifier.predict_proba(texts, desc=f"teacher, {what}").astype(np.float32)
 
 
@@ -121,11 +158,18 @@ def prepare_teacher(config: TeacherConfig, default_model: str, task: TaskData, d
     if task.train_pool is None and not config.unlabelled:
         raise UserError("teacher.method is set but every train text is labelled and used: set data.max_train_samples "
                         "to the labelled examples to use, or give unlabelled texts with teacher.unlabelled=FILE")
-    method = get_method(config.method, with_dataset_descriptions(config.method, config.options, dataset,
-                                                                 task.label_names))
-    check_labels(method, task.label_names, False)
-    model, _ = checked_model(method, config.model or default_model)
-    return Teacher(config, method, model, list(task.label_names), _unlabelled_texts(config, task.text_columns))
+    members = [_member(config.method, config.model or default_model, config.options, dataset, task.label_names)]
+    members += [_member(item.get("method", config.method), item.get("model", config.model or default_model),
+                        item.get("options", {}), dataset, task.label_names) for item in config.ensemble]
+    return Teacher(config, members, list(task.label_names), _unlabelled_texts(config, task.text_columns))
+
+
+def _member(method_name: str, model_name: str, options: dict, dataset: str, label_names: list[str]) -> TeacherMember:
+    """A teacher member, its options, labels and checkpoint kind checked (UserError naming the fix otherwise)."""
+    method = get_method(method_name, with_dataset_descriptions(method_name, options, dataset, label_names))
+    check_labels(method, label_names, False)
+    model, _ = checked_model(method, model_name)
+    return TeacherMember(method, model)
 
 
 def _unlabelled_texts(config: TeacherConfig, text_columns: list[str]) -> list:

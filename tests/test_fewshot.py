@@ -1,6 +1,7 @@
 """Few labelled examples with a zero-shot teacher (hf_transfer.teacher, hf_transfer.distill) and the loss behind it
 (hf_transfer.losses): the training data the student gets, the calibration, the cache, and what never reads test."""
 
+import json
 import random
 
 import numpy as np
@@ -10,10 +11,11 @@ import torch
 from conftest import sentiment_rows, write_csv
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
+from hf_transfer.data import load_task_data
 from hf_transfer.distill import distillation_data
 from hf_transfer.errors import UserError
 from hf_transfer.losses import TargetCrossEntropy, class_weights
-from hf_transfer.teacher import Teacher, apply_calibration, log_probs, platt_calibration
+from hf_transfer.teacher import Teacher, apply_calibration, log_probs, platt_calibration, prepare_teacher
 
 
 @pytest.fixture(autouse=True)
@@ -123,8 +125,8 @@ def two_teacher_runs(tiny_bert, tmp_path_factory):
     monkeypatch.setenv("HF_TRANSFER_CACHE", str(folder / "cache"))
     computed = []
     compute = Teacher._compute
-    monkeypatch.setattr(Teacher, "_compute", lambda self, texts, max_length, what: (
-        computed[-1].append(what), compute(self, texts, max_length, what))[1])
+    monkeypatch.setattr(Teacher, "_compute", lambda self, member, texts, max_length, what: (
+        computed[-1].append(what), compute(self, member, texts, max_length, what))[1])
     results = []
     for i, poison in enumerate((False, True)):
         computed.append([])
@@ -181,6 +183,47 @@ def test_a_teacher_needs_texts_without_labels_and_a_single_label_task(tiny_bert,
         run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "strategy=linear-probe"))
     with pytest.raises(UserError, match="teacher.method"):
         teacher_config(tiny_bert, data, tmp_path / "out", "teacher.method=null", "teacher.unlabelled=x.txt")
+
+
+def test_an_ensemble_teacher_is_the_normalised_product_of_its_members_each_cached_alone(tiny_bert, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_splits(tmp_path / "data")
+    first = {"label_descriptions": {"pos": "good fun", "neg": "bad boring"}}
+    second = {"label_descriptions": {"pos": "a great film", "neg": "an awful film"}}
+    ensemble = teacher_config(tiny_bert, data, tmp_path / "out", f"teacher.options={json.dumps(first)}",
+                              f"teacher.ensemble=[{{options: {json.dumps(second)}}}]")
+    task = load_task_data(ensemble.data)
+    texts = list(task.texts("validation"))
+    alone = [prepare_teacher(teacher_config(tiny_bert, data, tmp_path / "out", f"teacher.options={json.dumps(o)}"
+                                            ).teacher, ensemble.model, task, str(data), True) for o in (first, second)]
+    probabilities = [teacher.probabilities(texts, 64, "validation") for teacher in alone]
+    teacher = prepare_teacher(ensemble.teacher, ensemble.model, task, str(data), True)
+    assert [member.method.name for member in teacher.members] == ["embedding", "embedding"]
+    product = probabilities[0] * probabilities[1]
+    assert np.allclose(teacher.probabilities(texts, 64, "validation"), product / product.sum(1, keepdims=True),
+                       atol=1e-6)
+    assert teacher.labelled["validation"] == {"texts": len(texts), "cached": True}  # both members' from the cache
+    assert len(list((tmp_path / "cache" / "teacher").glob("*.npy"))) == 2
+
+
+def test_an_ensemble_teachers_members_are_in_the_record_and_the_card(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_splits(tmp_path / "data")
+    second = {"label_descriptions": {"pos": "a great film", "neg": "an awful film"}}
+    result = run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "teacher.gold_steps=0",
+                                         "teacher.distill_epochs=1",
+                                         f"teacher.ensemble=[{{options: {json.dumps(second)}}}]"))
+    (member,) = result.training["teacher"]["ensemble"]
+    assert member["method"] == "embedding" and member["options"]["label_descriptions"] == second["label_descriptions"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "(and 1 more: embedding with" in card and "their probabilities multiplied" in card
+
+
+@pytest.mark.parametrize("entry", ["[{template: x}]", "[plain]", "[{options: 3}]"])
+def test_an_ensemble_entry_that_is_not_method_model_options_is_refused(entry):
+    with pytest.raises(UserError, match="teacher.ensemble"):
+        load_config(ClassifyConfig, None, ["teacher.method=lm", f"teacher.ensemble={entry}"])
 
 
 def test_unlabelled_texts_join_the_teachers_pool(tiny_bert, tmp_path, monkeypatch):
