@@ -239,8 +239,8 @@ class TeacherConfig:
         if self.gold_steps < 0:
             raise UserError(f"teacher.gold_steps must be 0 or more, got {self.gold_steps}")
         for item in self.ensemble:
-            unknown = set(item) - {"method", "model", "options"} if isinstance(item, dict) else None
-            if unknown is None or unknown or not isinstance(item.get("options", {}), dict):
+            if (not isinstance(item, dict) or set(item) - {"method", "model", "options"}
+                    or not isinstance(item.get("options", {}), dict)):
                 raise UserError(f"teacher.ensemble entries are {{method, model, options}} mappings (options a "
                                 f"mapping), got {item!r}: e.g. teacher.ensemble=[{{options: {{template: ...}}}}]")
         if not self.method and (self.unlabelled or self.model or self.options or self.ensemble):

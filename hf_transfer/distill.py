@@ -165,8 +165,7 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
                     f"{stage['best_validation_accuracy'] or 0.0:.4f} at step {stage['best_step']}"
                     + (f"; kept {stage['kept']}" if "kept" in stage else ""))
     return {
-        "teacher": {"method": teacher.method.name, "model": teacher.model.name,
-                    "options": dataclasses.asdict(teacher.method.options),
+        "teacher": {**teacher.members[0].record(),
                     "ensemble": [member.record() for member in teacher.members[1:]], "calibration": data.calibration,
                     "texts": {"train_without_labels": data.from_train, "unlabelled": data.from_unlabelled,
                               "gold": data.gold},
