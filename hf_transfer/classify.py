@@ -29,7 +29,7 @@ from .strategies import get_strategy
 from .tasks import TASKS
 from .distill import distil, teacher_baseline
 from .losses import TargetCrossEntropy, class_weights
-from .schedule import NO_OPTIMIZER_STEPS, SELECT_EVALUATIONS, optimizer_steps
+from .schedule import SELECT_EVALUATIONS, optimizer_steps
 from .selection import EvaluateLastStep, selecting_arguments, selects_on_validation, validation_accuracy
 from .teacher import prepare_teacher
 from .training import TENSORBOARD_DIR, build_trainer, check_report_to, mean_train_loss, training_arguments
@@ -74,7 +74,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         set_seed(config.train.seed)
         task = task_family.load_data(config.data)
         teacher = prepare_teacher(config.teacher, config.model, task, config.data.dataset,
-                                  strategy.name not in NO_OPTIMIZER_STEPS)
+                                  strategy.learns_from_teacher)
         # The rule sees the learning rate the user set (null: it may pick the strategy's small-data rate); a
         # teacher's stages have schedules of their own (hf_transfer.distill).
         train_config, schedule_changes = (config.train, ()) if teacher else resolve_schedule(

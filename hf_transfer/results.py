@@ -29,8 +29,9 @@ Schema (version 1) — every run kind writes the same top-level keys:
                      b}, texts {train_without_labels, unlabelled, gold},
                      unlabelled_file, labelled {what: {texts, cached}}} and stages [{name ("distil" | "gold"),
                      examples, optimizer_steps, learning_rate, batch_size, warmup_ratio, best_validation_accuracy,
-                     best_step, train_loss}]; its optimizer_steps, final_train_loss and log_history (entries
-                     tagged with their stage) cover both stages
+                     best_step, train_loss}] (strategy=linear-probe: one stage {name "probe", examples,
+                     optimizer_steps 0, C, gold_accuracy, validation_accuracy, train_loss}); its optimizer_steps,
+                     final_train_loss and log_history (entries tagged with their stage) cover both stages
     baselines        {name: {"method", "model", "metrics": {split: report}}}, maybe empty: majority and tfidf add
                      fit_time_s; "zero-shot METHOD" (zeroshot_baseline, test split only); a teacher run's "teacher
                      zero-shot METHOD" (validation and test) adds calibrated_accuracy {split: accuracy} and role

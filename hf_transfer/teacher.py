@@ -1,7 +1,7 @@
 """A zero-shot teacher for a few-shot run: any hf_transfer.zeroshot method, its probabilities cached on disk and
 calibrated on the run's labelled examples.
 
-    teacher = prepare_teacher(config.teacher, config.model, task, strategy_name)   # None without teacher.method
+    teacher = prepare_teacher(config.teacher, config.model, task, dataset, strategy.learns_from_teacher)  # or None
     probabilities = teacher.probabilities(texts, max_length)      # (texts, labels); computed once, then cached
     a, b = platt_calibration(log_probs(probabilities[gold]), gold_labels)
     calibrated = apply_calibration(log_probs(probabilities[pool]), a, b)
@@ -143,18 +143,18 @@ class Teacher:
 
 
 def prepare_teacher(config: TeacherConfig, default_model: str, task: TaskData, dataset: str,
-                    trains_by_steps: bool) -> Teacher | None:
+                    learns_from_teacher: bool) -> Teacher | None:
     """None without teacher.method; else the Teacher, checked before anything trains: its options, labels and
-    checkpoint kind, a single-label task, a strategy that trains by optimiser steps (`trains_by_steps`), and texts
+    checkpoint kind, a single-label task, a strategy that learns soft targets (`learns_from_teacher`), and texts
     to label (data.max_train_samples below the train split, or teacher.unlabelled). Raises UserError naming the
     fix otherwise."""
     if not config.method:
         return None
     if task.multi_label:
         raise UserError("teacher.method distils one label per text; this task is multi-label: drop teacher.method")
-    if not trains_by_steps:
-        raise UserError("teacher.method needs a strategy that trains by optimiser steps (full, adapter, frozen, "
-                        "gradual-unfreeze, scratch): change strategy or drop teacher.method")
+    if not learns_from_teacher:
+        raise UserError("teacher.method needs a strategy that learns soft targets (full, adapter, frozen, "
+                        "linear-probe, gradual-unfreeze, scratch): change strategy or drop teacher.method")
     if task.train_pool is None and not config.unlabelled:
         raise UserError("teacher.method is set but every train text is labelled and used: set data.max_train_samples "
                         "to the labelled examples to use, or give unlabelled texts with teacher.unlabelled=FILE")

@@ -15,6 +15,7 @@ from hf_transfer.data import load_task_data
 from hf_transfer.distill import distillation_data
 from hf_transfer.errors import UserError
 from hf_transfer.losses import TargetCrossEntropy, class_weights
+from hf_transfer.strategies.linear_probe import C_GRID, soft_target_probe
 from hf_transfer.teacher import Teacher, apply_calibration, log_probs, platt_calibration, prepare_teacher
 
 
@@ -179,10 +180,41 @@ def test_a_teacher_needs_texts_without_labels_and_a_single_label_task(tiny_bert,
     data = write_splits(tmp_path / "data")
     with pytest.raises(UserError, match="every train text is labelled"):
         run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "data.max_train_samples=null"))
-    with pytest.raises(UserError, match="optimiser steps"):
-        run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "strategy=linear-probe"))
+    with pytest.raises(UserError, match="learns soft targets"):
+        run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "strategy=setfit"))
     with pytest.raises(UserError, match="teacher.method"):
         teacher_config(tiny_bert, data, tmp_path / "out", "teacher.method=null", "teacher.unlabelled=x.txt")
+
+
+def test_a_soft_target_probe_on_one_hot_targets_is_scikit_learns_own_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(60, 5)), rng.integers(0, 3, size=60)
+    for weights in (None, {0: 2.0, 1: 1.0, 2: 0.5}):
+        soft = soft_target_probe(x, np.eye(3)[y], 0.3, 1000, True, weights)
+        hard = LogisticRegression(C=0.3, max_iter=1000, class_weight=weights).fit(x, y)
+        assert np.allclose(soft.coef_, hard.coef_, atol=1e-4) and np.allclose(soft.intercept_, hard.intercept_,
+                                                                              atol=1e-4)
+    # a text whose target is split 70 / 30 weighs as 0.7 of a copy labelled one way and 0.3 the other
+    targets = np.tile([[0.7, 0.3]], (40, 1))
+    probe = soft_target_probe(rng.normal(size=(40, 2)) * 1e-3, targets, 100.0, 1000, True)
+    assert np.allclose(probe.predict_proba(np.zeros((1, 2))), [[0.7, 0.3]], atol=1e-3)
+
+
+def test_a_linear_probe_learns_from_the_teacher_in_one_regression_with_c_chosen_on_the_gold_examples(
+        tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_splits(tmp_path / "data")
+    result = run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "strategy=linear-probe"))
+    (stage,) = result.training["stages"]
+    assert stage["name"] == "probe" and stage["examples"] == 100 and stage["optimizer_steps"] == 0
+    assert stage["C"] in C_GRID and 0.0 <= stage["gold_accuracy"] <= 1.0
+    # the saved output layer is the fitted probe: the run's evaluation reads the accuracy the fit logged
+    assert result.metrics["validation"]["accuracy"] == pytest.approx(stage["validation_accuracy"])
+    assert result.training["teacher"]["texts"] == {"train_without_labels": 88, "unlabelled": 0, "gold": 12}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "soft targets of a logistic regression on the frozen features" in card and "| Stage |" not in card
 
 
 def test_an_ensemble_teacher_is_the_normalised_product_of_its_members_each_cached_alone(tiny_bert, tmp_path,
@@ -279,6 +311,20 @@ def test_class_weights_reach_the_loss_and_a_one_label_run_says_so_in_log_and_car
     assert result.metrics["test"]["confusion_matrix"][0][0] == 0 and result.metrics["test"]["confusion_matrix"][1][1] > 0
     assert "the model predicts 'pos' for every test example" in caplog.text
     assert "**The model predicts `pos` for every test example**" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_the_linear_probe_weights_its_log_loss_by_train_class_weight(tiny_bert, tmp_path):
+    data = write_splits(tmp_path / "data")
+    predicted_pos = []
+    for weight in ("{pos: 1.0}", "{neg: 0.001}"):
+        config = load_config(ClassifyConfig, None, [
+            f"model={tiny_bert}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+            "data.max_length=64", "train.precision=fp32", "train.threads=1", "strategy=linear-probe",
+            "strategy_options={C: 1.0}", f"train.class_weight={weight}", "baselines=[majority]",
+            f"output_dir={tmp_path / 'out'}", "overwrite_output_dir=true"])
+        matrix = run_classify(config).metrics["test"]["confusion_matrix"]
+        predicted_pos.append(matrix[0][1] + matrix[1][1])
+    assert predicted_pos[1] > predicted_pos[0]  # neg barely counts: the probe says pos more often
 
 
 def test_dataset_assets_fill_in_their_label_descriptions_and_the_users_own_win():

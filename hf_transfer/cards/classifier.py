@@ -193,14 +193,16 @@ def _hyperparameters(result: RunResult) -> dict[str, str]:
 
 def _teacher_summary(result: RunResult) -> dict | None:
     """What a run with a zero-shot teacher (hf_transfer.distill) tells its reader: the teacher, the texts it
-    labelled, its accuracy raw and calibrated, and the training stages; None for a run without one."""
+    labelled, its accuracy raw and calibrated, and the training stages (`probe`: the linear probe's one stage, or
+    None); None for a run without one."""
     record = result.training.get("teacher")
     if not record:
         return None
     baseline = next((b for b in result.baselines.values() if b.get("role") == "teacher"), {})
+    stages = result.training.get("stages", [])
     return {**record, "accuracy": {split: report["accuracy"] for split, report in baseline.get("metrics", {}).items()},
-            "calibrated_accuracy": baseline.get("calibrated_accuracy", {}),
-            "stages": result.training.get("stages", [])}
+            "calibrated_accuracy": baseline.get("calibrated_accuracy", {}), "stages": stages,
+            "probe": next((stage for stage in stages if stage["name"] == "probe"), None)}
 
 
 def usage_snippet(load_from: str, result: RunResult, adapter: dict | None, trust_remote_code: bool = False) -> str:

@@ -56,6 +56,7 @@ class Strategy:
     tagging_label_subwords: ClassVar[str] = "first"
     heads: ClassVar[tuple[str, ...]] = ("classification",)  # the `head=` values this strategy can train
     tasks: ClassVar[tuple[str, ...]] = ("text-classification", "token-classification")  # `task=` values it trains
+    learns_from_teacher: ClassVar[bool] = True  # trains on a zero-shot teacher's soft targets (hf_transfer.distill)
 
     def __init__(self, options: dict[str, Any] | None = None):
         """Parse and check `options` (strategy_options); raises UserError for an unknown or bad option."""

@@ -26,7 +26,17 @@ k = min(CV_FOLDS, examples of the rarest label), so 16 examples of two labels ge
 user with K labelled examples has; issue 17 asks for it instead of the validation split, which a few-shot user
 may not have. With fewer than 2 examples of some label no fold can hold it out: C = 1 (scikit-learn's default).
 Multi-label: one cross-validated C per label. The chosen C, the cross-validation accuracy, the validation accuracy
-and the probe's training log-loss go to the log history.
+and the probe's training log-loss go to the log history. train.class_weight weights the log-loss per label as it
+weights the other strategies' loss (scikit-learn's class_weight).
+
+With a zero-shot teacher (teacher.method; hf_transfer.distill calls `fit_targets`), the probe is fitted instead to
+the teacher's calibrated probabilities over the train texts whose labels the run does not use, plus the K gold
+examples one-hot: the soft-target cross-entropy sum_k t_k * -log q_k that the other strategies' distillation
+minimises, which a weighted logistic regression computes exactly when each text is repeated once per label with
+its target probability as the sample weight. C: the best of C_GRID by the accuracy on the K gold examples of a
+probe fitted to the teacher-labelled texts alone (the gold examples are the only true labels and are held out of
+that fit), then refitted on all texts; FALLBACK_C with fewer than 2 gold examples. No optimiser steps, so there is
+no gold fine-tuning stage.
 """
 
 from __future__ import annotations
@@ -90,34 +100,72 @@ class LinearProbe(Strategy):
     def train(self, setup, trainer, task, tokenized, resume_from=None) -> None:
         """Fit the probe on the train split's features (no optimiser steps: nothing to resume) and copy it into
         the output layer; the chosen C goes to the Trainer's log history."""
-        num_labels = setup.model.config.num_labels
         reader = feature_reader(setup, trainer)
-        train_x = train_features(reader, task, tokenized, trainer.processing_class).astype(np.float64)
-        valid = split_features(reader, dataset_columns(tokenized["validation"]), "validation")
-        valid_x = valid.astype(np.float64)
-        train_y, valid_y = (np.asarray(tokenized[split]["labels"]) for split in ("train", "validation"))
+        train_x = train_features(reader, task, tokenized, trainer.processing_class)
+        train_y = np.asarray(tokenized["train"]["labels"])
         _check_every_label_seen(train_y, task.label_names, task.multi_label)
-        layer = output_layer(setup.model, setup.family)[2]
-        # GPT-2's and Llama's `score` has no bias: then the probe has no intercept and features are only scaled.
-        intercept = layer.bias is not None
-        scaler = StandardScaler(with_mean=intercept).fit(train_x)
-        train_z = scaler.transform(train_x)
 
-        weight, bias, C, cv_accuracy = _fit(train_z, train_y, task.multi_label, num_labels, self.options.C,
-                                            self.options.max_iter, intercept, trainer.args.seed)
-        weight = weight / scaler.scale_
-        bias = bias - weight @ scaler.mean_ if intercept else bias
+        def fit(z, intercept):
+            weight, bias, C, cv_accuracy = _fit(z, train_y, task.multi_label, setup.model.config.num_labels,
+                                                self.options.C, self.options.max_iter, intercept, trainer.args.seed,
+                                                _class_weights(trainer))
+            return weight, bias, {"linear_probe_C": C, "cross_validation_accuracy": cv_accuracy}
 
-        with torch.no_grad():
-            layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
-            if intercept:
-                layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
-        trainer.state.log_history.append({
-            "linear_probe_C": C, "cross_validation_accuracy": cv_accuracy,
-            "validation_accuracy": _accuracy(valid_x @ weight.T + bias, valid_y, task.multi_label),
-            "train_loss": _log_loss(train_x @ weight.T + bias, train_y, task.multi_label),
-        })
-        setup.head_logits = head_logits(reader, layer, {"validation": valid})
+        _fit_output_layer(setup, trainer, reader, tokenized, train_x, train_y, task.multi_label, fit)
+
+    def fit_targets(self, setup, trainer, task, tokenized, targets_set, gold: int) -> dict:
+        """The teacher's stage (hf_transfer.distill): fit the probe to `targets_set`'s soft targets (a tokenized
+        Dataset whose `labels` are [labels] probability rows; its last `gold` rows are the gold examples, one-hot)
+        as the module docstring says, and copy it into the output layer. Returns the log-history entry:
+        {linear_probe_C, gold_accuracy (of the teacher-labelled fit that chose C; None without a choice),
+        validation_accuracy, train_loss (against the targets)}. Raises UserError when some label has no target
+        weight at all."""
+        reader = feature_reader(setup, trainer)
+        x = split_features(reader, dataset_columns(targets_set), "teacher-labelled")
+        targets = np.asarray(targets_set["labels"], dtype=np.float64)
+        _check_every_label_seen(np.flatnonzero(targets.sum(0) > 0), task.label_names, False)
+
+        def fit(z, intercept):
+            probe, C, gold_accuracy = gold_chosen_soft_probe(z, targets, gold, self.options.C, self.options.max_iter,
+                                                             intercept, _class_weights(trainer))
+            return *_logits_of(probe, targets.shape[1]), {"linear_probe_C": C, "gold_accuracy": gold_accuracy}
+
+        return _fit_output_layer(setup, trainer, reader, tokenized, x, targets, False, fit)
+
+
+def _class_weights(trainer) -> dict[int, float] | None:
+    """train.class_weight as {label id: weight}: the run's loss carries it (losses.TargetCrossEntropy), and the
+    probe weights its log-loss the same way."""
+    weights = getattr(trainer.compute_loss_func, "class_weights", None)
+    return None if weights is None else dict(enumerate(weights.tolist()))
+
+
+def _fit_output_layer(setup, trainer, reader, tokenized, train_x: np.ndarray, train_y: np.ndarray,
+                      multi_label: bool, fit) -> dict:
+    """Standardise `train_x` [rows, features], `fit(z, intercept)` -> (weight [labels, features], bias [labels],
+    log entries) on it, fold the scaling back into the weights and copy them into the output layer; log (and return)
+    the entries, the validation accuracy and the training log-loss against `train_y` (label ids, 0/1 rows, or target
+    rows), and set setup.head_logits."""
+    train_x = train_x.astype(np.float64)
+    valid = split_features(reader, dataset_columns(tokenized["validation"]), "validation")
+    valid_y = np.asarray(tokenized["validation"]["labels"])
+    layer = output_layer(setup.model, setup.family)[2]
+    # GPT-2's and Llama's `score` has no bias: then the probe has no intercept and features are only scaled.
+    intercept = layer.bias is not None
+    scaler = StandardScaler(with_mean=intercept).fit(train_x)
+    weight, bias, entries = fit(scaler.transform(train_x), intercept)
+    weight = weight / scaler.scale_
+    bias = bias - weight @ scaler.mean_ if intercept else bias
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
+        if intercept:
+            layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
+    entry = {**entries, "validation_accuracy": _accuracy(valid.astype(np.float64) @ weight.T + bias, valid_y,
+                                                          multi_label),
+             "train_loss": _log_loss(train_x @ weight.T + bias, train_y, multi_label)}
+    trainer.state.log_history.append(entry)
+    setup.head_logits = head_logits(reader, layer, {"validation": valid})
+    return entry
 
 
 def _check_every_label_seen(labels: np.ndarray, names: list[str], multi_label: bool) -> None:
@@ -134,41 +182,83 @@ def _check_every_label_seen(labels: np.ndarray, names: list[str], multi_label: b
                             "drop it with data.exclude_labels or add examples")
 
 
-def _fit(x, y, multi_label: bool, num_labels: int, C: float | None, max_iter: int, intercept: bool, seed: int):
+def _fit(x, y, multi_label: bool, num_labels: int, C: float | None, max_iter: int, intercept: bool, seed: int,
+         class_weight: dict[int, float] | None = None):
     """(weight [num_labels, features], bias [num_labels], C, cross-validation accuracy or None) of logits that
     reproduce the fitted probabilities; C None: chosen per probe by cross_validated_probe (multi-label: the list of
-    the per-label choices)."""
+    the per-label choices). `class_weight`: {label id: weight} of the log-loss (single-label), or None."""
     if multi_label:  # one binary probe per label; sigmoid(logit) is its probability
         fits = [cross_validated_probe(x, y[:, k], C, max_iter, intercept, seed) for k in range(num_labels)]
         probes = [probe for probe, _, _ in fits]
         scores = [float(score.mean()) for _, _, score in fits if score is not None]
         return (np.stack([p.coef_[0] for p in probes]), np.array([float(p.intercept_[0]) for p in probes]),
                 [chosen for _, chosen, _ in fits] if C is None else C, float(np.mean(scores)) if scores else None)
-    probe, C, score = cross_validated_probe(x, y, C, max_iter, intercept, seed)
-    score = None if score is None else float(score.mean())
+    probe, C, score = cross_validated_probe(x, y, C, max_iter, intercept, seed, class_weight)
+    return *_logits_of(probe, num_labels), C, None if score is None else float(score.mean())
+
+
+def _logits_of(probe: LogisticRegression, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weight [num_labels, features], bias [num_labels]) whose softmax is the single-label probe's probabilities."""
     if num_labels == 2:  # sklearn's one binary logit z becomes the pair (-z/2, z/2): same softmax
         z_weight, z_bias = probe.coef_[0], probe.intercept_[0]
-        return np.stack([-z_weight, z_weight]) / 2, np.array([-z_bias, z_bias]) / 2, C, score
-    return probe.coef_, probe.intercept_, C, score
+        return np.stack([-z_weight, z_weight]) / 2, np.array([-z_bias, z_bias]) / 2
+    return probe.coef_, probe.intercept_
 
 
 def cross_validated_probe(x: np.ndarray, y: np.ndarray, C: float | None, max_iter: int, intercept: bool,
-                          seed: int) -> tuple[LogisticRegression, float, np.ndarray | None]:
+                          seed: int, class_weight: dict[int, float] | None = None,
+                          ) -> tuple[LogisticRegression, float, np.ndarray | None]:
     """(fitted probe, its C, that C's accuracy per cross-validation fold [folds] or None) on features x [n, features] and
     label ids y [n]: with C given, that C; else the best of C_GRID by stratified min(CV_FOLDS, rarest label's
     count)-fold cross-validation on x alone (shuffled with `seed`; ties go to the smallest C), refitted on all of
-    x; FALLBACK_C where the rarest label has fewer than 2 examples."""
+    x; FALLBACK_C where the rarest label has fewer than 2 examples. `class_weight` ({label id: weight} or None) weights
+    the log-loss as scikit-learn's own class_weight."""
     folds = min(CV_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
     if C is not None or folds < 2:
         C = FALLBACK_C if C is None else C
-        return LogisticRegression(C=C, max_iter=max_iter, fit_intercept=intercept).fit(x, y), C, None
+        return LogisticRegression(C=C, max_iter=max_iter, fit_intercept=intercept,
+                                  class_weight=class_weight).fit(x, y), C, None
     search = LogisticRegressionCV(Cs=list(C_GRID), cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                   scoring="accuracy", l1_ratios=(0.0,), use_legacy_attributes=False, refit=False,
-                                  max_iter=max_iter, fit_intercept=intercept).fit(x, y)  # l1_ratios 0: plain L2
+                                  max_iter=max_iter, fit_intercept=intercept, class_weight=class_weight,
+                                  ).fit(x, y)  # l1_ratios 0: plain L2
     fold_scores = search.scores_[:, 0, :]  # [folds, C] accuracy
     best = int(np.argmax(fold_scores.mean(axis=0)))  # the first best: the smallest C, as LogisticRegressionCV's refit
     # refitted as LogisticRegression(C) itself, so that the probe is exactly scikit-learn's model for that C
-    return cross_validated_probe(x, y, C_GRID[best], max_iter, intercept, seed)[0], C_GRID[best], fold_scores[:, best]
+    return (cross_validated_probe(x, y, C_GRID[best], max_iter, intercept, seed, class_weight)[0], C_GRID[best],
+            fold_scores[:, best])
+
+
+def soft_target_probe(x: np.ndarray, targets: np.ndarray, C: float, max_iter: int, intercept: bool,
+                      class_weight: dict[int, float] | None = None) -> LogisticRegression:
+    """A logistic regression fitted to soft targets: x [n, features], targets [n, labels] rows summing to 1. Each
+    row is repeated once per label with that label's target (times its class weight, `class_weight` {label id:
+    weight} or None) as its sample weight, so the weighted log-loss is the soft-target cross-entropy
+    sum_i sum_k w_k t_ik * -log q_ik of losses.TargetCrossEntropy (zero-weight copies are dropped); with one-hot
+    targets it is LogisticRegression(C, class_weight) on the label ids itself."""
+    n, num_labels = targets.shape
+    label_weights = np.array([(class_weight or {}).get(k, 1.0) for k in range(num_labels)])
+    labels, weights = np.tile(np.arange(num_labels), n), (targets * label_weights).ravel()
+    keep = weights > 0
+    return LogisticRegression(C=C, max_iter=max_iter, fit_intercept=intercept).fit(
+        np.repeat(x, num_labels, axis=0)[keep], labels[keep], sample_weight=weights[keep])
+
+
+def gold_chosen_soft_probe(x: np.ndarray, targets: np.ndarray, gold: int, C: float | None, max_iter: int,
+                           intercept: bool, class_weight: dict[int, float] | None = None,
+                           ) -> tuple[LogisticRegression, float, float | None]:
+    """(probe on all rows, its C, the gold accuracy that chose C or None): x [n, features], targets [n, labels]
+    whose last `gold` rows are one-hot gold labels. C None: the best of C_GRID by the accuracy on the gold rows of
+    soft_target_probe fitted to the other rows (ties go to the smallest C); FALLBACK_C with fewer than 2 gold rows
+    or no other row. `class_weight` as soft_target_probe's."""
+    if C is not None or gold < 2 or gold >= len(x):
+        C = FALLBACK_C if C is None else C
+        return soft_target_probe(x, targets, C, max_iter, intercept, class_weight), C, None
+    gold_x, gold_y = x[-gold:], targets[-gold:].argmax(1)
+    scores = [float((soft_target_probe(x[:-gold], targets[:-gold], c, max_iter, intercept, class_weight)
+                     .predict(gold_x) == gold_y).mean()) for c in C_GRID]
+    best = int(np.argmax(scores))
+    return soft_target_probe(x, targets, C_GRID[best], max_iter, intercept, class_weight), C_GRID[best], scores[best]
 
 
 def _accuracy(logits: np.ndarray, y: np.ndarray, multi_label: bool) -> float:

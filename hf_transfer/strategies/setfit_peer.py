@@ -52,6 +52,7 @@ class SetFit(Strategy):
     transferred = "parameters"
     options_class = SetFitOptions
     tasks = ("text-classification",)
+    learns_from_teacher = False  # the library trains on pairs of labelled examples
 
     def __init__(self, options=None):
         super().__init__(options)
