@@ -128,7 +128,7 @@ class LinearProbe(Strategy):
         def fit(z, intercept):
             probe, C, gold_accuracy = gold_chosen_soft_probe(z, targets, gold, self.options.C, self.options.max_iter,
                                                              intercept, _class_weights(trainer))
-            return *_logits_of(probe, targets.shape[1]), {"linear_probe_C": C, "gold_accuracy": gold_accuracy}
+            return *probe_logits(probe, targets.shape[1]), {"linear_probe_C": C, "gold_accuracy": gold_accuracy}
 
         return _fit_output_layer(setup, trainer, reader, tokenized, x, targets, False, fit)
 
@@ -194,11 +194,12 @@ def _fit(x, y, multi_label: bool, num_labels: int, C: float | None, max_iter: in
         return (np.stack([p.coef_[0] for p in probes]), np.array([float(p.intercept_[0]) for p in probes]),
                 [chosen for _, chosen, _ in fits] if C is None else C, float(np.mean(scores)) if scores else None)
     probe, C, score = cross_validated_probe(x, y, C, max_iter, intercept, seed, class_weight)
-    return *_logits_of(probe, num_labels), C, None if score is None else float(score.mean())
+    return *probe_logits(probe, num_labels), C, None if score is None else float(score.mean())
 
 
-def _logits_of(probe: LogisticRegression, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(weight [num_labels, features], bias [num_labels]) whose softmax is the single-label probe's probabilities."""
+def probe_logits(probe: LogisticRegression, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weight [num_labels, features], bias [num_labels]) whose softmax is a fitted single-label scikit-learn
+    LogisticRegression's probabilities (this probe's, SetFit's head)."""
     if num_labels == 2:  # sklearn's one binary logit z becomes the pair (-z/2, z/2): same softmax
         z_weight, z_bias = probe.coef_[0], probe.intercept_[0]
         return np.stack([-z_weight, z_weight]) / 2, np.array([-z_bias, z_bias]) / 2

@@ -27,6 +27,7 @@ from ..errors import UserError
 from ..pooling import declared_pooling, declares_normalize, pooled_classifier
 from .base import Strategy, StrategySetup, register_strategy
 from .frozen import freeze_all_but
+from .linear_probe import probe_logits
 
 SETFIT_VERSION = "1.2.0"  # as pinned by pyproject's setfit extra
 
@@ -114,9 +115,7 @@ class SetFit(Strategy):
         head = model.model_head  # scikit-learn LogisticRegression on the (normalised) embeddings
         if list(head.classes_) != list(range(len(task.label_names))):
             raise UserError(f"SetFit's head learned labels {list(head.classes_)}, not 0..{len(task.label_names) - 1}")
-        weight, bias = head.coef_, head.intercept_
-        if len(task.label_names) == 2:  # one logit z -> (-z/2, z/2)
-            weight, bias = np.stack([-weight[0], weight[0]]) / 2, np.array([-bias[0], bias[0]]) / 2
+        weight, bias = probe_logits(head, len(task.label_names))
         with torch.no_grad():
             setup.model.classifier.weight.copy_(torch.as_tensor(weight, dtype=setup.model.classifier.weight.dtype))
             setup.model.classifier.bias.copy_(torch.as_tensor(bias, dtype=setup.model.classifier.bias.dtype))
