@@ -2,6 +2,7 @@
 (hf_transfer.losses): the training data the student gets, the calibration, the cache, and what never reads test."""
 
 import json
+import math
 import random
 
 import numpy as np
@@ -12,7 +13,7 @@ from conftest import sentiment_rows, write_csv
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data
-from hf_transfer.distill import distillation_data
+from hf_transfer.distill import TailAverage, distillation_data, with_student
 from hf_transfer.errors import UserError
 from hf_transfer.losses import TargetCrossEntropy, class_weights
 from hf_transfer.strategies.linear_probe import C_GRID, soft_target_probe
@@ -184,6 +185,79 @@ def test_a_teacher_needs_texts_without_labels_and_a_single_label_task(tiny_bert,
         run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "strategy=setfit"))
     with pytest.raises(UserError, match="teacher.method"):
         teacher_config(tiny_bert, data, tmp_path / "out", "teacher.method=null", "teacher.unlabelled=x.txt")
+
+
+def test_the_tail_average_is_the_mean_of_the_weights_evaluated_from_its_start_and_survives_a_resume(tmp_path):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    args, control = TrainingArguments(output_dir=str(tmp_path), report_to="none"), TrainerControl()
+    model = torch.nn.Linear(3, 2)
+
+    def evaluate(average, step):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.fill_(step)
+        average.on_evaluate(args, TrainerState(global_step=step), control, model=model)
+
+    average = TailAverage(model, start=4, resume_from=None)
+    for step in (2, 4, 6):
+        evaluate(average, step)
+    (tmp_path / "checkpoint-6").mkdir()
+    average.on_save(args, TrainerState(global_step=6), control)
+    resumed = TailAverage(torch.nn.Linear(3, 2), start=4, resume_from=tmp_path / "checkpoint-6")
+    for each in (average, resumed):
+        evaluate(each, 8)
+    for each in (average, resumed):
+        target = torch.nn.Linear(3, 2)
+        assert each.load_into(target) == 3
+        assert all(torch.equal(p, torch.full_like(p, 6.0)) for p in target.parameters())  # mean of 4, 6, 8
+    with pytest.raises(RuntimeError, match="no evaluation at or after step 10"):
+        TailAverage(model, start=10, resume_from=None).load_into(model)
+
+
+def test_a_distillation_can_end_with_the_mean_of_its_last_evaluations(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    result = run_classify(teacher_config(tiny_bert, write_splits(tmp_path / "data"), tmp_path / "out",
+                                         "teacher.average_from=0.5", "teacher.gold_steps=0"))
+    (stage,) = result.training["stages"]
+    start = math.ceil(0.5 * stage["optimizer_steps"])  # 14 steps: evaluations at 8, 10, 12, 14 are averaged
+    evaluated = [entry["step"] for entry in result.training["log_history"] if "eval_accuracy" in entry]
+    assert stage["averaged_evaluations"] == sum(step >= start for step in evaluated) == 4
+    assert result.metrics["validation"]["accuracy"] == pytest.approx(stage["average_validation_accuracy"])
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "ending with the mean of its weights at its last 4 evaluations" in card
+    with pytest.raises(UserError, match="teacher.average_from"):
+        teacher_config(tiny_bert, tmp_path, tmp_path / "out", "teacher.average_from=1")
+
+
+def test_a_later_rounds_targets_are_the_product_of_the_calibrated_teacher_and_the_student_gold_unchanged():
+    data = distillation_data(np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), np.array([2]), np.array([1]),
+                             ["a", "b", "c"], np.zeros((0, 2)), [], "none")
+    student = np.log(np.array([[0.5, 0.5], [0.7, 0.3], [0.9, 0.1]]))
+    later = with_student(data, student)
+    # (0.8, 0.2) x (0.5, 0.5) -> (0.8, 0.2); (0.3, 0.7) x (0.7, 0.3) -> (0.5, 0.5); the gold row keeps its label
+    np.testing.assert_allclose(later.targets, [[0.8, 0.2], [0.5, 0.5], [0.0, 1.0]], atol=1e-6)
+    assert later.texts == data.texts and later.gold == 1 and data.targets[1].tolist() == pytest.approx([0.3, 0.7])
+
+
+def test_a_second_round_trains_a_fresh_student_by_the_same_stages_and_says_so(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    data = write_splits(tmp_path / "data")
+    result = run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "teacher.rounds=2"))
+    stages = result.training["stages"]
+    assert [stage["name"] for stage in stages] == ["distil", "gold", "distil-2", "gold-2"]
+    first, second = ((stage["examples"], stage["optimizer_steps"]) for stage in (stages[0], stages[2]))
+    assert first == second
+    assert result.training["optimizer_steps"] == sum(stage["optimizer_steps"] for stage in stages)
+    assert result.training["teacher"]["rounds"] == 2
+    steps = [entry["step"] for entry in result.training["log_history"] if "loss" in entry]
+    assert steps == sorted(steps) and steps[-1] <= result.training["optimizer_steps"]
+    assert {entry["stage"] for entry in result.training["log_history"]} == {"distil", "gold", "distil-2", "gold-2"}
+    assert "Then 1 more self-training round:" in (tmp_path / "out" / "README.md").read_text()
+    with pytest.raises(UserError, match="teacher.rounds=2 trains a fresh student"):
+        run_classify(teacher_config(tiny_bert, data, tmp_path / "probe", "teacher.rounds=2", "strategy=linear-probe"))
+    with pytest.raises(UserError, match="teacher.rounds must be a whole number"):
+        teacher_config(tiny_bert, data, tmp_path / "out", "teacher.rounds=0")
 
 
 def test_a_soft_target_probe_on_one_hot_targets_is_scikit_learns_own_logistic_regression():
