@@ -232,8 +232,6 @@ class TeacherConfig:
     average_from: float | None = setting(None, help="end the distillation with the average of the weights at its "
                                                     "evaluations from this fraction of its steps on (tail weight "
                                                     "averaging), not the best single checkpoint; null: the best")
-    rounds: int = setting(1, help="self-training rounds: from the second on, a fresh student learns from the "
-                                  "product of the calibrated teacher and the last round's student (Noisy Student)")
     gold_steps: int = setting(100, help="at least this many optimiser steps of fine-tuning on the labelled "
                                         "examples alone after distilling (0: none)")
     gold_learning_rate: float | None = setting(None, help="learning rate of that fine-tuning; null: the run's "
@@ -245,8 +243,6 @@ class TeacherConfig:
         if self.average_from is not None and not 0 <= self.average_from < 1:
             raise UserError(f"teacher.average_from is a fraction of the distillation's steps in [0, 1), got "
                             f"{self.average_from}: e.g. 0.5, or null for the best checkpoint")
-        if not isinstance(self.rounds, int) or self.rounds < 1:
-            raise UserError(f"teacher.rounds must be a whole number of at least 1, got {self.rounds!r}")
         if self.gold_steps < 0:
             raise UserError(f"teacher.gold_steps must be 0 or more, got {self.gold_steps}")
         for item in self.ensemble:

@@ -23,9 +23,6 @@ classify_fewshot.yaml), Rotten Tomatoes, test accuracy mean of 3 seeds on a CPU 
    K, max(GOLD_EPOCHS passes, teacher.gold_steps) steps at teacher.gold_learning_rate (2e-5 for full), 10% warmup,
    GOLD_EVALUATIONS evaluations; the distilled model itself (step 0) is a candidate, so the run never ends below
    it on validation. +0.6 / +0.0 / +0.8 points over stage 4 alone.
-6. teacher.rounds > 1 (self-training, as Noisy Student iterates, Xie et al. 2020): the model of 5 labels the
-   texts of 3, the product of its probabilities and the calibrated teacher's becomes the soft targets
-   (with_student), and a fresh student (the weights 4 started from) goes through 4 and 5 again.
 
 strategy=linear-probe trains by no optimiser steps: after 1-3 one logistic regression on the frozen features is
 fitted to the same targets (strategies.linear_probe, LinearProbe.fit_targets; its C chosen by the gold examples'
@@ -52,7 +49,6 @@ from torch.optim.swa_utils import AveragedModel
 from transformers import TrainerCallback
 
 from .data import TaskData, tokenize_splits
-from .errors import UserError
 from .losses import TargetCrossEntropy
 from .log import logger
 from .run_folder import STAGING_SUFFIX
@@ -126,12 +122,8 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
 
     `train_config` is the run's TrainConfig (learning_rate resolved); stage 1 trains through `strategy.train`
     (its callbacks apply), checkpoints into `checkpoints` and resumes from `resume_from` (the run folder's);
-    stage 2 is short and starts over after a crash, as later rounds do. `class_weights` ([labels] or None) weight
-    both stages' loss. Raises UserError for teacher.rounds > 1 with a strategy that trains by no optimiser steps.
+    stage 2 is short and starts over after a crash. `class_weights` ([labels] or None) weight both stages' loss.
     """
-    if teacher.config.rounds > 1 and strategy.name in NO_OPTIMIZER_STEPS:
-        raise UserError(f"teacher.rounds={teacher.config.rounds} trains a fresh student on each round's teacher, "
-                        f"and strategy={strategy.name} trains by no optimiser steps: set teacher.rounds=1")
     train_split = task.train_pool if task.train_pool is not None else task.splits["train"]
     gold_rows = task.train_rows if task.train_rows is not None else np.arange(len(train_split))
     train_texts = split_texts(train_split, task.text_columns)
@@ -142,32 +134,55 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
     logger.info(f"distilling the teacher: {data.from_train:,} train texts without their labels and "
                 f"{data.from_unlabelled:,} unlabelled texts with the teacher's {data.calibration['method']}-calibrated "
                 f"labels (a={data.calibration['a']:.3f}), and {data.gold:,} labelled examples")
+    distil_set = _tokenized(task, data, tokenizer, max_length)
     loss = TargetCrossEntropy(class_weights)
+    distil_config = dataclasses.replace(train_config, epochs=teacher.config.distill_epochs, max_steps=-1,
+                                        batch_size=teacher.config.distill_batch_size, gradient_accumulation_steps=1,
+                                        warmup_ratio=DISTIL_WARMUP_RATIO)
+    steps = optimizer_steps(len(distil_set), distil_config)
+    trainer = _selecting_trainer(setup, distil_config, steps, DISTIL_EVALUATIONS, checkpoints, precision, tokenizer,
+                                 distil_set, tokenized, callbacks, loss, "distil")
     if strategy.name in NO_OPTIMIZER_STEPS:  # the linear probe: one soft-target regression, no optimiser steps
-        distil_set, distil_config = _tokenized(task, data, tokenizer, max_length), _distil_config(teacher.config,
-                                                                                                  train_config)
-        trainer = _selecting_trainer(setup, distil_config, optimizer_steps(len(distil_set), distil_config),
-                                     DISTIL_EVALUATIONS, checkpoints, precision, tokenizer, distil_set, tokenized,
-                                     callbacks, loss, "distil", Path(checkpoints).parent)
         fitted = strategy.fit_targets(setup, trainer, task, tokenized, distil_set, data.gold)
         stages = [{"name": "probe", "examples": len(distil_set), "optimizer_steps": 0, "C": fitted["linear_probe_C"],
                    **{key: fitted[key] for key in ("gold_accuracy", "validation_accuracy", "train_loss")}}]
-        log_history, total_steps = [], 0
     else:
-        initial = _copied_weights(setup.model) if teacher.config.rounds > 1 else None
-        stages, log_history, total_steps, round_data = [], [], 0, data
-        for number in range(1, teacher.config.rounds + 1):
-            if number > 1:  # a fresh student learns from the teacher and the last round's student together
-                round_data = with_student(data, _log_probabilities(trainer, round_set))
-                setup.model.load_state_dict(initial)
-            round_set = _tokenized(task, round_data, tokenizer, max_length)
-            trainer, round_stages, history = _distil_round(
-                number, teacher.config, strategy, setup, task, round_set, round_data.gold, tokenized, tokenizer,
-                train_config, checkpoints, resume_from if number == 1 else None, precision, callbacks, loss,
-                class_weights is not None)
-            stages += round_stages
-            log_history += [{**entry, "step": entry.get("step", 0) + total_steps} for entry in history]
-            total_steps += sum(stage["optimizer_steps"] for stage in round_stages)
+        average = None if teacher.config.average_from is None else TailAverage(
+            setup.model, math.ceil(teacher.config.average_from * steps), resume_from)
+        if average is not None:
+            trainer.add_callback(average)
+        strategy.train(setup, trainer, task, tokenized, resume_from=resume_from)
+        stages = [_stage_record("distil", trainer, len(distil_set), distil_config, resume_from)]
+        if average is not None:  # the mean replaces the best single checkpoint
+            stages[0]["averaged_evaluations"] = average.load_into(setup.model)
+            # predict, not evaluate: neither logged as a training-time evaluation nor averaged
+            stages[0]["average_validation_accuracy"] = trainer.predict(tokenized["validation"]).metrics[
+                f"test_{METRIC}"]
+    log_history = [{**entry, "stage": stages[0]["name"]} for entry in trainer.state.log_history]
+    total_steps = trainer.state.global_step
+
+    if data.gold and teacher.config.gold_steps and strategy.name not in NO_OPTIMIZER_STEPS:
+        distilled = {key: value.detach().clone() for key, value in setup.model.state_dict().items()}
+        batch = fitting_batch_size(data.gold, train_config.batch_size)
+        gold_config = dataclasses.replace(
+            train_config, max_steps=max(math.ceil(GOLD_EPOCHS * data.gold / batch), teacher.config.gold_steps),
+            batch_size=batch, gradient_accumulation_steps=1, warmup_ratio=GOLD_WARMUP_RATIO,
+            learning_rate=teacher.config.gold_learning_rate or train_config.learning_rate * GOLD_LEARNING_RATE_FACTOR)
+        shutil.rmtree(checkpoints / "gold", ignore_errors=True)  # a crashed run's: this stage starts over
+        gold_trainer = _selecting_trainer(setup, gold_config, gold_config.max_steps, GOLD_EVALUATIONS,
+                                          checkpoints / "gold", precision, tokenizer, tokenized["train"], tokenized,
+                                          callbacks, loss if class_weights is not None else None, "gold")
+        gold_trainer.train()
+        record = _stage_record("gold", gold_trainer, data.gold, gold_config, None)
+        # Step 0 of this stage, the distilled model, is a candidate too: ties go to the later model.
+        distilled_accuracy = stages[0].get("average_validation_accuracy", stages[0]["best_validation_accuracy"])
+        if (gold_trainer.state.best_metric or 0.0) < (distilled_accuracy or 0.0):
+            setup.model.load_state_dict(distilled)
+            record["kept"] = "the distilled model (step 0): no step scored higher on validation"
+        stages.append(record)
+        log_history += [{**entry, "stage": "gold", "step": entry.get("step", 0) + total_steps}
+                        for entry in gold_trainer.state.log_history]
+        total_steps += gold_trainer.state.global_step
     for stage in stages:
         logger.info(f"stage probe: C={stage['C']}, validation accuracy {stage['validation_accuracy']:.4f}"
                     if stage["name"] == "probe" else
@@ -179,8 +194,7 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
                     "ensemble": [member.record() for member in teacher.members[1:]], "calibration": data.calibration,
                     "texts": {"train_without_labels": data.from_train, "unlabelled": data.from_unlabelled,
                               "gold": data.gold},
-                    "unlabelled_file": teacher.config.unlabelled, "labelled": teacher.labelled,
-                    "rounds": teacher.config.rounds},
+                    "unlabelled_file": teacher.config.unlabelled, "labelled": teacher.labelled},
         "stages": stages,
         "optimizer_steps": total_steps,
         "examples_seen": sum(stage["examples"] if stage["name"] == "probe" else
@@ -188,91 +202,6 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
         "final_train_loss": stages[-1]["train_loss"],
         "log_history": log_history,
     }
-
-
-def _distil_round(number: int, config, strategy, setup, task: TaskData, distil_set: Dataset, gold: int,
-                  tokenized: DatasetDict, tokenizer, train_config, checkpoints: Path, resume_from, precision: str,
-                  callbacks: list, loss, weighted: bool):
-    """One round of steps 4-5: distil `distil_set` into `setup.model`, then fine-tune on the `gold` examples
-    (config: the TeacherConfig). Round 1 checkpoints into `checkpoints` (resuming from `resume_from`), round N into
-    checkpoints/round-N, started over after a crash. Returns (the distillation's Trainer, the stage records, the
-    log history with each entry's stage; steps count from the round's start)."""
-    suffix = "" if number == 1 else f"-{number}"
-    folder = checkpoints if number == 1 else checkpoints / f"round-{number}"
-    if number > 1:
-        shutil.rmtree(folder, ignore_errors=True)
-    staging = Path(checkpoints).parent
-    distil_config = _distil_config(config, train_config)
-    steps = optimizer_steps(len(distil_set), distil_config)
-    trainer = _selecting_trainer(setup, distil_config, steps, DISTIL_EVALUATIONS, folder, precision, tokenizer,
-                                 distil_set, tokenized, callbacks, loss, f"distil{suffix}", staging)
-    average = None if config.average_from is None else TailAverage(
-        setup.model, math.ceil(config.average_from * steps), resume_from)
-    if average is not None:
-        trainer.add_callback(average)
-    strategy.train(setup, trainer, task, tokenized, resume_from=resume_from)
-    stages = [_stage_record(f"distil{suffix}", trainer, len(distil_set), distil_config, resume_from)]
-    if average is not None:  # the mean replaces the best single checkpoint
-        stages[0]["averaged_evaluations"] = average.load_into(setup.model)
-        # predict, not evaluate: neither logged as a training-time evaluation nor averaged
-        stages[0]["average_validation_accuracy"] = trainer.predict(tokenized["validation"]).metrics[f"test_{METRIC}"]
-    history = [{**entry, "stage": stages[0]["name"]} for entry in trainer.state.log_history]
-    if not (gold and config.gold_steps):
-        return trainer, stages, history
-
-    distilled = _copied_weights(setup.model)
-    batch = fitting_batch_size(gold, train_config.batch_size)
-    gold_config = dataclasses.replace(
-        train_config, max_steps=max(math.ceil(GOLD_EPOCHS * gold / batch), config.gold_steps),
-        batch_size=batch, gradient_accumulation_steps=1, warmup_ratio=GOLD_WARMUP_RATIO,
-        learning_rate=config.gold_learning_rate or train_config.learning_rate * GOLD_LEARNING_RATE_FACTOR)
-    shutil.rmtree(folder / "gold", ignore_errors=True)  # a crashed run's: this stage starts over
-    gold_trainer = _selecting_trainer(setup, gold_config, gold_config.max_steps, GOLD_EVALUATIONS, folder / "gold",
-                                      precision, tokenizer, tokenized["train"], tokenized, callbacks,
-                                      loss if weighted else None, f"gold{suffix}", staging)
-    gold_trainer.train()
-    record = _stage_record(f"gold{suffix}", gold_trainer, gold, gold_config, None)
-    # Step 0 of this stage, the distilled model, is a candidate too: ties go to the later model.
-    distilled_accuracy = stages[0].get("average_validation_accuracy", stages[0]["best_validation_accuracy"])
-    if (gold_trainer.state.best_metric or 0.0) < (distilled_accuracy or 0.0):
-        setup.model.load_state_dict(distilled)
-        record["kept"] = "the distilled model (step 0): no step scored higher on validation"
-    distil_steps = trainer.state.global_step
-    history += [{**entry, "stage": record["name"], "step": entry.get("step", 0) + distil_steps}
-                for entry in gold_trainer.state.log_history]
-    return trainer, [*stages, record], history
-
-
-def with_student(data: DistillationData, student_log_probabilities: np.ndarray) -> DistillationData:
-    """`data` with every soft target (the rows before the gold ones) replaced by the normalised product of it and
-    the student's probabilities for the same text (`student_log_probabilities`, (len(data.texts), labels)
-    natural logs; its gold rows are not read): the teacher of a later round, a product of experts of the
-    calibrated teacher and the last student. The gold rows keep their one-hot labels."""
-    soft = len(data.texts) - data.gold
-    targets = data.targets.copy()
-    targets[:soft] = apply_calibration(log_probs(data.targets[:soft]) + student_log_probabilities[:soft], 1.0,
-                                       np.zeros(targets.shape[1]))
-    return dataclasses.replace(data, targets=targets)
-
-
-def _log_probabilities(trainer, dataset: Dataset) -> np.ndarray:
-    """(len(dataset), labels) float64 log-probabilities of trainer.model for `dataset`'s texts (its targets
-    dropped: predict, no metrics)."""
-    logits = trainer.predict(dataset.remove_columns("labels")).predictions
-    logits = torch.as_tensor(logits[0] if isinstance(logits, tuple) else logits, dtype=torch.float64)
-    return torch.log_softmax(logits, dim=-1).numpy()
-
-
-def _distil_config(config, train_config):
-    """The distillation stage's TrainConfig: teacher.distill_epochs at teacher.distill_batch_size (`config`, the
-    TeacherConfig), DISTIL_WARMUP_RATIO warmup, the run's learning rate."""
-    return dataclasses.replace(train_config, epochs=config.distill_epochs, max_steps=-1,
-                               batch_size=config.distill_batch_size, gradient_accumulation_steps=1,
-                               warmup_ratio=DISTIL_WARMUP_RATIO)
-
-
-def _copied_weights(model) -> dict:
-    return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
 class TailAverage(TrainerCallback):
@@ -308,11 +237,11 @@ class TailAverage(TrainerCallback):
 
 
 def _selecting_trainer(setup, config, steps: int, evaluations: int, output_dir, precision, tokenizer, train_set,
-                       tokenized, callbacks, loss, stage: str, staging: Path):
+                       tokenized, callbacks, loss, stage: str):
     """A Trainer for one stage: `config`'s schedule over `train_set`, `evaluations` evaluations on validation,
-    ending with the best checkpoint (hf_transfer.selection). `output_dir`: where the stage checkpoints, inside the
-    run's `staging` folder (OUT.partial); TensorBoard logs the stage to runs/<stage> of it (its steps start at 0
-    again)."""
+    ending with the best checkpoint (hf_transfer.selection). `output_dir`: the run's checkpoints folder (distil) or
+    its gold/ (gold); TensorBoard logs the stage to runs/<stage> of the run folder (its steps start at 0 again)."""
+    staging = Path(output_dir).parents[stage != "distil"]  # the run's OUT.partial: the gold stage's lies deeper
     args = selecting_arguments(training_arguments(
         config, str(output_dir), precision, False, logging_dir=str(staging / TENSORBOARD_DIR / stage),
         run_name=f"{staging.name.removesuffix(STAGING_SUFFIX)}-{stage}"), steps, evaluations)

@@ -27,14 +27,13 @@ Schema (version 1) — every run kind writes the same top-level keys:
                      A run with a teacher (teacher.method, hf_transfer.distill) adds teacher {method, model,
                      options, ensemble [{method, model, options}] (teacher.ensemble's), calibration {method, a,
                      b}, texts {train_without_labels, unlabelled, gold},
-                     unlabelled_file, labelled {what: {texts, cached}}, rounds} and stages [{name ("distil" | "gold";
-                     "distil-N" | "gold-N" for self-training round N of teacher.rounds),
+                     unlabelled_file, labelled {what: {texts, cached}}} and stages [{name ("distil" | "gold"),
                      examples, optimizer_steps, learning_rate, batch_size, warmup_ratio, best_validation_accuracy,
                      best_step, train_loss; teacher.average_from adds averaged_evaluations and
                      average_validation_accuracy to the distil stage}] (strategy=linear-probe: one stage {name
                      "probe", examples, optimizer_steps 0, C, gold_accuracy, validation_accuracy, train_loss}); its
-                     optimizer_steps, final_train_loss and log_history (entries tagged with their stage) cover every
-                     stage
+                     optimizer_steps, final_train_loss and log_history (entries tagged with their stage) cover both
+                     stages
     baselines        {name: {"method", "model", "metrics": {split: report}}}, maybe empty: majority and tfidf add
                      fit_time_s; "zero-shot METHOD" (zeroshot_baseline, test split only); a teacher run's "teacher
                      zero-shot METHOD" (validation and test) adds calibrated_accuracy {split: accuracy} and role

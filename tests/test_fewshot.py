@@ -13,7 +13,7 @@ from conftest import sentiment_rows, write_csv
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data
-from hf_transfer.distill import TailAverage, distillation_data, with_student
+from hf_transfer.distill import TailAverage, distillation_data
 from hf_transfer.errors import UserError
 from hf_transfer.losses import TargetCrossEntropy, class_weights
 from hf_transfer.strategies.linear_probe import C_GRID, soft_target_probe
@@ -228,36 +228,6 @@ def test_a_distillation_can_end_with_the_mean_of_its_last_evaluations(tiny_bert,
     assert "ending with the mean of its weights at its last 4 evaluations" in card
     with pytest.raises(UserError, match="teacher.average_from"):
         teacher_config(tiny_bert, tmp_path, tmp_path / "out", "teacher.average_from=1")
-
-
-def test_a_later_rounds_targets_are_the_product_of_the_calibrated_teacher_and_the_student_gold_unchanged():
-    data = distillation_data(np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), np.array([2]), np.array([1]),
-                             ["a", "b", "c"], np.zeros((0, 2)), [], "none")
-    student = np.log(np.array([[0.5, 0.5], [0.7, 0.3], [0.9, 0.1]]))
-    later = with_student(data, student)
-    # (0.8, 0.2) x (0.5, 0.5) -> (0.8, 0.2); (0.3, 0.7) x (0.7, 0.3) -> (0.5, 0.5); the gold row keeps its label
-    np.testing.assert_allclose(later.targets, [[0.8, 0.2], [0.5, 0.5], [0.0, 1.0]], atol=1e-6)
-    assert later.texts == data.texts and later.gold == 1 and data.targets[1].tolist() == pytest.approx([0.3, 0.7])
-
-
-def test_a_second_round_trains_a_fresh_student_by_the_same_stages_and_says_so(tiny_bert, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
-    data = write_splits(tmp_path / "data")
-    result = run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "teacher.rounds=2"))
-    stages = result.training["stages"]
-    assert [stage["name"] for stage in stages] == ["distil", "gold", "distil-2", "gold-2"]
-    first, second = ((stage["examples"], stage["optimizer_steps"]) for stage in (stages[0], stages[2]))
-    assert first == second
-    assert result.training["optimizer_steps"] == sum(stage["optimizer_steps"] for stage in stages)
-    assert result.training["teacher"]["rounds"] == 2
-    steps = [entry["step"] for entry in result.training["log_history"] if "loss" in entry]
-    assert steps == sorted(steps) and steps[-1] <= result.training["optimizer_steps"]
-    assert {entry["stage"] for entry in result.training["log_history"]} == {"distil", "gold", "distil-2", "gold-2"}
-    assert "Then 1 more self-training round:" in (tmp_path / "out" / "README.md").read_text()
-    with pytest.raises(UserError, match="teacher.rounds=2 trains a fresh student"):
-        run_classify(teacher_config(tiny_bert, data, tmp_path / "probe", "teacher.rounds=2", "strategy=linear-probe"))
-    with pytest.raises(UserError, match="teacher.rounds must be a whole number"):
-        teacher_config(tiny_bert, data, tmp_path / "out", "teacher.rounds=0")
 
 
 def test_a_soft_target_probe_on_one_hot_targets_is_scikit_learns_own_logistic_regression():
