@@ -228,6 +228,10 @@ def test_a_distillation_can_end_with_the_mean_of_its_last_evaluations(tiny_bert,
     assert "ending with the mean of its weights at its last 4 evaluations" in card
     with pytest.raises(UserError, match="teacher.average_from"):
         teacher_config(tiny_bert, tmp_path, tmp_path / "out", "teacher.average_from=1")
+    with pytest.raises(UserError, match="strategy=linear-probe trains by no optimiser steps"):
+        run_classify(teacher_config(tiny_bert, tmp_path / "data", tmp_path / "probe", "teacher.average_from=0.5",
+                                    "strategy=linear-probe"))
+    assert not list(tmp_path.glob("probe*"))  # no output, not even a .partial folder
 
 
 def test_a_soft_target_probe_on_one_hot_targets_is_scikit_learns_own_logistic_regression():
