@@ -228,9 +228,11 @@ class TailAverage(TrainerCallback):
             self.averaged.update_parameters(model)
 
     def on_save(self, args, state, control, **kwargs):
-        """Keep the mean with the checkpoint Trainer has just written (transformers' checkpoint-STEP folder)."""
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        torch.save(self.averaged.state_dict(), checkpoint / AVERAGE_FILE)
+        """Keep the mean with the checkpoint Trainer has just written (transformers' checkpoint-STEP folder); before
+        the tail there is none to keep, and a resume from such a checkpoint starts an empty mean as well."""
+        if int(self.averaged.n_averaged):
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            torch.save(self.averaged.state_dict(), checkpoint / AVERAGE_FILE)
 
     def load_into(self, model) -> int:
         """Copy the mean into `model`; returns how many evaluations it averages. Raises RuntimeError if none did

@@ -200,7 +200,11 @@ def test_the_tail_average_is_the_mean_of_the_weights_evaluated_from_its_start_an
         average.on_evaluate(args, TrainerState(global_step=step), control, model=model)
 
     average = TailAverage(model, start=4, resume_from=None)
-    for step in (2, 4, 6):
+    evaluate(average, 2)
+    (tmp_path / "checkpoint-2").mkdir()
+    average.on_save(args, TrainerState(global_step=2), control)
+    assert not any((tmp_path / "checkpoint-2").iterdir())  # before the tail: nothing to keep
+    for step in (4, 6):
         evaluate(average, step)
     (tmp_path / "checkpoint-6").mkdir()
     average.on_save(args, TrainerState(global_step=6), control)
