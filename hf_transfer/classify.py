@@ -24,12 +24,11 @@ from .results import RunResult
 from .run_folder import RunFolder, default_output_dir
 from .log import logger
 from .runtime import hardware_description, peak_memory_mb, resolve_precision, set_threads
-from .schedule import resolve_schedule
+from .schedule import SELECT_EVALUATIONS, optimizer_steps, resolve_schedule
 from .strategies import get_strategy
 from .tasks import TASKS
 from .distill import distil, teacher_baseline
 from .losses import TargetCrossEntropy, class_weights
-from .schedule import SELECT_EVALUATIONS, optimizer_steps
 from .selection import EvaluateLastStep, selecting_arguments, selects_on_validation, validation_accuracy
 from .teacher import prepare_teacher
 from .training import TENSORBOARD_DIR, build_trainer, check_report_to, mean_train_loss, training_arguments
@@ -73,8 +72,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                    resume=config.resume) as folder:
         set_seed(config.train.seed)
         task = task_family.load_data(config.data)
-        teacher = prepare_teacher(config.teacher, config.model, task, config.data.dataset,
-                                  strategy.learns_from_teacher)
+        teacher = prepare_teacher(config.teacher, config.model, task, config.data.dataset, strategy)
         # The rule sees the learning rate the user set (null: it may pick the strategy's small-data rate); a
         # teacher's stages have schedules of their own (hf_transfer.distill).
         train_config, schedule_changes = (config.train, ()) if teacher else resolve_schedule(

@@ -49,7 +49,6 @@ from torch.optim.swa_utils import AveragedModel
 from transformers import TrainerCallback
 
 from .data import TaskData, tokenize_splits
-from .errors import UserError
 from .losses import TargetCrossEntropy
 from .log import logger
 from .run_folder import STAGING_SUFFIX
@@ -124,11 +123,7 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
     `train_config` is the run's TrainConfig (learning_rate resolved); stage 1 trains through `strategy.train`
     (its callbacks apply), checkpoints into `checkpoints` and resumes from `resume_from` (the run folder's);
     stage 2 is short and starts over after a crash. `class_weights` ([labels] or None) weight both stages' loss.
-    Raises UserError for teacher.average_from with a strategy that trains by no optimiser steps.
     """
-    if teacher.config.average_from is not None and strategy.name in NO_OPTIMIZER_STEPS:
-        raise UserError(f"teacher.average_from averages the distillation's weights, and strategy={strategy.name} "
-                        "trains by no optimiser steps: set teacher.average_from=null")
     train_split = task.train_pool if task.train_pool is not None else task.splits["train"]
     gold_rows = task.train_rows if task.train_rows is not None else np.arange(len(train_split))
     train_texts = split_texts(train_split, task.text_columns)

@@ -1,7 +1,7 @@
 """A zero-shot teacher for a few-shot run: any hf_transfer.zeroshot method, its probabilities cached on disk and
 calibrated on the run's labelled examples.
 
-    teacher = prepare_teacher(config.teacher, config.model, task, dataset, strategy.learns_from_teacher)  # or None
+    teacher = prepare_teacher(config.teacher, config.model, task, dataset, strategy)  # or None
     probabilities = teacher.probabilities(texts, max_length)      # (texts, labels); computed once, then cached
     a, b = platt_calibration(log_probs(probabilities[gold]), gold_labels)
     calibrated = apply_calibration(log_probs(probabilities[pool]), a, b)
@@ -36,6 +36,7 @@ from .config import TeacherConfig, to_dict
 from .data import TaskData, read_text_records
 from .errors import UserError
 from .log import logger
+from .schedule import NO_OPTIMIZER_STEPS
 from .zeroshot import ZeroShotClassifier, get_method
 from .zeroshot.descriptions import with_dataset_descriptions
 from .zeroshot.run import as_text, check_labels, checked_model
@@ -143,18 +144,21 @@ class Teacher:
 
 
 def prepare_teacher(config: TeacherConfig, default_model: str, task: TaskData, dataset: str,
-                    learns_from_teacher: bool) -> Teacher | None:
+                    strategy) -> Teacher | None:
     """None without teacher.method; else the Teacher, checked before anything trains: its options, labels and
-    checkpoint kind, a single-label task, a strategy that learns soft targets (`learns_from_teacher`), and texts
-    to label (data.max_train_samples below the train split, or teacher.unlabelled). Raises UserError naming the
-    fix otherwise."""
+    checkpoint kind, a single-label task, a `strategy` (hf_transfer.strategies) that learns soft targets and, for
+    teacher.average_from, trains by optimiser steps, and texts to label (data.max_train_samples below
+    the train split, or teacher.unlabelled). Raises UserError naming the fix otherwise."""
     if not config.method:
         return None
     if task.multi_label:
         raise UserError("teacher.method distils one label per text; this task is multi-label: drop teacher.method")
-    if not learns_from_teacher:
+    if not strategy.learns_from_teacher:
         raise UserError("teacher.method needs a strategy that learns soft targets (full, adapter, frozen, "
                         "linear-probe, gradual-unfreeze, scratch): change strategy or drop teacher.method")
+    if config.average_from is not None and strategy.name in NO_OPTIMIZER_STEPS:
+        raise UserError(f"teacher.average_from averages the distillation's weights, and strategy={strategy.name} "
+                        "trains by no optimiser steps: set teacher.average_from=null")
     if task.train_pool is None and not config.unlabelled:
         raise UserError("teacher.method is set but every train text is labelled and used: set data.max_train_samples "
                         "to the labelled examples to use, or give unlabelled texts with teacher.unlabelled=FILE")

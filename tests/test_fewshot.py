@@ -16,6 +16,7 @@ from hf_transfer.data import load_task_data
 from hf_transfer.distill import TailAverage, distillation_data
 from hf_transfer.errors import UserError
 from hf_transfer.losses import TargetCrossEntropy, class_weights
+from hf_transfer.strategies import get_strategy
 from hf_transfer.strategies.linear_probe import C_GRID, soft_target_probe
 from hf_transfer.teacher import Teacher, apply_calibration, log_probs, platt_calibration, prepare_teacher
 
@@ -279,10 +280,11 @@ def test_an_ensemble_teacher_is_the_normalised_product_of_its_members_each_cache
                               f"teacher.ensemble=[{{options: {json.dumps(second)}}}]")
     task = load_task_data(ensemble.data)
     texts = list(task.texts("validation"))
+    full = get_strategy("full")
     alone = [prepare_teacher(teacher_config(tiny_bert, data, tmp_path / "out", f"teacher.options={json.dumps(o)}"
-                                            ).teacher, ensemble.model, task, str(data), True) for o in (first, second)]
+                                            ).teacher, ensemble.model, task, str(data), full) for o in (first, second)]
     probabilities = [teacher.probabilities(texts, 64, "validation") for teacher in alone]
-    teacher = prepare_teacher(ensemble.teacher, ensemble.model, task, str(data), True)
+    teacher = prepare_teacher(ensemble.teacher, ensemble.model, task, str(data), full)
     assert [member.method.name for member in teacher.members] == ["embedding", "embedding"]
     product = probabilities[0] * probabilities[1]
     assert np.allclose(teacher.probabilities(texts, 64, "validation"), product / product.sum(1, keepdims=True),
