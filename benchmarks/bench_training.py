@@ -23,6 +23,12 @@ avx512_bf16/AMX (AVX2 only) bf16 matmuls are emulated (1 GFLOP/s against 55 in f
     python benchmarks/bench_training.py                         # throughput + accuracy of every configuration
     python benchmarks/bench_training.py --accuracy ours,ours-fp32,C --steps 15 --rounds 3
     python benchmarks/bench_training.py --accuracy none --configs C,ours   # throughput only
+    python benchmarks/bench_training.py --accuracy none --configs C,ours --steps 288 --rounds 2 --warmup 2
+                                                                           # turns of a whole epoch each
+
+Short turns see different batches per side (Trainer's length grouping and ours draw different lengths), so their
+examples/s ratio moves with the draw (1.13x and 1.58x C in two runs); turns of a whole epoch (288 steps at batch
+32) compare the same examples.
 
 `--ours-overrides "train.lazy_embedding_updates=true ..."` applies config overrides to ours and ours-fp32, to
 measure a lever against the baselines in the same run. The header names the machine kind (avx512_bf16: bf16 is
