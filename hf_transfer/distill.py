@@ -47,6 +47,7 @@ import torch
 from datasets import Dataset, DatasetDict, List, Value
 from torch.optim.swa_utils import AveragedModel
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .data import TaskData, tokenize_splits
 from .losses import TargetCrossEntropy
@@ -147,9 +148,9 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
         stages = [{"name": "probe", "examples": len(distil_set), "optimizer_steps": 0, "C": fitted["linear_probe_C"],
                    **{key: fitted[key] for key in ("gold_accuracy", "validation_accuracy", "train_loss")}}]
     else:
-        average = None if teacher.config.average_from is None else TailAverage(
-            setup.model, math.ceil(teacher.config.average_from * steps), resume_from)
-        if average is not None:
+        average = None
+        if teacher.config.average_from is not None:
+            average = TailAverage(setup.model, math.ceil(teacher.config.average_from * steps), resume_from)
             trainer.add_callback(average)
         strategy.train(setup, trainer, task, tokenized, resume_from=resume_from)
         stages = [_stage_record("distil", trainer, len(distil_set), distil_config, resume_from)]
@@ -226,7 +227,7 @@ class TailAverage(TrainerCallback):
         """Keep the mean with the checkpoint Trainer has just written (transformers' checkpoint-STEP folder); before
         the tail there is none to keep, and a resume from such a checkpoint starts an empty mean as well."""
         if int(self.averaged.n_averaged):
-            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             torch.save(self.averaged.state_dict(), checkpoint / AVERAGE_FILE)
 
     def load_into(self, model) -> int:
