@@ -6,7 +6,8 @@ Same model (minilm-l6), data (rotten-tomatoes, the recipe's splits), batch size,
   B     A with dynamic padding (DataCollatorWithPadding)
   C     B + train_sampling_strategy="group_by_length" + bf16=True: the best of Trainer's flags alone
   C-fp32  C without bf16: the best of Trainer's flags on a CPU without avx512_bf16/AMX
-  ours  the default recipe (recipes/configs/classify.yaml), built as hf_transfer.classify builds it
+  ours  the default recipe (recipes/configs/classify.yaml), built as hf_transfer.classify builds it (since
+        2026-11-30 without dropout and with eager attention on CPU: train.dropout, train.attn_implementation)
   ours-fp32  the same in fp32: the accuracy reference for bf16
 
 Each configuration lives in its own worker process (so peak memory is its own) holding a Trainer that pauses
@@ -34,15 +35,26 @@ examples/s ratio moves with the draw (1.13x and 1.58x C in two runs); turns of a
 measure a lever against the baselines in the same run. The header names the machine kind (avx512_bf16: bf16 is
 native, or AVX2: bf16 emulated), the CPU and the load average before and after.
 
-Where the step time goes, and what each lever gives: `--profile --steps 10 --rounds 2` times data, forward,
-backward and optimizer of the recipe's training step and of variants (word embeddings trained, frozen or updated
-lazily, foreach or fused AdamW, eager or sdpa attention, fp32, two threads), alternating, in one process.
+Where the step time goes, and what each lever gives: `--profile --steps 10 --rounds 2` times forward, backward
+and optimizer of the recipe's training step and of variants (sdpa attention, MiniLM's dropout, both: the recipe
+before 2026-11-30, word embeddings frozen or updated lazily, foreach AdamW, fp32, two threads), alternating, in one
+process, all on the same --steps batches.
 
 Peak memory (valid on a busy machine too): `--memory` runs `hf-transfer classify` on long texts (convention
 speeches, max_length 512, batch 32, --steps steps and the evaluation) without a token budget, at the default
 budget (bf16 where native, and fp32), and with gradient checkpointing, each in its own process, and prints
 metrics.json's peak memory. The run without a budget peaked at 10.7 GB: leave it out on a small machine
 (`--memory-runs "default,default in fp32,default + checkpointing"`).
+
+Kept (2026-11-30, an idle avx512_bf16 AMD EPYC, one thread, `--profile --steps 10 --rounds 2`, same batches):
+- No dropout (train.dropout=null: 0 for full fine-tuning on 3,200+ examples) with eager attention on CPU
+  (train.attn_implementation=null): 214 ms per bf16 step against 286 for MiniLM's dropout with sdpa, 1.34x.
+  torch.profiler over 6 steps: dropout masks (bernoulli_) took 10% of a step; without dropout sdpa picks its fused
+  kernel, whose backward took 239 against eager's 125 ms. What is left (torch.profiler, the recipe): matmuls 61%,
+  zero-filling (fill_, mostly the dense 47 MB word-embedding gradient) 7%, fused AdamW 5%, autocast's casts 5%,
+  softmax and GELU 6%, clipping's per-tensor norms and scaling 3%. Accuracy: README.
+- Before that, this profile ran every variant without autocast (transformers 5's autocast_smart_context_manager is
+  a no-op): its "bf16" rows were fp32. It now enters accelerate's autocast, as Trainer's prepared model does.
 
 What was tried (2026-11-29/30, an avx512_bf16 + AMX Xeon shared by 8 jobs on 2 cores, one thread: ROUGH, relative
 shares only; the lead's idle-machine run is the measurement):
@@ -58,8 +70,8 @@ shares only; the lead's idle-machine run is the measurement):
   (grad.any(dim=1)): that scan cost nearly what it saved (0.93x). Still paid per step with lazy rows: the dense
   embedding gradient (zero-filled, 47 MB) and its share of clipping's norm. Accuracy effect: README.
 - foreach AdamW instead of fused: optimizer phase 3.5x slower (1682 vs 486 ms/step under load): fused stays.
-- eager vs sdpa attention: within the noise of a loaded machine (sdpa in bf16 training with a padding mask
-  runs the math path, the same bmm/softmax ops as eager).
+- eager vs sdpa attention: within the noise of a loaded machine (with dropout, sdpa in bf16 training runs the math
+  path, the same bmm/softmax ops as eager); on the idle EPYC above eager took 0.92x sdpa's step time.
 - torch.compile(model, dynamic=True) of the training step: 0.96x the eager time per padded token after 93 s of
   compiling (bf16, alternating): not worth it.
 - Two threads in one process while the machine is loaded: 4x slower than one (oversubscribed cores).
@@ -104,7 +116,8 @@ def build(side: str, args):
     from hf_transfer.config import ClassifyConfig, load_config
     from hf_transfer.data import load_task_data, tokenize_splits
     from hf_transfer.strategies import get_strategy
-    from hf_transfer.runtime import resolve_precision
+    from hf_transfer.runtime import resolve_precision, set_training_attention
+    from hf_transfer.schedule import resolve_schedule
     from hf_transfer.training import build_trainer, training_arguments
 
     overrides = [f"data.max_train_samples={args.max_train_samples}"] if args.max_train_samples else []
@@ -114,15 +127,18 @@ def build(side: str, args):
         overrides.append("train.precision=fp32")
     config = load_config(ClassifyConfig, None, overrides)
     strategy = get_strategy(config.strategy, config.strategy_options)
-    if config.train.learning_rate is None:
-        config.train.learning_rate = strategy.default_learning_rate
     set_seed(config.train.seed)
     task = load_task_data(config.data)
+    if side.startswith("ours"):  # resolved as hf_transfer.classify does: the small-data rule, train.dropout
+        config.train = resolve_schedule(config.train, strategy.name, len(task.splits["train"]))[0]
+    if config.train.learning_rate is None:
+        config.train.learning_rate = strategy.default_learning_rate
     backbone = load_backbone(config, task, strategy)
     model, tokenizer = backbone.model, backbone.tokenizer
     tokenized = tokenize_splits(task, tokenizer, config.data.max_length)
     output_dir = os.path.join(args.scratch, side)
     if side.startswith("ours"):
+        set_training_attention(model, config.train.attn_implementation)
         setup = strategy.setup(model, backbone.family, config.train)
         if config.train.freeze_word_embeddings:
             model.get_input_embeddings().weight.requires_grad_(False)
@@ -213,27 +229,30 @@ def worker(side: str, args, connection) -> None:
     connection.send(report)
 
 
-PROFILE_VARIANTS = {  # name: (config overrides, attention implementation, threads: None = --threads)
-    "recipe": ([], "sdpa", None),
-    "word embeddings trained": (["train.freeze_word_embeddings=false"], "sdpa", None),
-    "word embeddings frozen": (["train.freeze_word_embeddings=true"], "sdpa", None),
-    "word embeddings lazy (LazyRowsAdamW)": (["train.lazy_embedding_updates=true"], "sdpa", None),
-    "foreach AdamW (not fused)": (["optim=adamw_torch"], "sdpa", None),
-    "eager attention": ([], "eager", None),
-    "fp32": (["train.precision=fp32"], "sdpa", None),
-    "two threads": ([], "sdpa", 2),
+PROFILE_VARIANTS = {  # name: (config overrides, threads: None = --threads)
+    "recipe (no dropout, eager attention)": ([], None),
+    "sdpa attention": (["train.attn_implementation=sdpa"], None),
+    "dropout 0.1 (MiniLM's own)": (["train.dropout=0.1"], None),
+    "dropout 0.1, sdpa attention (the recipe before)": (["train.dropout=0.1", "train.attn_implementation=sdpa"], None),
+    "word embeddings frozen": (["train.freeze_word_embeddings=true"], None),
+    "word embeddings lazy (LazyRowsAdamW)": (["train.lazy_embedding_updates=true"], None),
+    "foreach AdamW (not fused)": (["optim=adamw_torch"], None),
+    "fp32": (["train.precision=fp32"], None),
+    "two threads": ([], 2),
 }
 
 
 def profile(args) -> None:
-    """Milliseconds per training step of the recipe in data / forward / backward / optimizer, for each lever."""
+    """Milliseconds per training step of the recipe in forward / backward / optimizer, for each lever, all
+    on the same --steps batches (the recipe's first ones), under the precision's autocast as Trainer runs it."""
     import torch
 
     from hf_transfer.config import ClassifyConfig, load_config
     from hf_transfer.data import load_task_data, tokenize_splits
     from hf_transfer.backbones import load_backbone
     from hf_transfer.strategies import get_strategy
-    from hf_transfer.runtime import resolve_precision
+    from hf_transfer.runtime import resolve_precision, set_training_attention
+    from hf_transfer.schedule import resolve_schedule
     from hf_transfer.training import build_trainer, model_flops, training_arguments
 
     threads = args.threads or torch.get_num_threads()
@@ -241,15 +260,16 @@ def profile(args) -> None:
     base = load_config(ClassifyConfig, None, [])
     task = load_task_data(base.data)
     prepared = {}
-    for name, (overrides, attention, _) in PROFILE_VARIANTS.items():
+    for name, (overrides, _) in PROFILE_VARIANTS.items():
         optim = next((o.split("=")[1] for o in overrides if o.startswith("optim=")), None)
         config = load_config(ClassifyConfig, None, [o for o in overrides if not o.startswith("optim=")])
         strategy = get_strategy(config.strategy)
+        config.train = resolve_schedule(config.train, strategy.name, len(task.splits["train"]))[0]
         config.train.learning_rate = config.train.learning_rate or strategy.default_learning_rate
         torch.manual_seed(0)
         backbone = load_backbone(config, task, strategy)
+        set_training_attention(backbone.model, config.train.attn_implementation)
         model = strategy.setup(backbone.model, backbone.family, config.train).model
-        model.set_attn_implementation(attention)
         if config.train.freeze_word_embeddings:
             model.get_input_embeddings().weight.requires_grad_(False)
         tokenized = tokenize_splits(task, backbone.tokenizer, config.data.max_length)
@@ -259,19 +279,21 @@ def profile(args) -> None:
             training_args.optim = optim
         trainer = build_trainer(model, training_args, backbone.tokenizer, tokenized["train"], None, [])
         trainer.create_optimizer()
-        prepared[name] = (trainer, iter(trainer.get_train_dataloader()), {k: 0.0 for k in
-                          ("data", "forward", "backward", "optimizer")}, [0, 0.0])
+        if not prepared:  # every variant steps through the same batches: their lengths set a step's cost
+            loader = iter(trainer.get_train_dataloader())
+            batches = [next(loader) for _ in range(args.steps)]
+        prepared[name] = (trainer, {k: 0.0 for k in ("forward", "backward", "optimizer")}, [0, 0.0])
     print(f"profile: {machine_kind()}; {time.strftime('%Y-%m-%d %H:%M:%S')}  {load_average()}", flush=True)
     for round_ in range(args.rounds + 1):  # round 0 warms up
-        for name, (trainer, batches, phases, totals) in prepared.items():
-            torch.set_num_threads(PROFILE_VARIANTS[name][2] or threads)
+        for name, (trainer, phases, totals) in prepared.items():
+            torch.set_num_threads(PROFILE_VARIANTS[name][1] or threads)
             model, optimizer = trainer.model, trainer.optimizer
             model.train()
-            for _ in range(args.steps):
-                t0 = time.perf_counter()
-                batch = next(batches)
+            for batch in batches:
                 t1 = time.perf_counter()
-                with trainer.autocast_smart_context_manager():
+                # accelerate's autocast (bf16 where the run uses it); Trainer 5's autocast_smart_context_manager is
+                # a no-op that leaves autocast to accelerate's prepared model, which this loop does not use
+                with trainer.accelerator.autocast():
                     loss = model(**batch).loss
                 t2 = time.perf_counter()
                 loss.backward()
@@ -281,15 +303,15 @@ def profile(args) -> None:
                 optimizer.zero_grad(set_to_none=True)
                 t4 = time.perf_counter()
                 if round_:
-                    for key, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    for key, seconds in zip(phases, (t2 - t1, t3 - t2, t4 - t3)):
                         phases[key] += seconds
                     totals[0] += len(batch["input_ids"])
                     totals[1] += model_flops(model, batch["attention_mask"].sum(-1).tolist())
     print(f"profile done: {time.strftime('%H:%M:%S')}  {load_average()}\n")
     steps = args.rounds * args.steps
-    print("| variant | data ms | forward ms | backward ms | optimizer ms | step ms | examples/s | GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, (_, _, phases, (examples, flops)) in prepared.items():
+    print("| variant | forward ms | backward ms | optimizer ms | step ms | examples/s | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (_, phases, (examples, flops)) in prepared.items():
         total = sum(phases.values())
         print(f"| {name} | " + " | ".join(f"{1000 * v / steps:.0f}" for v in phases.values()) +
               f" | {1000 * total / steps:.0f} | {examples / total:.1f} | {flops / total / 1e9:.0f} |")

@@ -456,6 +456,8 @@ def _classifier_settings(config, reference, base_config, family: Family, tokeniz
                          vectors) -> dict:
     """Config overrides for the run's model: the user's model_config, then labels, vocabulary and special tokens."""
     settings = _check_model_config(config.model_config, base_config, config.model)
+    for key, value in dropout_settings(base_config, config.train.dropout, config.model).items():
+        settings.setdefault(key, value)  # a model_config value is the user's choice for that one setting
     if not pretrained:  # random init: the embedding fits the tokenizer
         own_size = None if reference.from_config or config.tokenizer else getattr(base_config, "vocab_size", None)
         settings.setdefault("vocab_size", max(vocabulary_size(tokenizer), own_size or 0))
@@ -472,6 +474,21 @@ def _classifier_settings(config, reference, base_config, family: Family, tokeniz
         if getattr(base_config, "decoder_start_token_id", None) is None:
             settings["decoder_start_token_id"] = tokenizer.pad_token_id  # T5's convention
     return settings
+
+
+def dropout_settings(base_config, dropout: float | None, model_name: str) -> dict[str, float]:
+    """{setting: dropout} for every dropout probability of a model config (transformers' configs name them
+    *dropout* or *_pdrop: BERT's hidden_dropout_prob, GPT-2's resid_pdrop, T5's dropout_rate, our hft-* dropout) whose
+    value is a number (BERT's classifier_dropout=None falls back to hidden_dropout_prob); {} for null. Raises
+    UserError when `dropout` > 0 and the config has no dropout to set."""
+    if dropout is None:
+        return {}
+    keys = [key for key, value in base_config.to_dict().items()
+            if ("dropout" in key or key.endswith("_pdrop")) and type(value) in (int, float)]
+    if not keys and dropout > 0:
+        raise UserError(f"train.dropout={dropout}: model {model_name!r} ({type(base_config).__name__}) has no dropout "
+                        "setting in its config; drop train.dropout")
+    return dict.fromkeys(keys, dropout)
 
 
 def _check_model_config(overrides: dict, base_config, model_name: str) -> dict:

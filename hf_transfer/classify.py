@@ -23,7 +23,7 @@ from .publish import check_hub_target, publish_to_hub
 from .results import RunResult
 from .run_folder import RunFolder, default_output_dir
 from .log import logger
-from .runtime import hardware_description, peak_memory_mb, resolve_precision, set_threads
+from .runtime import hardware_description, peak_memory_mb, resolve_precision, set_threads, set_training_attention
 from .schedule import SELECT_EVALUATIONS, optimizer_steps, resolve_schedule
 from .strategies import get_strategy
 from .tasks import TASKS
@@ -83,8 +83,9 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         learning_rate = train_config.learning_rate or learning_rate
         resolved = dataclasses.replace(resolved, train=dataclasses.replace(train_config, learning_rate=learning_rate))
         baseline = prepare_baseline(config.zeroshot_baseline, config.model, task, config.train.eval_batch_size)
-        backbone = load_backbone(config, task, strategy)
+        backbone = load_backbone(dataclasses.replace(config, train=resolved.train), task, strategy)
         model, tokenizer = backbone.model, backbone.tokenizer
+        set_training_attention(model, config.train.attn_implementation)
         precision = resolve_precision(config.train.precision, _hidden_size(model.config))
         setup = strategy.setup(model, backbone.family, resolved.train)
         if (config.train.freeze_word_embeddings and backbone.pretrained) or config.freeze_vectors:
@@ -162,6 +163,8 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "lr_scheduler": config.train.lr_scheduler,
                 "warmup_ratio": resolved.train.warmup_ratio,
                 "weight_decay": config.train.weight_decay,
+                "dropout": resolved.train.dropout,  # null: the checkpoint's own
+                "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", None),
                 "max_length": config.data.max_length,
                 "optimizer_steps": trainer.state.global_step,
                 "resumed_from_step": _step_of(folder.resume_from),  # 0: not resumed

@@ -21,8 +21,10 @@ Schema (version 1) — every run kind writes the same top-level keys:
                       peak_memory_mb, precision, device, hardware, processes}
     training         {epochs, learning_rate, batch_size (over all processes and accumulation steps),
                      schedule_changes (only when the small-data rule changed the schedule: one line per change),
-                     lr_scheduler, warmup_ratio, weight_decay, max_length, optimizer_steps, resumed_from_step (the
-                     checkpoint's step; 0 for a fresh run), final_train_loss, log_history, selected_on_validation
+                     lr_scheduler, warmup_ratio, weight_decay, dropout (null: the checkpoint's own),
+                     attn_implementation (the attention kernel it trained with; null: the model has no choice),
+                     max_length, optimizer_steps, resumed_from_step (the checkpoint's step; 0 for a fresh run),
+                     final_train_loss, log_history, selected_on_validation
                      (only when the run kept its best checkpoint: {evaluations, best_validation_accuracy})}
                      A run with a teacher (teacher.method, hf_transfer.distill) adds teacher {method, model,
                      options, ensemble [{method, model, options}] (teacher.ensemble's), calibration {method, a,

@@ -54,6 +54,37 @@ def resolve_precision(requested: str, hidden_size: int | None = None) -> str:
     return "bf16" if cpu_has_fast_bf16() and not small else "fp32"
 
 
+def set_training_attention(model: torch.nn.Module, requested: str | None) -> None:
+    """Switch `model` (a transformers PreTrainedModel, or a wrapper holding one: its outermost) to the attention
+    kernel it trains with: `requested` (transformers' attn_implementation names: eager, sdpa, ...), or for null eager
+    where it defaults to sdpa on a CPU, else its own. The choice is not saved with the model: loading the output
+    folder picks the default again.
+
+    Why eager on CPU: bf16 training steps of MiniLM-L6 on the default task took 0.92x sdpa's time with dropout and
+    0.64x without (sdpa then runs its fused kernel, whose backward is slow on CPU), on the same batches
+    (benchmarks/bench_training.py --profile, an avx512_bf16 AMD EPYC, one thread). Raises UserError for a kernel
+    the model does not support.
+    """
+    from transformers import PreTrainedModel
+
+    model = next((module for module in model.modules() if isinstance(module, PreTrainedModel)), None)
+    if model is None:
+        if requested:
+            raise UserError(f"train.attn_implementation={requested}: the model is no transformers model with a "
+                            "choice of attention; drop train.attn_implementation")
+        return
+    current = getattr(model.config, "_attn_implementation", None)
+    if requested is None:
+        requested = "eager" if current == "sdpa" and not torch.cuda.is_available() else None
+    if requested is None or requested == current:
+        return
+    try:
+        model.set_attn_implementation(requested)
+    except (ValueError, ImportError, AttributeError) as err:
+        raise UserError(f"train.attn_implementation={requested}: {type(model).__name__} cannot use it "
+                        f"({str(err).splitlines()[0][:160]}); use eager or sdpa, or null") from None
+
+
 def set_threads(requested: int | None) -> None:
     """torch's intra-op threads: `requested` if given, else torch's default, except under `accelerate launch` on a CPU.
 

@@ -58,6 +58,11 @@ MIN_WARMUP_RATIO = 0.1  # Mosbach et al.: linear warmup over the first 10% of th
 # The learning rate where the rule applies and the run left it unset; measured for full fine-tuning only (issue 17:
 # 5e-5 beat 1e-4 by 1.2 / 1.7 test points at K = 32 / 128, validation 0.5 / 1.6).
 SMALL_DATA_LEARNING_RATES = {"full": 5e-5}
+# train.dropout=null turns dropout off for these strategies from this many training examples on (where the default
+# 2 epochs at batch 32 already give MIN_OPTIMIZER_STEPS steps); measured for full fine-tuning on the default task
+# only (issue 19). Smaller sets keep the checkpoint's dropout, with which issue 17 measured the rule above.
+NO_DROPOUT_STRATEGIES = ("full",)
+NO_DROPOUT_MIN_EXAMPLES = 3200
 SELECT_EVALUATIONS = 20  # evaluations on validation in a run the rule changed (issue 17's research: 20)
 # Strategies that do not train by optimiser steps here (the linear probe fits a logistic regression, SetFit trains
 # through its own library): the rule leaves them.
@@ -131,7 +136,9 @@ def fitting_batch_size(n: int, batch_size: int) -> int:
 def resolve_schedule(train, strategy: str, n: int, processes: int = 1):
     """(train config to use, changes): `train` (a TrainConfig whose learning_rate is the one the user set, or null)
     with the rule applied when its epochs are null (the default: DEFAULT_EPOCHS, or as many as `n` training examples
-    need); explicit epochs are kept as given. The learning rate stays null unless the rule sets one."""
+    need); explicit epochs are kept as given. The learning rate stays null unless the rule sets one; dropout as
+    resolve_dropout says."""
+    train = dataclasses.replace(train, dropout=resolve_dropout(train.dropout, strategy, n))
     if train.epochs is not None:
         return train, ()
     schedule = small_data_schedule(n, epochs=DEFAULT_EPOCHS, batch_size=train.batch_size,
@@ -142,6 +149,15 @@ def resolve_schedule(train, strategy: str, n: int, processes: int = 1):
                                gradient_accumulation_steps=schedule.gradient_accumulation_steps,
                                epochs=schedule.epochs, warmup_ratio=schedule.warmup_ratio,
                                learning_rate=schedule.learning_rate), schedule.changes
+
+
+def resolve_dropout(dropout: float | None, strategy: str, n: int) -> float | None:
+    """train.dropout for a run of `strategy` on `n` training examples: as set, or for null 0.0 (no dropout) for
+    NO_DROPOUT_STRATEGIES from NO_DROPOUT_MIN_EXAMPLES examples on, else null (the checkpoint's own). Depends on n
+    alone, not on the schedule, so applying it again changes nothing."""
+    if dropout is None and strategy in NO_DROPOUT_STRATEGIES and n >= NO_DROPOUT_MIN_EXAMPLES:
+        return 0.0
+    return dropout
 
 
 def optimizer_steps(n: int, train, processes: int = 1) -> int:

@@ -13,16 +13,17 @@ import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel, CanineConfig,
-                          CanineForSequenceClassification, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast,
-                          T5Config, T5ForConditionalGeneration)
+                          CanineForSequenceClassification, GPT2Config, GPT2LMHeadModel, PretrainedConfig,
+                          PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration)
 
 from conftest import NEGATIVE, POSITIVE, VOCAB, sentiment_rows, write_csv
-from hf_transfer.backbones import load_backbone
+from hf_transfer.backbones import dropout_settings, load_backbone
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data
 from hf_transfer.errors import UserError
 from hf_transfer.models import TextCNNConfig, TextCNNForMaskedLM
+from hf_transfer.runtime import set_training_attention
 
 WORDS = VOCAB[5:]  # the words of the synthetic reviews, without BERT's special tokens
 TINY = {
@@ -286,6 +287,44 @@ def test_our_backbones_default_to_minilm_wordpiece(checkpoints, task):
     assert backbone.tokenizer_name == "minilm-l6" and backbone.tokenizer.convert_tokens_to_ids("[CLS]") == 101
     assert backbone.model.config.vocab_size == len(backbone.tokenizer) == 30522
     assert backbone.model.config.pad_token_id == backbone.tokenizer.pad_token_id
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "t5", "hft-textcnn"])
+def test_train_dropout_sets_every_dropout_of_the_model(family, checkpoints, task):
+    def probabilities(*overrides):
+        model = load_backbone(classify_config("unused", "unused", *overrides_for(family, checkpoints), *overrides),
+                              task).model
+        return {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+
+    assert probabilities("train.dropout=0") == {0.0}
+    assert probabilities("train.dropout=0.25") == {0.25}
+    assert max(probabilities()) > 0  # null (below the no-dropout size): the checkpoint's own
+
+
+def test_model_config_dropout_wins_over_train_dropout(checkpoints, task):
+    config = classify_config("unused", "unused", f"model={checkpoints['bert']}", "train.dropout=0",
+                             "model_config={hidden_dropout_prob: 0.2}")
+    model_config = load_backbone(config, task).model.config
+    assert (model_config.hidden_dropout_prob, model_config.attention_probs_dropout_prob) == (0.2, 0.0)
+
+
+def test_dropout_that_cannot_apply_fails_with_one_line():
+    assert dropout_settings(PretrainedConfig(), 0.0, "plain") == {}  # no dropout to turn off: nothing to do
+    with pytest.raises(UserError, match=r"train.dropout=0.1: model 'plain' .* has no dropout setting"):
+        dropout_settings(PretrainedConfig(), 0.1, "plain")
+    with pytest.raises(UserError, match=r"train.dropout must lie in \[0, 1\), got 1.5"):
+        load_config(ClassifyConfig, None, ["train.dropout=1.5"])
+
+
+def test_training_attention_is_eager_on_cpu_unless_asked(checkpoints, task):
+    model = load_backbone(classify_config("unused", "unused", f"model={checkpoints['bert']}"), task).model
+    assert model.config._attn_implementation == "sdpa"  # transformers' default, kept for prediction
+    set_training_attention(model, None)
+    assert model.config._attn_implementation == "eager"
+    set_training_attention(model, "sdpa")
+    assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(UserError, match="train.attn_implementation=bogus: BertForSequenceClassification cannot use"):
+        set_training_attention(model, "bogus")
 
 
 def test_a_pretrained_folder_of_our_backbone_transfers_its_weights(checkpoints, task, tmp_path):

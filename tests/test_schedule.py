@@ -2,7 +2,9 @@
 
 import pytest
 
-from hf_transfer.schedule import MAX_EPOCHS, MIN_OPTIMIZER_STEPS, MIN_WARMUP_RATIO, small_data_schedule
+from hf_transfer.config import TrainConfig
+from hf_transfer.schedule import (MAX_EPOCHS, MIN_OPTIMIZER_STEPS, MIN_WARMUP_RATIO, NO_DROPOUT_MIN_EXAMPLES,
+                                  resolve_schedule, small_data_schedule)
 
 DEFAULTS = dict(epochs=2.0, batch_size=32, warmup_ratio=0.06)  # TrainConfig's defaults
 
@@ -47,3 +49,16 @@ def test_fixed_steps_and_the_linear_probe_keep_what_was_asked(settings):
     schedule = small_data_schedule(16, **DEFAULTS, learning_rate=3e-5, **settings)
     assert (schedule.batch_size, schedule.epochs, schedule.warmup_ratio, schedule.changes) == (32, 2.0, 0.06, ())
     assert schedule.learning_rate == 3e-5
+
+
+@pytest.mark.parametrize("dropout, strategy, n, resolved", [
+    (None, "full", NO_DROPOUT_MIN_EXAMPLES, 0.0),      # enough data for the default schedule: no dropout
+    (None, "full", NO_DROPOUT_MIN_EXAMPLES - 1, None),  # the small-data rule's range keeps the checkpoint's own
+    (None, "adapter", 9221, None),                      # measured for full fine-tuning only
+    (0.3, "full", 9221, 0.3),                           # as set
+])
+def test_dropout_null_is_off_for_full_fine_tuning_on_enough_data(dropout, strategy, n, resolved):
+    train = TrainConfig(dropout=dropout)
+    first, _ = resolve_schedule(train, strategy, n)
+    again, _ = resolve_schedule(first, strategy, n)
+    assert first.dropout == again.dropout == resolved
