@@ -147,10 +147,10 @@ class TrainConfig:
     precision: Precision = setting("auto", help="auto: bf16 where the GPU or CPU (avx512_bf16/AMX) has it and the "
                                                 "model is not tiny, fp16 on older GPUs, else fp32")
     group_by_length: bool = setting(True, help="length-bucketed batches of a fixed size: little padding")
-    # Issue 19 (MiniLM-L6, the default task's 9,221 examples, seeds 42 and 1-4): without dropout the test accuracy
-    # was 0.835 against 0.833 with MiniLM's 0.1, and dropout's masks (torch's bernoulli_) took 10% of a bf16 training
-    # step on CPU. Issue 17's small-data rule was measured with the checkpoint's dropout, so small training sets keep
-    # it (hf_transfer.schedule.resolve_dropout).
+    # Issue 19 (MiniLM-L6, the default task's 9,221 examples, seeds 42 and 1-5): without dropout the test accuracy
+    # tied, 0.834 against 0.832 with MiniLM's 0.1, and the step was 1.34x faster: dropout's masks (torch's bernoulli_)
+    # took 10% of a bf16 training step on CPU. Issue 17's small-data rule was measured with the checkpoint's dropout,
+    # so small training sets keep it (hf_transfer.schedule.resolve_dropout).
     dropout: float | None = setting(None, help="probability of every dropout of the model (its config's *dropout* "
                                                "and *_pdrop settings not set in model_config); null: 0 for full "
                                                "fine-tuning on 3,200 or more training examples, else the "
@@ -160,11 +160,11 @@ class TrainConfig:
                                                          "default to sdpa (faster training steps on short texts), "
                                                          "the model's default on GPU")
     # true keeps pretrained word embeddings (11.7M of MiniLM-L6's 22.7M parameters) fixed: no dense embedding gradient
-    # and half the optimizer work per step (benchmarks/bench_training.py --profile), but on the default task it cost
-    # accuracy: test 0.830 against 0.834 trained (seeds 42, 1, 2; one seed's validation: 0.822 vs 0.833). No effect
-    # on randomly initialised embeddings.
-    freeze_word_embeddings: bool = setting(False, help="keep pretrained word embeddings fixed (faster steps; -0.4 "
-                                                       "test points on the default task, 3 seeds)")
+    # and half the optimizer work per step (benchmarks/bench_training.py --profile: 1.12x faster steps), but on the
+    # default task it cost accuracy: with dropout test 0.830 against 0.834 trained (seeds 42, 1, 2), without it (the
+    # recipe since issue 19) 0.827 against 0.836 (seeds 42, 1). No effect on randomly initialised embeddings.
+    freeze_word_embeddings: bool = setting(False, help="keep pretrained word embeddings fixed (faster steps; about "
+                                                       "-1 test point on the default task)")
     # Activation memory grows with the padded tokens of a pass (rows x longest), ~0.7 MB per token for MiniLM at
     # 512 tokens in bf16. MiniLM at max_length 512, batch 32 peaked at 10.7 GB without a budget, 3.7 GB at 4096 and
     # 2.3 GB at 2048 (benchmarks/bench_training.py --memory). At 2048 the default recipe (batch 32, texts of at most
