@@ -175,8 +175,9 @@ class TrainConfig:
     gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory, "
                                                        "~30% more compute")
     lazy_embedding_updates: bool = setting(False, help="AdamW updates only the word-embedding rows of the tokens "
-                                                       "in each batch (lazy Adam; faster steps, see "
-                                                       "benchmarks/bench_training.py)")
+                                                       "in each batch, from a row-sparse gradient in one process "
+                                                       "(lazy Adam; 1.04x faster training, -0.4 test points on the "
+                                                       "default task: README)")
     logging_steps: int = setting(50, help="optimiser steps between loss log entries")
     checkpoint_steps: int | None = setting(200, help="optimiser steps between checkpoints in OUTPUT_DIR.partial; "
                                                      "rerunning an interrupted run resumes from the last one (null: "

@@ -225,7 +225,24 @@ class TransferTrainer(Trainer):
             if embeddings is not None and embeddings.weight.requires_grad:
                 uses = sum(p is embeddings.weight for _, p in model.named_parameters(remove_duplicate=False))
                 self.optimizer = LazyRowsAdamW.from_adamw(optimizer, [embeddings.weight], embeddings, shared=uses > 1)
+                # A row-sparse gradient skips the dense one's zero-filled 11.7M floats per pass; clipping takes it
+                # here (_clip_grad_norm), not across processes (DDP reduces dense gradients) or under fp16's scaler.
+                if uses == 1 and self.args.world_size == 1 and self.accelerator.scaler is None and \
+                        isinstance(embeddings, torch.nn.Embedding):
+                    embeddings.sparse = True
         return self.optimizer
+
+    def _clip_grad_norm(self, model):
+        """Trainer's clipping, or clip_gradients where a gradient is sparse (lazy embedding updates)."""
+        if not _has_sparse_gradient(model):
+            return super()._clip_grad_norm(model)
+        return clip_gradients(model.parameters(), self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """Trainer's gradient norm for the log, computed by clip_gradients where a gradient is sparse."""
+        if grad_norm is None and _has_sparse_gradient(model):
+            grad_norm = clip_gradients(model.parameters(), float("inf"))
+        return super()._get_grad_norm(model, grad_norm)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Trainer.compute_loss, scaled by the share of the batch the micro-batch in flight holds."""
@@ -264,20 +281,43 @@ class TransferTrainer(Trainer):
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
+def _has_sparse_gradient(model) -> bool:
+    return any(p.grad is not None and p.grad.is_sparse for p in model.parameters())
+
+
+def clip_gradients(parameters, max_norm: float) -> torch.Tensor:
+    """torch.nn.utils.clip_grad_norm_ (L2 norm over all gradients; each scaled by max_norm / (norm + 1e-6) where
+    that is below 1) for gradients that may be sparse COO tensors, which torch's norm kernels refuse: a sparse
+    gradient is coalesced in place (duplicate rows summed) and its values count and are scaled. Returns the total
+    norm before clipping (0-dim tensor); max_norm=inf only measures it."""
+    parameters = [p for p in parameters if p.grad is not None]
+    for p in parameters:
+        if p.grad.is_sparse and not p.grad.is_coalesced():
+            p.grad = p.grad.coalesce()
+    grads = [p.grad.values() if p.grad.is_sparse else p.grad for p in parameters]  # values(): views, scaled in place
+    total = torch.nn.utils.get_total_norm(grads, 2.0)
+    if max_norm != float("inf"):
+        coefficient = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for grad in grads:
+            grad.mul_(coefficient.to(grad.dtype))
+    return total
+
+
 class LazyRowsAdamW(torch.optim.AdamW):
     """AdamW in which the param groups marked `lazy_rows=True` (2-D weights: the input word embeddings) update only
     the rows of the tokens in the step's batches.
 
-    That is lazy Adam (TensorFlow Addons' LazyAdam; torch.optim.SparseAdam does it for sparse gradients, which
-    Trainer's gradient clipping cannot take): those rows get AdamW's update (moments, bias correction by the step
+    That is lazy Adam (TensorFlow Addons' LazyAdam; torch.optim.SparseAdam does it for sparse gradients, without
+    AdamW's weight decay and fused dense groups): those rows get AdamW's update (moments, bias correction by the step
     count, decoupled weight decay); the other rows keep their weights and moments, where dense AdamW keeps moving
     them on their old momentum and decays them every step. The other groups step as torch's AdamW (fused where
     asked). The state has AdamW's keys and shapes, so checkpoints load either way.
 
-    Which rows: the token ids the embedding module given to `from_adamw` saw in training forward passes since the
-    last step (a forward pre-hook; no pass over the gradient), when its weight is used by that module alone and
-    one process trains; otherwise (tied weights, several processes whose batches differ, no module given) the rows
-    whose gradient is nonzero, found by reading the whole gradient.
+    Which rows: those a sparse gradient holds (TransferTrainer makes the embedding sparse=True where it can:
+    its weight used by that module alone, one process, no fp16 loss scaler); else the token ids the embedding module
+    given to `from_adamw` saw in training forward passes since the last step (a forward pre-hook), when its weight
+    is used by that module alone and one process trains; otherwise (tied weights, several processes whose batches
+    differ, no module given) the rows whose gradient is nonzero, found by reading the whole gradient.
 
     Why: a batch of 32 short texts touches a few hundred of MiniLM's 30,522 embedding rows, but dense AdamW reads
     and writes all 11.7M embedding weights and both moments every step (benchmarks/bench_training.py --profile).
@@ -326,8 +366,13 @@ class LazyRowsAdamW(torch.optim.AdamW):
         for group in every_group:
             if group.get("lazy_rows"):
                 for parameter in group["params"]:
-                    if parameter.grad is not None:
-                        self._update_rows(parameter, group, self._rows(parameter))
+                    grad = parameter.grad
+                    if grad is not None and grad.is_sparse:  # the rows it holds (an Embedding with sparse=True)
+                        grad = grad.coalesce()
+                        self._update_rows(parameter, group, grad.indices()[0], grad.values())
+                    elif grad is not None:
+                        rows = self._rows(parameter)
+                        self._update_rows(parameter, group, rows, grad.index_select(0, rows))
         if self._seen_ids:
             self._seen_ids["ids"].clear()
         return loss
@@ -340,8 +385,8 @@ class LazyRowsAdamW(torch.optim.AdamW):
             return torch.unique(torch.cat(seen["ids"]))
         return parameter.grad.any(dim=1).nonzero().squeeze(1)
 
-    def _update_rows(self, parameter: torch.Tensor, group: dict, rows: torch.Tensor) -> None:
-        grad = parameter.grad
+    def _update_rows(self, parameter: torch.Tensor, group: dict, rows: torch.Tensor, g: torch.Tensor) -> None:
+        """AdamW on `rows` of `parameter`, whose gradient rows are `g` [len(rows), dim]."""
         state = self.state[parameter]
         if not state:
             state["step"] = torch.tensor(0.0)
@@ -350,7 +395,6 @@ class LazyRowsAdamW(torch.optim.AdamW):
         state["step"] += 1
         step = float(state["step"])
         (beta1, beta2), lr = group["betas"], float(group["lr"])
-        g = grad.index_select(0, rows)
         exp_avg = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
         exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
         state["exp_avg"].index_copy_(0, rows, exp_avg)

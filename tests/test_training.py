@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification
 from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
 from hf_transfer.config import TrainConfig
-from hf_transfer.training import (EVAL_BUDGET_FACTOR, LazyRowsAdamW, build_trainer, model_flops,
+from hf_transfer.training import (EVAL_BUDGET_FACTOR, LazyRowsAdamW, build_trainer, clip_gradients, model_flops,
                                   non_embedding_parameters, predict_logits, training_arguments)
 
 
@@ -161,6 +161,44 @@ def test_lazy_rows_from_the_embeddings_token_ids_are_the_rows_with_a_gradient():
     assert optimizers[0]._seen_ids["ids"] == [], "the ids are forgotten after each step"
 
 
+def test_clip_gradients_of_a_sparse_gradient_is_torchs_clipping_of_the_dense_one():
+    torch.manual_seed(0)
+    dense, sparse = torch.nn.Embedding(20, 4), torch.nn.Embedding(20, 4, sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    head = torch.randn(4, 3, requires_grad=True)
+    ids = torch.tensor([[1, 5, 5, 9], [5, 2, 1, 1]])
+    dense_norm = None
+    for module in (dense, sparse):
+        head.grad = None
+        (module(ids) @ head).square().sum().backward()
+        if module is dense:
+            measured = clip_gradients([dense.weight, head], float("inf"))  # max_norm=inf: the norm, no scaling
+            dense_norm = torch.nn.utils.clip_grad_norm_([dense.weight, head], 0.5)
+            assert measured == pytest.approx(float(dense_norm)) and float(dense_norm) > 0.5
+            dense_head_grad = head.grad.clone()
+    assert sparse.weight.grad.is_sparse
+    sparse_norm = clip_gradients([sparse.weight, head], 0.5)
+    assert sparse_norm == pytest.approx(float(dense_norm))
+    torch.testing.assert_close(sparse.weight.grad.to_dense(), dense.weight.grad)
+    torch.testing.assert_close(head.grad, dense_head_grad)
+
+
+def test_lazy_rows_from_a_sparse_gradient_are_the_rows_of_the_dense_one():
+    torch.manual_seed(0)
+    dense, sparse = torch.nn.Embedding(50, 4), torch.nn.Embedding(50, 4, sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    optimizers = [LazyRowsAdamW.from_adamw(torch.optim.AdamW(module.parameters(), lr=0.1, weight_decay=0.1),
+                                           [module.weight], module) for module in (dense, sparse)]
+    for step in range(3):
+        ids = torch.randint(0, 50, (2, 6))
+        for module, optimizer in zip((dense, sparse), optimizers):
+            for micro_batch in ids:  # accumulated micro-batches: a sparse gradient with repeated rows
+                module(micro_batch).square().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        torch.testing.assert_close(sparse.weight, dense.weight)
+
+
 def test_trainer_with_lazy_embedding_updates_moves_only_the_embeddings_of_seen_tokens(no_dropout_bert, reviews, tmp_path):
     reference = resolve_model(str(no_dropout_bert))
     tokenizer = load_tokenizer(reference)
@@ -172,6 +210,8 @@ def test_trainer_with_lazy_embedding_updates_moves_only_the_embeddings_of_seen_t
     trainer.train()
     assert isinstance(trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer,
                       LazyRowsAdamW)
+    assert model.get_input_embeddings().sparse, "one process: a row-sparse embedding gradient"
+    assert all(entry["grad_norm"] > 0 for entry in trainer.state.log_history if "grad_norm" in entry)
     moved = (model.get_input_embeddings().weight.detach() != before).any(dim=1)
     seen = torch.zeros_like(moved)
     seen[torch.tensor(sorted({t for ids in reviews["input_ids"] for t in ids}))] = True
