@@ -165,22 +165,20 @@ def test_clip_gradients_of_a_sparse_gradient_is_torchs_clipping_of_the_dense_one
     torch.manual_seed(0)
     dense, sparse = torch.nn.Embedding(20, 4), torch.nn.Embedding(20, 4, sparse=True)
     sparse.load_state_dict(dense.state_dict())
-    head = torch.randn(4, 3, requires_grad=True)
-    ids = torch.tensor([[1, 5, 5, 9], [5, 2, 1, 1]])
-    dense_norm = None
-    for module in (dense, sparse):
-        head.grad = None
+    dense_head = torch.randn(4, 3, requires_grad=True)
+    sparse_head = dense_head.detach().clone().requires_grad_()
+    ids = torch.tensor([[1, 5, 5, 9], [5, 2, 1, 1]])  # repeated rows: an uncoalesced sparse gradient
+    for module, head in ((dense, dense_head), (sparse, sparse_head)):
         (module(ids) @ head).square().sum().backward()
-        if module is dense:
-            measured = clip_gradients([dense.weight, head], float("inf"))  # max_norm=inf: the norm, no scaling
-            dense_norm = torch.nn.utils.clip_grad_norm_([dense.weight, head], 0.5)
-            assert measured == pytest.approx(float(dense_norm)) and float(dense_norm) > 0.5
-            dense_head_grad = head.grad.clone()
     assert sparse.weight.grad.is_sparse
-    sparse_norm = clip_gradients([sparse.weight, head], 0.5)
-    assert sparse_norm == pytest.approx(float(dense_norm))
+    measured = clip_gradients([sparse.weight, sparse_head], float("inf"))  # max_norm=inf: the norm, no scaling
+    dense_norm = torch.nn.utils.clip_grad_norm_([dense.weight, dense_head], 0.5)
+    sparse_norm = clip_gradients([sparse.weight, sparse_head], 0.5)
+    assert float(measured) == pytest.approx(float(dense_norm))
+    assert float(sparse_norm) == pytest.approx(float(dense_norm))
+    assert float(dense_norm) > 0.5, "the gradients were scaled"
     torch.testing.assert_close(sparse.weight.grad.to_dense(), dense.weight.grad)
-    torch.testing.assert_close(head.grad, dense_head_grad)
+    torch.testing.assert_close(sparse_head.grad, dense_head.grad)
 
 
 def test_lazy_rows_from_a_sparse_gradient_are_the_rows_of_the_dense_one():
