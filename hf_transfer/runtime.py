@@ -81,8 +81,9 @@ def set_training_attention(model: torch.nn.Module, requested: str | None) -> Non
     try:
         model.set_attn_implementation(requested)
     except (ValueError, ImportError, AttributeError) as err:
-        raise UserError(f"train.attn_implementation={requested}: {type(model).__name__} cannot use it "
-                        f"({str(err).splitlines()[0][:160]}); use eager or sdpa, or null") from None
+        reason = str(err).splitlines()[0].split(". ")[0][:200]  # transformers' first sentence says why
+        raise UserError(f"train.attn_implementation={requested}: {type(model).__name__} cannot use it ({reason}); "
+                        "use eager (every transformers model has it) or null") from None
 
 
 def set_threads(requested: int | None) -> None:

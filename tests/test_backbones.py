@@ -325,6 +325,10 @@ def test_training_attention_is_eager_on_cpu_unless_asked(checkpoints, task):
     assert model.config._attn_implementation == "sdpa"
     with pytest.raises(UserError, match="train.attn_implementation=bogus: BertForSequenceClassification cannot use"):
         set_training_attention(model, "bogus")
+    cnn = load_backbone(classify_config("unused", "unused", *overrides_for("hft-textcnn", checkpoints)), task).model
+    set_training_attention(cnn, None)  # no attention to switch: left as it is
+    with pytest.raises(UserError, match="train.attn_implementation=sdpa: TextCNNForSequenceClassification cannot use"):
+        set_training_attention(cnn, "sdpa")
 
 
 def test_a_pretrained_folder_of_our_backbone_transfers_its_weights(checkpoints, task, tmp_path):
