@@ -48,7 +48,8 @@ metrics.json's peak memory. The run without a budget peaked at 10.7 GB: leave it
 
 Kept (2026-11-30, an idle avx512_bf16 AMD EPYC, one thread, `--profile --steps 10 --rounds 2`, same batches):
 - No dropout (train.dropout=null: 0 for full fine-tuning on 3,200+ examples) with eager attention on CPU
-  (train.attn_implementation=null): 214 ms per bf16 step against 286 for MiniLM's dropout with sdpa, 1.34x.
+  (train.attn_implementation=null, up to max_length 128): 214 ms per bf16 step against 286 for MiniLM's dropout
+  with sdpa, 1.34x. Above max_length 128 null keeps sdpa: at 512 eager peaked at 2,759 MB against 2,298 (--memory).
   torch.profiler over 6 steps: dropout masks (bernoulli_) took 10% of a step; without dropout sdpa picks its fused
   kernel, whose backward took 239 against eager's 125 ms. What is left (torch.profiler, the recipe): matmuls 61%,
   zero-filling (fill_, mostly the dense 47 MB word-embedding gradient) 7%, fused AdamW 5%, autocast's casts 5%,
@@ -140,7 +141,7 @@ def build(side: str, args):
     tokenized = tokenize_splits(task, tokenizer, config.data.max_length)
     output_dir = os.path.join(args.scratch, side)
     if side.startswith("ours"):
-        set_training_attention(model, config.train.attn_implementation)
+        set_training_attention(model, config.train.attn_implementation, config.data.max_length)
         setup = strategy.setup(model, backbone.family, config.train)
         if config.train.freeze_word_embeddings:
             model.get_input_embeddings().weight.requires_grad_(False)
@@ -270,7 +271,7 @@ def profile(args) -> None:
         config.train.learning_rate = config.train.learning_rate or strategy.default_learning_rate
         torch.manual_seed(0)
         backbone = load_backbone(config, task, strategy)
-        set_training_attention(backbone.model, config.train.attn_implementation)
+        set_training_attention(backbone.model, config.train.attn_implementation, config.data.max_length)
         model = strategy.setup(backbone.model, backbone.family, config.train).model
         if config.train.freeze_word_embeddings:
             model.get_input_embeddings().weight.requires_grad_(False)

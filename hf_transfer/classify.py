@@ -85,7 +85,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         baseline = prepare_baseline(config.zeroshot_baseline, config.model, task, config.train.eval_batch_size)
         backbone = load_backbone(dataclasses.replace(config, train=resolved.train), task, strategy)
         model, tokenizer = backbone.model, backbone.tokenizer
-        set_training_attention(model, config.train.attn_implementation)
+        set_training_attention(model, config.train.attn_implementation, config.data.max_length)
         precision = resolve_precision(config.train.precision, _hidden_size(model.config))
         setup = strategy.setup(model, backbone.family, resolved.train)
         if (config.train.freeze_word_embeddings and backbone.pretrained) or config.freeze_vectors:

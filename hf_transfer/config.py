@@ -156,9 +156,9 @@ class TrainConfig:
                                                "fine-tuning on 3,200 or more training examples, else the "
                                                "checkpoint's own")
     attn_implementation: str | None = setting(None, help="attention kernel while training, as transformers names it "
-                                                         "(eager, sdpa, ...); null: eager on CPU for models that "
-                                                         "default to sdpa (faster training steps on short texts), "
-                                                         "the model's default on GPU")
+                                                         "(eager, sdpa, ...); null: eager on CPU up to max_length 128 "
+                                                         "for models that default to sdpa (faster training steps), "
+                                                         "else the model's default")
     # true keeps pretrained word embeddings (11.7M of MiniLM-L6's 22.7M parameters) fixed: no dense embedding gradient
     # and half the optimizer work per step (benchmarks/bench_training.py --profile: 1.12x faster steps), but on the
     # default task it cost accuracy: with dropout test 0.830 against 0.834 trained (seeds 42, 1, 2), without it (the

@@ -19,6 +19,9 @@ from .log import logger
 # Below this hidden size bf16 autocast on a CPU costs more in casts than its matmuls gain (tiny models, our
 # backbones at their defaults); measured with benchmarks/bench_training.py on an avx512_bf16 CPU.
 MIN_BF16_HIDDEN_SIZE = 256
+# train.attn_implementation=null trains with eager attention on CPU up to this max_length (measured faster at 128);
+# above it the model's default (sdpa), whose attention weights need less memory (set_training_attention).
+EAGER_MAX_LENGTH = 128
 
 
 @functools.lru_cache(maxsize=None)
@@ -54,16 +57,18 @@ def resolve_precision(requested: str, hidden_size: int | None = None) -> str:
     return "bf16" if cpu_has_fast_bf16() and not small else "fp32"
 
 
-def set_training_attention(model: torch.nn.Module, requested: str | None) -> None:
+def set_training_attention(model: torch.nn.Module, requested: str | None, max_length: int) -> None:
     """Switch `model` (a transformers PreTrainedModel, or a wrapper holding one: its outermost) to the attention
     kernel it trains with: `requested` (transformers' attn_implementation names: eager, sdpa, ...), or for null eager
-    where it defaults to sdpa on a CPU, else its own. The choice is not saved with the model: loading the output
-    folder picks the default again.
+    where it defaults to sdpa on a CPU and texts are cut at `max_length` <= EAGER_MAX_LENGTH tokens, else its own.
+    The choice is not saved with the model: loading the output folder picks the default again.
 
-    Why eager on CPU: bf16 training steps of MiniLM-L6 on the default task took 0.92x sdpa's time with dropout and
-    0.64x without (sdpa then runs its fused kernel, whose backward is slow on CPU), on the same batches
-    (benchmarks/bench_training.py --profile, an avx512_bf16 AMD EPYC, one thread). Raises UserError for a kernel
-    the model does not support.
+    Why eager on CPU: bf16 training steps of MiniLM-L6 on the default task (max_length 128) took 0.92x sdpa's time
+    with dropout and 0.64x without (sdpa then runs its fused kernel, whose backward is slow on CPU), on the same
+    batches (benchmarks/bench_training.py --profile, an avx512_bf16 AMD EPYC, one thread). Why not on long texts:
+    eager keeps every layer's length x length attention weights; at max_length 512 a run peaked at 2,759 MB
+    against sdpa's 2,298 (bench_training.py --memory's long-text run), and its speed there was not measured.
+    Raises UserError for a kernel the model does not support.
     """
     from transformers import PreTrainedModel
 
@@ -75,7 +80,8 @@ def set_training_attention(model: torch.nn.Module, requested: str | None) -> Non
         return
     current = getattr(model.config, "_attn_implementation", None)
     if requested is None:
-        requested = "eager" if current == "sdpa" and not torch.cuda.is_available() else None
+        short = max_length <= EAGER_MAX_LENGTH
+        requested = "eager" if current == "sdpa" and short and not torch.cuda.is_available() else None
     if requested is None or requested == current:
         return
     try:

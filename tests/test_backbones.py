@@ -23,7 +23,7 @@ from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data
 from hf_transfer.errors import UserError
 from hf_transfer.models import TextCNNConfig, TextCNNForMaskedLM
-from hf_transfer.runtime import set_training_attention
+from hf_transfer.runtime import EAGER_MAX_LENGTH, set_training_attention
 
 WORDS = VOCAB[5:]  # the words of the synthetic reviews, without BERT's special tokens
 TINY = {
@@ -316,19 +316,21 @@ def test_dropout_that_cannot_apply_fails_with_one_line():
         load_config(ClassifyConfig, None, ["train.dropout=1.5"])
 
 
-def test_training_attention_is_eager_on_cpu_unless_asked(checkpoints, task):
+def test_training_attention_is_eager_on_cpu_for_short_texts_unless_asked(checkpoints, task):
     model = load_backbone(classify_config("unused", "unused", f"model={checkpoints['bert']}"), task).model
     assert model.config._attn_implementation == "sdpa"  # transformers' default, kept for prediction
-    set_training_attention(model, None)
+    set_training_attention(model, None, max_length=EAGER_MAX_LENGTH + 1)  # long texts: sdpa needs less memory
+    assert model.config._attn_implementation == "sdpa"
+    set_training_attention(model, None, max_length=EAGER_MAX_LENGTH)
     assert model.config._attn_implementation == "eager"
-    set_training_attention(model, "sdpa")
+    set_training_attention(model, "sdpa", max_length=32)
     assert model.config._attn_implementation == "sdpa"
     with pytest.raises(UserError, match="train.attn_implementation=bogus: BertForSequenceClassification cannot use"):
-        set_training_attention(model, "bogus")
+        set_training_attention(model, "bogus", max_length=32)
     cnn = load_backbone(classify_config("unused", "unused", *overrides_for("hft-textcnn", checkpoints)), task).model
-    set_training_attention(cnn, None)  # no attention to switch: left as it is
+    set_training_attention(cnn, None, max_length=32)  # no attention to switch: left as it is
     with pytest.raises(UserError, match="train.attn_implementation=sdpa: TextCNNForSequenceClassification cannot use"):
-        set_training_attention(cnn, "sdpa")
+        set_training_attention(cnn, "sdpa", max_length=32)
 
 
 def test_a_pretrained_folder_of_our_backbone_transfers_its_weights(checkpoints, task, tmp_path):
