@@ -85,7 +85,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         baseline = prepare_baseline(config.zeroshot_baseline, config.model, task, config.train.eval_batch_size)
         backbone = load_backbone(dataclasses.replace(config, train=resolved.train), task, strategy)
         model, tokenizer = backbone.model, backbone.tokenizer
-        set_training_attention(model, config.train.attn_implementation, config.data.max_length)
+        attention = set_training_attention(model, config.train.attn_implementation, config.data.max_length)
         precision = resolve_precision(config.train.precision, _hidden_size(model.config))
         setup = strategy.setup(model, backbone.family, resolved.train)
         if (config.train.freeze_word_embeddings and backbone.pretrained) or config.freeze_vectors:
@@ -164,7 +164,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "warmup_ratio": resolved.train.warmup_ratio,
                 "weight_decay": config.train.weight_decay,
                 "dropout": resolved.train.dropout,  # null: the checkpoint's own
-                "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", None),
+                "attn_implementation": attention,
                 "max_length": config.data.max_length,
                 "optimizer_steps": trainer.state.global_step,
                 "resumed_from_step": _step_of(folder.resume_from),  # 0: not resumed

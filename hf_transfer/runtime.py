@@ -57,11 +57,12 @@ def resolve_precision(requested: str, hidden_size: int | None = None) -> str:
     return "bf16" if cpu_has_fast_bf16() and not small else "fp32"
 
 
-def set_training_attention(model: torch.nn.Module, requested: str | None, max_length: int) -> None:
+def set_training_attention(model: torch.nn.Module, requested: str | None, max_length: int) -> str | None:
     """Switch `model` (a transformers PreTrainedModel, or a wrapper holding one: its outermost) to the attention
     kernel it trains with: `requested` (transformers' attn_implementation names: eager, sdpa, ...), or for null eager
     where it defaults to sdpa on a CPU and texts are cut at `max_length` <= EAGER_MAX_LENGTH tokens, else its own.
-    The choice is not saved with the model: loading the output folder picks the default again.
+    The choice is not saved with the model: loading the output folder picks the default again. Returns the
+    implementation the model trains with (None for a model without transformers' choice of attention).
 
     Why eager on CPU: bf16 training steps of MiniLM-L6 on the default task (max_length 128) took 0.92x sdpa's time
     with dropout and 0.64x without (sdpa then runs its fused kernel, whose backward is slow on CPU), on the same
@@ -77,19 +78,20 @@ def set_training_attention(model: torch.nn.Module, requested: str | None, max_le
         if requested:
             raise UserError(f"train.attn_implementation={requested}: the model is no transformers model with a "
                             "choice of attention; drop train.attn_implementation")
-        return
+        return None
     current = getattr(model.config, "_attn_implementation", None)
     if requested is None:
         short = max_length <= EAGER_MAX_LENGTH
         requested = "eager" if current == "sdpa" and short and not torch.cuda.is_available() else None
     if requested is None or requested == current:
-        return
+        return current
     try:
         model.set_attn_implementation(requested)
     except (ValueError, ImportError, AttributeError) as err:
         reason = str(err).splitlines()[0].split(". ")[0][:200]  # transformers' first sentence says why
         raise UserError(f"train.attn_implementation={requested}: {type(model).__name__} cannot use it ({reason}); "
                         "use eager (every transformers model has it) or null") from None
+    return model.config._attn_implementation
 
 
 def set_threads(requested: int | None) -> None:

@@ -224,11 +224,14 @@ class TransferTrainer(Trainer):
             embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
             if embeddings is not None and embeddings.weight.requires_grad:
                 uses = sum(p is embeddings.weight for _, p in model.named_parameters(remove_duplicate=False))
-                self.optimizer = LazyRowsAdamW.from_adamw(optimizer, [embeddings.weight], embeddings, shared=uses > 1)
-                # A row-sparse gradient skips the dense one's zero-filled 11.7M floats per pass; clipping takes it
-                # here (_clip_grad_norm), not across processes (DDP reduces dense gradients) or under fp16's scaler.
-                if uses == 1 and self.args.world_size == 1 and self.accelerator.scaler is None and \
-                        isinstance(embeddings, torch.nn.Embedding):
+                # A row-sparse gradient skips the dense one's zero-filled 11.7M floats per pass and names its rows
+                # itself (no token-id hook needed); clipping takes it here (_clip_grad_norm), not across processes
+                # (DDP reduces dense gradients) or under fp16's scaler.
+                sparse = uses == 1 and self.args.world_size == 1 and self.accelerator.scaler is None and \
+                    isinstance(embeddings, torch.nn.Embedding)
+                self.optimizer = LazyRowsAdamW.from_adamw(optimizer, [embeddings.weight],
+                                                          None if sparse else embeddings, shared=uses > 1)
+                if sparse:
                     embeddings.sparse = True
         return self.optimizer
 

@@ -319,11 +319,12 @@ def test_dropout_that_cannot_apply_fails_with_one_line():
 def test_training_attention_is_eager_on_cpu_for_short_texts_unless_asked(checkpoints, task):
     model = load_backbone(classify_config("unused", "unused", f"model={checkpoints['bert']}"), task).model
     assert model.config._attn_implementation == "sdpa"  # transformers' default, kept for prediction
-    set_training_attention(model, None, max_length=EAGER_MAX_LENGTH + 1)  # long texts: sdpa needs less memory
+    # long texts: sdpa needs less memory
+    assert set_training_attention(model, None, max_length=EAGER_MAX_LENGTH + 1) == "sdpa"
     assert model.config._attn_implementation == "sdpa"
-    set_training_attention(model, None, max_length=EAGER_MAX_LENGTH)
+    assert set_training_attention(model, None, max_length=EAGER_MAX_LENGTH) == "eager"
     assert model.config._attn_implementation == "eager"
-    set_training_attention(model, "sdpa", max_length=32)
+    assert set_training_attention(model, "sdpa", max_length=32) == "sdpa"
     assert model.config._attn_implementation == "sdpa"
     with pytest.raises(UserError, match="train.attn_implementation=bogus: BertForSequenceClassification cannot use"):
         set_training_attention(model, "bogus", max_length=32)
