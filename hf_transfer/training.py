@@ -491,7 +491,7 @@ def model_flops(model, lengths, training: bool = True) -> float:
     """Useful FLOPs for sequences of these real (unpadded) lengths: 2 x non-embedding parameters per token
     forward plus the attention score and value matmuls (4 x layers x hidden x length per token), and twice that
     again for the backward pass (the usual 6N + attention estimate)."""
-    config = model.config
+    config = getattr(model, "base_model", model).config  # the encoder's, under a wrapping head (hft-pooled)
     layers = getattr(config, "num_hidden_layers", 0) or 0
     hidden = getattr(config, "hidden_size", 0) or 0
     lengths = np.asarray(lengths, dtype=np.float64)

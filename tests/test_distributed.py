@@ -8,6 +8,7 @@ the same loss curve. The two processes also run each batch as micro-batches unde
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,6 +79,31 @@ def test_two_cpu_processes_log_the_loss_curve_of_one_process_at_the_same_global_
     # Evaluation gathers both processes' predictions back into dataset order: the same test metrics.
     assert two["metrics"]["test"]["accuracy"] == pytest.approx(one.metrics["test"]["accuracy"])
     assert two["metrics"]["test"]["num_examples"] == one.metrics["test"]["num_examples"]
+
+
+def test_two_cpu_processes_fine_tune_through_the_declared_mean_pooling(setup):
+    """pooling=auto on a checkpoint declaring mean: the pooled classifier never reads BERT's pooler; with gradient
+    checkpointing DDP does not look for parameters without a gradient, and fails on any that train."""
+    folder, model, data = setup
+    pooled = folder / "bert-mean"
+    if not pooled.exists():
+        shutil.copytree(model, pooled)
+        (pooled / "1_Pooling").mkdir()
+        (pooled / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    out = folder / "two-processes-mean"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "recipes" / "accelerate" / "cpu-2proc.yaml"), "--main_process_port", str(free_port()),
+               str(ROOT / "recipes" / "classify.py"), *overrides(pooled, data, out, "train.batch_size=8",
+                                                                 "train.gradient_checkpointing=true",
+                                                                 "strategy_options.pooling=auto")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = json.loads((out / "metrics.json").read_text())
+    assert two["compute"]["processes"] == 2 and two["strategy"]["options"]["pooling"] == "mean"
+    one = run_classify(load_config(ClassifyConfig, None, overrides(
+        pooled, data, folder / "one-mean", "train.batch_size=16", "strategy_options.pooling=auto")))
+    assert losses(two) == pytest.approx(losses({"training": one.training}), rel=1e-4)
 
 
 def test_a_refused_run_stops_every_process_with_the_same_one_line(setup):

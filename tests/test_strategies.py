@@ -457,6 +457,31 @@ def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipe
     assert all(p["scores"] == pytest.approx(row["scores"], abs=1e-5) for p, row in zip(predicted, rows))
 
 
+def test_full_fine_tuning_trains_every_weight_through_the_declared_pooling_when_asked(tiny_bert, reviews, tmp_path):
+    checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
+    _, head, _, _, _ = loaded(checkpoint, "full", reviews)  # by default the model's own head: a plain classifier
+    assert type(head.model).__name__ == "BertForSequenceClassification" and head.options["pooling"] == "head"
+    assert trainable(head.model) == {name for name, _ in head.model.named_parameters()}
+    _, setup, _, _, _ = loaded(checkpoint, "full", reviews, "strategy_options.pooling=auto")
+    assert setup.options["pooling"] == "mean" and setup.model.config.model_type == "hft-pooled"
+    unread = {"encoder.pooler.dense.weight", "encoder.pooler.dense.bias"}  # BERT's pooler: the head reads the mean
+    assert trainable(setup.model) == {name for name, _ in setup.model.named_parameters()} - unread
+    assert "encoder.embeddings.word_embeddings.weight" in trainable(setup.model)
+    assert loaded(tiny_bert, "full", reviews, "strategy_options.pooling=auto")[1].options["pooling"] == "head"
+
+    out = tmp_path / "full"
+    result = run_classify(config(checkpoint, reviews, out, "full", "strategy_options.pooling=auto"))
+    assert result.strategy["options"]["pooling"] == "mean"
+    pretrained = AutoModel.from_pretrained(tiny_bert).state_dict()
+    trained = state_dict(out)
+    assert not torch.equal(trained["encoder.embeddings.word_embeddings.weight"],
+                           pretrained["embeddings.word_embeddings.weight"]), "the encoder trained"
+    assert_reproduces(pipeline("text-classification", model=str(out), trust_remote_code=True), out)
+    scratch = run_classify(config(checkpoint, reviews, tmp_path / "scratch", "scratch",
+                                  "strategy_options.pooling=auto"))
+    assert scratch.strategy["options"]["pooling"] == "mean", "the structure-only baseline: the same architecture"
+
+
 def test_frozen_takes_an_explicit_pooling_and_an_encoder_decoder_refuses_one(checkpoints, reviews, tmp_path):
     _, setup, _, _, _ = loaded(checkpoints["bert"], "frozen", reviews, "strategy_options.pooling=max")
     assert setup.options["pooling"] == "max" and trainable(setup.model) == {"classifier.weight", "classifier.bias"}

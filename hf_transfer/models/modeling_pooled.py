@@ -45,6 +45,8 @@ class PooledForSequenceClassification(PreTrainedModel):
         self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder_config())
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        # gradient checkpointing is the encoder's (its layers hold the flag transformers sets): it supports it or not
+        self.supports_gradient_checkpointing = getattr(self.encoder, "supports_gradient_checkpointing", False)
         self.post_init()
 
     def _init_weights(self, module):
