@@ -7,8 +7,9 @@ what `hf_transfer.predict.Predictor(OUTPUT_DIR, backend="onnxruntime")` runs.
 
 The graph is exported with eager attention through torch's TorchScript-based ONNX exporter, whose attention
 pattern ONNX Runtime's transformer optimizer (onnxruntime.transformers.optimizer) fuses into its Attention,
-EmbedLayerNormalization, SkipLayerNormalization and BiasGelu kernels for BERT-family models; other model types are
-exported without fusion. Needs the `onnx` extra: `pip install "hf-transfer-learning[onnx]"`.
+EmbedLayerNormalization, SkipLayerNormalization and BiasGelu kernels for BERT-family models (a BERT encoder under
+hft-pooled's head too, where on MiniLM it fused the layer norms and GELUs but not the attention); other model types
+are exported without fusion. Needs the `onnx` extra: `pip install "hf-transfer-learning[onnx]"`.
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ def _export(model, tokenizer, sample: dict, folder: Path, model_dir: Path) -> No
     except Exception as err:  # noqa: BLE001  any exporter failure is one line for the user
         raise UserError(f"ONNX export of {model_dir} failed ({first_line(err)}): this model type may not export "
                         "with torch's ONNX exporter") from None
-    model_type = FUSED_MODEL_TYPES.get(model.config.model_type)
+    encoder_config = model.base_model.config  # the encoder's own under a wrapping head (hft-pooled)
+    model_type = FUSED_MODEL_TYPES.get(encoder_config.model_type)
     if model_type:
-        _fuse(path, model_type, model.config)
+        _fuse(path, model_type, encoder_config)
     model.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     _check(path, model, sample)

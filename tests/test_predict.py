@@ -73,16 +73,36 @@ def test_bad_model_folder_is_a_user_error(tmp_path, capsys):
     assert "holds no config.json" in capsys.readouterr().err
 
 
-def test_onnx_export_labels_match_the_pipeline_and_optimum_layout(classifier, texts, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def pooled_classifier(classifier, tmp_path_factory):
+    """The same encoder with a classifier on its mean-pooled states (hft-pooled, saved with its code)."""
+    from hf_transfer.models import PooledConfig, PooledForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("pooled")
+    head = BertForSequenceClassification.from_pretrained(classifier)
+    config = PooledConfig(encoder=head.bert.config, pooling="mean", num_labels=3, id2label=head.config.id2label,
+                          label2id=head.config.label2id)
+    torch.manual_seed(0)
+    PooledForSequenceClassification(config, encoder=head.bert).save_pretrained(folder)
+    BertTokenizer.from_pretrained(classifier).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["head", "pooled"])
+def test_onnx_export_labels_match_the_pipeline_and_optimum_layout(kind, classifier, pooled_classifier, texts,
+                                                                  tmp_path, capsys):
     pytest.importorskip("onnxruntime")
+    source = classifier if kind == "head" else pooled_classifier
     model_dir = tmp_path / "run"
-    shutil.copytree(classifier, model_dir)
+    shutil.copytree(source, model_dir)
     main(["export", str(model_dir)])
     assert "ONNX model in" in capsys.readouterr().out
     # What optimum's ORTModelForSequenceClassification.from_pretrained(folder) reads: model.onnx, config, tokenizer.
     assert {"model.onnx", "config.json", "tokenizer_config.json"} <= {p.name for p in (model_dir / "onnx").iterdir()}
     assert not (model_dir / "onnx.partial").exists()
-    expected = pipeline("text-classification", model=str(classifier))(texts)
+    graph = pytest.importorskip("onnx").load(str(model_dir / "onnx" / "model.onnx")).graph
+    assert "SkipLayerNormalization" in {node.op_type for node in graph.node}, "ONNX Runtime's fused BERT kernels"
+    expected = pipeline("text-classification", model=str(source), trust_remote_code=kind == "pooled")(texts)
     rows = Predictor(model_dir, backend="onnxruntime", max_batch_tokens=256).predict(texts)
     assert [row["label"] for row in rows] == [e["label"] for e in expected]
     assert [row["score"] for row in rows] == pytest.approx([e["score"] for e in expected], abs=1e-4)
