@@ -148,7 +148,7 @@ def build(side: str, args):
         training_args = training_arguments(config.train, output_dir, resolve_precision(config.train.precision), False)
         trainer = build_trainer(setup.model, training_args, tokenizer, tokenized["train"], None, [],
                                 setup.optimizer_grouped_parameters)
-        return trainer, setup.model, tokenized["test"]  # the classifier it trains: hft-pooled on MiniLM's mean
+        return trainer, setup.model, tokenized["test"]  # the classifier it trains (hft-pooled with a pooling option)
 
     train = tokenized["train"]
     if side == "A":  # the example's `padding="max_length"`: every text padded to max_length

@@ -14,11 +14,11 @@ from .frozen import Pooling, PoolingOptions
 @dataclass
 class FullOptions(PoolingOptions):
     """strategy_options of strategy=full and scratch: `pooling` as for strategy=frozen, but head (the model's own
-    head) by default. The output folder then is a plain transformers classifier (pipeline without remote code, ONNX
-    fusion, the Hub's widget); the head feeds on what fine-tuning makes of the CLS state. MiniLM-L6 on the default
-    task, six seeds, test accuracy: pooling=auto (its declared mean) 0.8363 +- 0.0033 against head's 0.8336 +-
-    0.0038, +0.27 points paired (per seed -0.31 to +0.74): a tie within the seeds' spread, not worth remote code.
-    Frozen features differ: there the pooling moves accuracy by 0.8-7.2 points (hf_transfer.pooling)."""
+    head) by default, so the output folder is a plain transformers classifier (pipeline without remote code, ONNX
+    Runtime's fused attention, the Hub's widget). MiniLM-L6 on the default task, six seeds, test accuracy:
+    pooling=auto (its declared mean) 0.8363 +- 0.0033 against head's 0.8336 +- 0.0038, +0.27 points paired (per
+    seed -0.31 to +0.74): a tie within the seeds' spread, not worth remote code. Frozen features differ: there the
+    pooling moves accuracy by 0.8-7.2 points (hf_transfer.pooling)."""
 
     pooling: Pooling = "head"
 
