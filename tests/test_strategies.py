@@ -457,7 +457,7 @@ def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipe
     assert all(p["scores"] == pytest.approx(row["scores"], abs=1e-5) for p, row in zip(predicted, rows))
 
 
-def test_full_fine_tuning_trains_every_weight_through_the_declared_pooling_when_asked(tiny_bert, reviews, tmp_path):
+def test_full_fine_tuning_trains_through_the_declared_pooling_when_asked(tiny_bert, reviews, tmp_path):
     checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
     _, head, _, _, _ = loaded(checkpoint, "full", reviews)  # by default the model's own head: a plain classifier
     assert type(head.model).__name__ == "BertForSequenceClassification" and head.options["pooling"] == "head"
