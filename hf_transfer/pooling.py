@@ -62,6 +62,13 @@ def declares_normalize(folder) -> bool:
         m.get("type") == "sentence_transformers.models.Normalize" for m in json.loads(modules.read_text())))
 
 
+def check_pooling_for(pooling: str, tags_tokens: bool) -> None:
+    """Raise UserError for an explicit pooling (mean / cls / max) of a tagger's texts: it classifies every token."""
+    if tags_tokens and pooling not in ("auto", "head"):
+        raise UserError(f"strategy_options.pooling={pooling} pools a text into one vector; a tagger classifies "
+                        "every token: drop strategy_options.pooling")
+
+
 def pooled_classifier(model, family, pooling: str, normalize: bool = False):
     """(model, family, applied pooling): `model` (a ...ForSequenceClassification from a checkpoint) as it reads
     its features under strategy option `pooling`: "head" keeps the architecture's own head; "mean" / "cls" / "max"
@@ -74,10 +81,8 @@ def pooled_classifier(model, family, pooling: str, normalize: bool = False):
         raise UserError(f"strategy_options.pooling={pooling!r} is not one of {', '.join(POOLING_OPTIONS)}")
     model_type = model.config.model_type
     if family.task_type != "SEQ_CLS":  # a tag per token: nothing to pool
-        if pooling in ("auto", "head"):
-            return model, family, "head"
-        raise UserError(f"strategy_options.pooling={pooling} pools a text into one vector; a tagger classifies "
-                        "every token: drop strategy_options.pooling")
+        check_pooling_for(pooling, tags_tokens=True)
+        return model, family, "head"
     wrappable = (model_type in transformers.models.auto.modeling_auto.MODEL_MAPPING_NAMES
                  and not family.encoder_decoder and hasattr(model, "base_model"))
     if pooling == "auto":

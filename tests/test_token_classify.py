@@ -233,6 +233,8 @@ def test_every_backbone_family_tags(tiny_bert, tagged, tmp_path):
     (["strategy=linear-probe"], "strategy=linear-probe does not apply to task=token-classification"),
     (["head=text-to-text"], "head=text-to-text writes one label per text"),
     (["zeroshot_baseline.method=embedding"], "task=token-classification gets the memorisation baseline"),
+    (["strategy_options.pooling=mean"], "pooling=mean pools a text into one vector; a tagger classifies every token"),
+    (["strategy=frozen", "strategy_options.pooling=cls"], "pooling=cls pools a text into one vector"),
 ])
 def test_what_cannot_apply_is_refused_before_loading(tmp_path, overrides, message):
     # The model and data do not exist: the refusal comes before anything loads.

@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 
 from ..config import from_dict, to_dict
 from ..errors import UserError
+from ..pooling import check_pooling_for
 from ..training import count_parameters
 
 
@@ -78,6 +79,7 @@ class Strategy:
         if task not in self.tasks:
             raise UserError(f"strategy={self.name} does not apply to task={task} (it trains "
                             f"{' and '.join(self.tasks)}): use strategy=frozen for a head on frozen features")
+        check_pooling_for(getattr(self.options, "pooling", "auto"), tags_tokens=task == "token-classification")
 
     def setup(self, model, family, train_config) -> StrategySetup:
         """Prepare `model` (freeze, wrap) for training with `train_config` (its learning_rate resolved)."""
