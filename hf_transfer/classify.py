@@ -56,7 +56,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     # records; the caller's stays as is.
     learning_rate = config.train.learning_rate or strategy.learning_rate_for(task_family.name)
     resolved = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=learning_rate))
-    if config.data.label_subwords == "auto":
+    if config.data.label_subwords == "auto" and task_family.name == "token-classification":  # tags only
         resolved = dataclasses.replace(resolved, data=dataclasses.replace(
             config.data, label_subwords=strategy.tagging_label_subwords))
     output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(

@@ -58,6 +58,7 @@ def test_metrics_json_schema(finished_run):
     for key in ("train_time_s", "train_examples_per_s", "peak_memory_mb", "total_time_s", "precision"):
         assert metrics["compute"][key] is not None
     assert metrics["config"]["data"]["text_columns"] == ["review"]
+    assert metrics["config"]["data"]["label_subwords"] == "auto", "a tagging key: a classify run leaves it as given"
     assert metrics["seed"] == 42 and "transformers" in metrics["versions"]
 
 
