@@ -482,6 +482,19 @@ def test_full_fine_tuning_trains_through_the_declared_pooling_when_asked(tiny_be
     assert scratch.strategy["options"]["pooling"] == "mean", "the structure-only baseline: the same architecture"
 
 
+def test_full_fine_tuning_pools_an_encoder_built_without_a_pooler():
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    from hf_transfer.backbones import family_of
+
+    model = RobertaForSequenceClassification(RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
+                                                           num_attention_heads=2, intermediate_size=64))
+    assert model.base_model.pooler is None  # RoBERTa's classifiers carry their own head
+    setup = get_strategy("full", {"pooling": "mean"}).setup(model, family_of(model.config, "classification",
+                                                                             "SEQ_CLS"), None)
+    assert setup.model.config.model_type == "hft-pooled" and all(p.requires_grad for p in setup.model.parameters())
+
+
 def test_frozen_takes_an_explicit_pooling_and_an_encoder_decoder_refuses_one(checkpoints, reviews, tmp_path):
     _, setup, _, _, _ = loaded(checkpoints["bert"], "frozen", reviews, "strategy_options.pooling=max")
     assert setup.options["pooling"] == "max" and trainable(setup.model) == {"classifier.weight", "classifier.bias"}

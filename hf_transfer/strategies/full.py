@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from torch import nn
-
 from ..pooling import pooled_classifier
 from .base import Strategy, StrategySetup, register_strategy
 from .frozen import Pooling, PoolingOptions
@@ -47,8 +45,9 @@ class FullFineTuning(Strategy):
         model, family, pooling = pooled_classifier(model, family, self.options.pooling)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        if pooling != "head":
-            for parameter in getattr(model.base_model, "pooler", nn.Identity()).parameters():
+        pooler = getattr(model.base_model, "pooler", None)  # None where built without one (RoBERTa's classifiers)
+        if pooling != "head" and pooler is not None:
+            for parameter in pooler.parameters():
                 parameter.requires_grad_(False)
         return StrategySetup(model, family, options={**asdict(self.options), "pooling": pooling})
 
