@@ -45,8 +45,9 @@ class FullFineTuning(Strategy):
         model, family, pooling = pooled_classifier(model, family, self.options.pooling)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        pooler = getattr(model.base_model, "pooler", None)  # None where built without one (RoBERTa's classifiers)
-        if pooling != "head" and pooler is not None:
+        # a pooled classifier's encoder; its pooler is None where built without one (RoBERTa's classifiers)
+        pooler = getattr(model.base_model, "pooler", None) if pooling != "head" else None
+        if pooler is not None:
             for parameter in pooler.parameters():
                 parameter.requires_grad_(False)
         return StrategySetup(model, family, options={**asdict(self.options), "pooling": pooling})
