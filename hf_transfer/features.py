@@ -42,6 +42,7 @@ from torch import nn
 
 from .inference import MODEL_INPUTS, batched_outputs, own_forward
 from .log import logger
+from .pooling import unread_pooler
 
 MAX_BATCH_TOKENS = 4096  # padded tokens per batch, as hf_transfer.predict
 FEATURES_DIR = "features"  # a study's store, under its folder
@@ -117,8 +118,8 @@ def pooled_reader(encoder: nn.Module, pooling: str, pad_id: int, name: str, norm
     [batch, hidden] float32. A `pooler` submodule of the encoder (BERT's) is left out of the key: unread."""
     from .models.modeling_pooled import pool
 
-    pooler = getattr(encoder, "pooler", None)
-    skip = {id(p) for p in pooler.parameters()} if isinstance(pooler, nn.Module) else set()
+    pooler = unread_pooler(encoder)
+    skip = {id(p) for p in pooler.parameters()} if pooler is not None else set()
 
     def read(inputs):
         hidden = encoder(**inputs, return_dict=True).last_hidden_state.float()

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import transformers
+from torch import nn
 
 from .errors import UserError
 from .log import logger
@@ -67,6 +68,13 @@ def check_pooling_for(pooling: str, tags_tokens: bool) -> None:
     if tags_tokens and pooling not in ("auto", "head"):
         raise UserError(f"strategy_options.pooling={pooling} pools a text into one vector; a tagger classifies "
                         "every token: drop strategy_options.pooling")
+
+
+def unread_pooler(encoder) -> nn.Module | None:
+    """The encoder's own `pooler` submodule (BERT's dense + tanh on the CLS state), which a mean / cls / max reading
+    of its last hidden states never reads; None where it has none (RoBERTa's classifiers build theirs without)."""
+    pooler = getattr(encoder, "pooler", None)
+    return pooler if isinstance(pooler, nn.Module) else None
 
 
 def pooled_classifier(model, family, pooling: str, normalize: bool = False):

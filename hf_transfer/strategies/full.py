@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..pooling import pooled_classifier
+from ..pooling import pooled_classifier, unread_pooler
 from .base import Strategy, StrategySetup, register_strategy
 from .frozen import Pooling, PoolingOptions
 
@@ -45,8 +45,7 @@ class FullFineTuning(Strategy):
         model, family, pooling = pooled_classifier(model, family, self.options.pooling)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        # a pooled classifier's encoder; its pooler is None where built without one (RoBERTa's classifiers)
-        pooler = getattr(model.base_model, "pooler", None) if pooling != "head" else None
+        pooler = unread_pooler(model.base_model) if pooling != "head" else None
         if pooler is not None:
             for parameter in pooler.parameters():
                 parameter.requires_grad_(False)
