@@ -252,6 +252,9 @@ class TeacherConfig:
                                         "examples alone after distilling (0: none)")
     gold_learning_rate: float | None = setting(None, help="learning rate of that fine-tuning; null: the run's "
                                                           "learning rate / 5 (2e-5 for full fine-tuning)")
+    input_noise: float | None = setting(None, help="while distilling, each text loses this share of its tokens, "
+                                                   "drawn afresh each time it is read (Noisy Student's input noise); "
+                                                   "0: none; null: 0.1, or 0 for linear-probe (one regression)")
 
     def __post_init__(self):
         _positive("teacher.", batch_size=self.batch_size, distill_epochs=self.distill_epochs,
@@ -261,6 +264,9 @@ class TeacherConfig:
                             f"{self.average_from}: e.g. 0.5, or null for the best checkpoint")
         if self.gold_steps < 0:
             raise UserError(f"teacher.gold_steps must be 0 or more, got {self.gold_steps}")
+        if self.input_noise is not None and not 0 <= self.input_noise < 1:
+            raise UserError(f"teacher.input_noise is the share of tokens dropped, in [0, 1), got {self.input_noise}: "
+                            "e.g. 0.1, or 0 for none")
         for item in self.ensemble:
             if (not isinstance(item, dict) or set(item) - {"method", "model", "options"}
                     or not isinstance(item.get("options", {}), dict)):

@@ -18,7 +18,9 @@ classify_fewshot.yaml), Rotten Tomatoes, test accuracy mean of 3 seeds on a CPU 
    2015). With K = 0 the training targets are exactly the teacher's output (nothing to calibrate on).
 4. Distillation: teacher.distill_epochs (6) at teacher.distill_batch_size (64), the run's learning rate (full: 1e-4),
    DISTIL_WARMUP_RATIO warmup, DISTIL_EVALUATIONS evaluations on validation, ending at the best; or, with
-   teacher.average_from, at the mean of the weights evaluated in the last part of it (TailAverage).
+   teacher.average_from, at the mean of the weights evaluated in the last part of it (TailAverage). The student
+   reads its texts with input noise (InputNoise: teacher.input_noise, by default 0.1 of the tokens deleted,
+   afresh each epoch) while its targets are the teacher's on the clean texts, as Noisy Student trains its student.
 5. Gold fine-tuning: from the distilled model, the K gold examples alone, batch as the small-data rule fits it to
    K, max(GOLD_EPOCHS passes, teacher.gold_steps) steps at teacher.gold_learning_rate (2e-5 for full), 10% warmup,
    GOLD_EVALUATIONS evaluations; the distilled model itself (step 0) is a candidate, so the run never ends below
@@ -64,6 +66,7 @@ GOLD_EPOCHS = 10  # the gold fine-tune's passes over K before teacher.gold_steps
 GOLD_WARMUP_RATIO = 0.1
 GOLD_EVALUATIONS = 10
 GOLD_LEARNING_RATE_FACTOR = 0.2  # null teacher.gold_learning_rate: the run's rate x this (full: 1e-4 -> 2e-5)
+DEFAULT_INPUT_NOISE = 0.1  # EDA's random-deletion rate (Wei and Zou 2019); issue 17's measurement: README
 AVERAGE_FILE = "tail_average.pt"  # TailAverage's running mean, in each distillation checkpoint folder
 TEACHER_SPLITS = ("validation", "test")  # scored for the record only; calibration reads the gold examples alone
 
@@ -132,17 +135,21 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
                              np.asarray(train_split.select(gold_rows)["labels"]), train_texts,
                              teacher.probabilities(teacher.unlabelled_texts, max_length, "unlabelled"),
                              teacher.unlabelled_texts, teacher.config.calibration)
+    noise = input_noise(teacher.config, strategy)
     logger.info(f"distilling the teacher: {data.from_train:,} train texts without their labels and "
                 f"{data.from_unlabelled:,} unlabelled texts with the teacher's {data.calibration['method']}-calibrated "
-                f"labels (a={data.calibration['a']:.3f}), and {data.gold:,} labelled examples")
+                f"labels (a={data.calibration['a']:.3f}), and {data.gold:,} labelled examples"
+                + (f"; the student reads them with {noise:.0%} of their tokens deleted at random" if noise else ""))
     distil_set = _tokenized(task, data, tokenizer, max_length)
     loss = TargetCrossEntropy(class_weights)
     distil_config = dataclasses.replace(train_config, epochs=teacher.config.distill_epochs, max_steps=-1,
                                         batch_size=teacher.config.distill_batch_size, gradient_accumulation_steps=1,
                                         warmup_ratio=DISTIL_WARMUP_RATIO)
     steps = optimizer_steps(len(distil_set), distil_config)
-    trainer = _selecting_trainer(setup, distil_config, steps, DISTIL_EVALUATIONS, checkpoints, precision, tokenizer,
-                                 distil_set, tokenized, callbacks, loss, "distil")
+    trainer = _selecting_trainer(
+        setup, distil_config, steps, DISTIL_EVALUATIONS, checkpoints, precision, tokenizer,
+        distil_set.with_transform(InputNoise(noise, train_config.seed, tokenizer.all_special_ids)) if noise else
+        distil_set, tokenized, callbacks, loss, "distil")
     if strategy.name in NO_OPTIMIZER_STEPS:  # the linear probe: one soft-target regression, no optimiser steps
         fitted = strategy.fit_targets(setup, trainer, task, tokenized, distil_set, data.gold)
         stages = [{"name": "probe", "examples": len(distil_set), "optimizer_steps": 0, "C": fitted["linear_probe_C"],
@@ -153,7 +160,8 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
             average = TailAverage(setup.model, math.ceil(teacher.config.average_from * steps), resume_from)
             trainer.add_callback(average)
         strategy.train(setup, trainer, task, tokenized, resume_from=resume_from)
-        stages = [_stage_record("distil", trainer, len(distil_set), distil_config, resume_from)]
+        stages = [{**_stage_record("distil", trainer, len(distil_set), distil_config, resume_from),
+                   "input_noise": noise}]
         if average is not None:  # the mean replaces the best single checkpoint
             stages[0]["averaged_evaluations"] = average.load_into(setup.model)
             # predict, not evaluate: neither logged as a training-time evaluation nor averaged
@@ -237,6 +245,42 @@ class TailAverage(TrainerCallback):
             raise RuntimeError(f"no evaluation at or after step {self.start} to average")
         model.load_state_dict(self.averaged.module.state_dict())
         return int(self.averaged.n_averaged)
+
+
+def input_noise(config, strategy) -> float:
+    """teacher.input_noise as the run applies it: null is DEFAULT_INPUT_NOISE for strategies trained by optimiser
+    steps and 0 for linear-probe, which reads each text's features once (prepare_teacher refuses a set value there)."""
+    if config.input_noise is not None:
+        return config.input_noise
+    return 0.0 if strategy.name in NO_OPTIMIZER_STEPS else DEFAULT_INPUT_NOISE
+
+
+class InputNoise:
+    """Input noise for the student of a distillation, as a datasets transform (Dataset.with_transform): each time a
+    row is read, each of its tokens except the tokenizer's special ones is deleted with probability `p`, together
+    with its attention-mask and token-type entries; `labels` (the teacher's targets on the clean text) and
+    non-token columns are kept. Noisy Student (Xie et al. 2020) noises the student's inputs, not the teacher's;
+    deletion is EDA's random deletion (Wei and Zou 2019), whose p = 0.1 is DEFAULT_INPUT_NOISE. A row
+    keeps at least one token of its own. Seeded by `seed`; a resumed run draws the noise from the seed again.
+
+    Measured (issue 17, `classify_fewshot.yaml`, K = 128, seeds 1-3): see the README's few-shot section.
+    """
+
+    def __init__(self, p: float, seed: int, special_ids):
+        self.p, self.special = p, np.asarray(sorted(set(special_ids)), dtype=np.int64)
+        self.random = np.random.default_rng(seed)
+
+    def __call__(self, batch: dict) -> dict:
+        noisy = {name: list(values) for name, values in batch.items()}
+        for row, ids in enumerate(batch["input_ids"]):
+            special = np.isin(np.asarray(ids, dtype=np.int64), self.special)
+            keep = special | (self.random.random(len(ids)) >= self.p)
+            if keep.all() or (keep & ~special).sum() == 0:  # nothing dropped, or nothing of the text left
+                continue
+            for name, values in batch.items():
+                if name != "labels" and isinstance(values[row], list) and len(values[row]) == len(ids):
+                    noisy[name][row] = [value for value, kept in zip(values[row], keep) if kept]
+        return noisy
 
 
 def _selecting_trainer(setup, config, steps: int, evaluations: int, output_dir, precision, tokenizer, train_set,

@@ -31,8 +31,9 @@ Schema (version 1) — every run kind writes the same top-level keys:
                      b}, texts {train_without_labels, unlabelled, gold},
                      unlabelled_file, labelled {what: {texts, cached}}} and stages [{name ("distil" | "gold"),
                      examples, optimizer_steps, learning_rate, batch_size, warmup_ratio, best_validation_accuracy,
-                     best_step, train_loss; teacher.average_from adds averaged_evaluations and
-                     average_validation_accuracy to the distil stage}] (strategy=linear-probe: one stage {name
+                     best_step, train_loss; the distil stage adds input_noise (the share of its texts'
+                     tokens deleted each epoch, 0: none), and teacher.average_from averaged_evaluations and
+                     average_validation_accuracy}] (strategy=linear-probe: one stage {name
                      "probe", examples, optimizer_steps 0, C, gold_accuracy, validation_accuracy, train_loss}); its
                      optimizer_steps, final_train_loss and log_history (entries tagged with their stage) cover both
                      stages

@@ -147,7 +147,7 @@ def prepare_teacher(config: TeacherConfig, default_model: str, task: TaskData, d
                     strategy) -> Teacher | None:
     """None without teacher.method; else the Teacher, checked before anything trains: its options, labels and
     checkpoint kind, a single-label task, a `strategy` (hf_transfer.strategies) that learns soft targets and, for
-    teacher.average_from, trains by optimiser steps, and texts to label (data.max_train_samples below
+    teacher.average_from and teacher.input_noise, trains by optimiser steps, and texts to label (data.max_train_samples below
     the train split, or teacher.unlabelled). Raises UserError naming the fix otherwise."""
     if not config.method:
         return None
@@ -159,6 +159,9 @@ def prepare_teacher(config: TeacherConfig, default_model: str, task: TaskData, d
     if config.average_from is not None and strategy.name in NO_OPTIMIZER_STEPS:
         raise UserError(f"teacher.average_from averages the distillation's weights, and strategy={strategy.name} "
                         "trains by no optimiser steps: set teacher.average_from=null")
+    if config.input_noise and strategy.name in NO_OPTIMIZER_STEPS:
+        raise UserError(f"teacher.input_noise noises the texts of each training epoch, and strategy={strategy.name} "
+                        "reads each text's features once: set teacher.input_noise=null")
     if task.train_pool is None and not config.unlabelled:
         raise UserError("teacher.method is set but every train text is labelled and used: set data.max_train_samples "
                         "to the labelled examples to use, or give unlabelled texts with teacher.unlabelled=FILE")

@@ -13,7 +13,7 @@ from conftest import sentiment_rows, write_csv
 from hf_transfer.classify import run_classify
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.data import load_task_data
-from hf_transfer.distill import TailAverage, distillation_data
+from hf_transfer.distill import InputNoise, TailAverage, distillation_data
 from hf_transfer.errors import UserError
 from hf_transfer.losses import TargetCrossEntropy, class_weights
 from hf_transfer.strategies import get_strategy
@@ -155,8 +155,10 @@ def test_a_teacher_run_distils_then_fine_tunes_on_the_gold_examples_and_records_
     # the run ends with the better of the distilled model and the gold fine-tune's best, on validation
     best = max(stage["best_validation_accuracy"] for stage in stages)
     assert first.metrics["validation"]["accuracy"] == pytest.approx(best)
+    assert stages[0]["input_noise"] == 0.1  # the default
     card = (folder / "out0" / "README.md").read_text()
     assert "## Teacher" in card and "88 train texts whose labels" in card and "Teacher, calibrated" in card
+    assert "a random 10% of its tokens deleted" in card
 
 
 def test_the_teachers_labels_are_cached_and_a_second_run_does_not_recompute_them(two_teacher_runs):
@@ -186,6 +188,48 @@ def test_a_teacher_needs_texts_without_labels_and_a_single_label_task(tiny_bert,
         run_classify(teacher_config(tiny_bert, data, tmp_path / "out", "strategy=setfit"))
     with pytest.raises(UserError, match="teacher.method"):
         teacher_config(tiny_bert, data, tmp_path / "out", "teacher.method=null", "teacher.unlabelled=x.txt")
+
+
+def test_input_noise_deletes_tokens_of_the_text_afresh_each_read_and_keeps_specials_targets_and_alignment(
+        tiny_bert):
+    from datasets import Dataset
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    words = sorted(w for w in tokenizer.get_vocab() if w.isalpha() and w not in tokenizer.all_special_tokens)
+    texts = [" ".join(words[i % len(words)] for i in range(n)) for n in (40, 25, 1)]
+    encoded = tokenizer(texts, ["a pair of words"] * 3)
+    rows = {**encoded, "labels": [[0.3, 0.7], [1.0, 0.0], [0.5, 0.5]], "num_tokens": [len(i) for i in
+                                                                                     encoded["input_ids"]]}
+    noise = InputNoise(0.3, seed=1, special_ids=tokenizer.all_special_ids)
+    # as Trainer reads a train set: unused columns removed (the transform stays), rows collated
+    dataset = Dataset.from_dict(rows).with_transform(noise).remove_columns(["num_tokens"])
+    first, second = [dataset[i] for i in range(3)], [dataset[i] for i in range(3)]
+    specials = set(tokenizer.all_special_ids)
+    for row, clean in zip(first, encoded["input_ids"]):
+        assert len(row["input_ids"]) == len(row["attention_mask"]) == len(row["token_type_ids"])
+        assert [t for t in row["input_ids"] if t in specials] == [t for t in clean if t in specials]
+        assert any(t not in specials for t in row["input_ids"])  # the one-word row keeps its word
+    assert len(first[0]["input_ids"]) < len(encoded["input_ids"][0])  # 30% of ~50 tokens: some went
+    assert first[0]["input_ids"] != second[0]["input_ids"]  # drawn afresh on each read
+    assert [row["labels"] for row in first] == rows["labels"]
+    clean = iter(zip(encoded["input_ids"][0], encoded["token_type_ids"][0]))
+    # deletion keeps the order, and each token its segment id: the row is a subsequence of the clean one
+    assert all(pair in clean for pair in zip(first[0]["input_ids"], first[0]["token_type_ids"]))
+    batch = DataCollatorWithPadding(tokenizer)(first)
+    assert batch["input_ids"].shape[0] == 3 and batch["labels"].shape == (3, 2)
+    again = Dataset.from_dict(rows).with_transform(InputNoise(0.3, seed=1, special_ids=tokenizer.all_special_ids))
+    assert again[0]["input_ids"] == first[0]["input_ids"]  # seeded: a run repeats
+    assert again[0]["num_tokens"] == rows["num_tokens"][0]  # a column that is not per token stays as it was
+
+
+def test_input_noise_outside_zero_to_one_or_on_the_linear_probe_is_refused(tiny_bert, tmp_path):
+    with pytest.raises(UserError, match="teacher.input_noise"):
+        teacher_config(tiny_bert, tmp_path, tmp_path / "out", "teacher.input_noise=1.5")
+    with pytest.raises(UserError, match="strategy=linear-probe reads each text's features once"):
+        run_classify(teacher_config(tiny_bert, write_splits(tmp_path / "data"), tmp_path / "probe",
+                                    "teacher.input_noise=0.2", "strategy=linear-probe"))
+    assert not list(tmp_path.glob("probe*"))  # no output, not even a .partial folder
 
 
 def test_the_tail_average_is_the_mean_of_the_weights_evaluated_from_its_start_and_survives_a_resume(tmp_path):
