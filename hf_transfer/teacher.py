@@ -147,8 +147,9 @@ def prepare_teacher(config: TeacherConfig, default_model: str, task: TaskData, d
                     strategy) -> Teacher | None:
     """None without teacher.method; else the Teacher, checked before anything trains: its options, labels and
     checkpoint kind, a single-label task, a `strategy` (hf_transfer.strategies) that learns soft targets and, for
-    teacher.average_from and teacher.input_noise, trains by optimiser steps, and texts to label (data.max_train_samples below
-    the train split, or teacher.unlabelled). Raises UserError naming the fix otherwise."""
+    teacher.average_from and teacher.input_noise, trains by optimiser steps, and texts to label
+    (data.max_train_samples below the train split, or teacher.unlabelled). Raises UserError naming the fix
+    otherwise."""
     if not config.method:
         return None
     if task.multi_label:
