@@ -263,7 +263,7 @@ class InputNoise:
     deletion is EDA's random deletion (Wei and Zou 2019), whose p = 0.1 is DEFAULT_INPUT_NOISE. A row
     keeps at least one token of its own. Seeded by `seed`; a resumed run draws the noise from the seed again.
 
-    Measured (issue 17, `classify_fewshot.yaml`, K = 128, seeds 1-3): see the README's few-shot section.
+    Measured (issue 17, `classify_fewshot.yaml`, K = 16 / 32 / 128, six seeds each): the README's few-shot section.
     """
 
     def __init__(self, p: float, seed: int, special_ids):
