@@ -16,7 +16,7 @@ two-prompt teacher alone, 0.783 for its first prompt alone and 0.59-0.71 for fin
    distribution as soft target, plus the K gold texts once each with their one-hot label (weighting them up, x10
    or x30, scored lower). Cross-entropy against the target (hf_transfer.losses.TargetCrossEntropy; Hinton et al.
    2015). With K = 0 the training targets are exactly the teacher's output (nothing to calibrate on).
-4. Distillation: teacher.distill_epochs (6) at teacher.distill_batch_size (64), the run's learning rate (full: 1e-4),
+4. Distillation: teacher.distill_epochs (10) at teacher.distill_batch_size (64), the run's learning rate (full: 1e-4),
    DISTIL_WARMUP_RATIO warmup, DISTIL_EVALUATIONS evaluations on validation, ending at the best; or, with
    teacher.average_from, at the mean of the weights evaluated in the last part of it (TailAverage). The student
    reads its texts with input noise (InputNoise: teacher.input_noise, by default 0.1 of the tokens deleted,
