@@ -243,8 +243,8 @@ class TeacherConfig:
                                                                   "and shifted to fit the labelled examples; none")
     batch_size: int = setting(16, help="texts per forward pass of the teacher")
     distill_epochs: float = setting(10.0, help="passes over the teacher-labelled and labelled texts (issue "
-                                    "17's recipe: 10 beat 6 by +0.6 / -0.5 / -0.1 test points at K=16/32/128, "
-                                    "3 seeds, at 1.6x the time; 6 beat 3)")
+                                    "17's recipe: 10 against 6, +0.6 / -0.5 / -0.1 test points at K=16/32/128 over "
+                                    "3 seeds, K=16 lifted above the teacher; 1.6x the time)")
     distill_batch_size: int = setting(64, help="examples per optimiser step while distilling")
     average_from: float | None = setting(None, help="end the distillation with the average of the weights at its "
                                                     "evaluations from this fraction of its steps on (tail weight "
