@@ -36,7 +36,8 @@ from .zeroshot import prepare_baseline
 
 # Keys that say where a run writes, not what it computes: a resumed run may differ in these.
 NOT_SETTINGS = ("output_dir", "overwrite_output_dir", "resume", "push_to_hub", "hub_repo_id", "hub_private")
-NOT_TRAIN_SETTINGS = ("threads", "checkpoint_steps", "report_to")  # how fast, how often it checkpoints, where it logs
+# how fast, how often it checkpoints, where it logs: none of them changes the result
+NOT_TRAIN_SETTINGS = ("threads", "reuse_freed_memory", "checkpoint_steps", "report_to")
 
 
 def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: tuple = ()) -> RunResult:

@@ -178,6 +178,13 @@ class TrainConfig:
                                                        "in each batch, from a row-sparse gradient in one process "
                                                        "(lazy Adam; 1.04x faster training, -0.4 test points on the "
                                                        "default task: README)")
+    # glibc returns every freed block of 32 MB or more to the kernel and page-faults it back in when a tensor of that
+    # size is allocated again: ~15,000 page faults per step of the default recipe (MiniLM's dense 47 MB
+    # word-embedding gradient, every step), none with reuse once the heap has grown: whole epochs 1.27x faster on an
+    # AMD EPYC, peak memory at max_length 512 2.8 GB against 2.4 (benchmarks/bench_training.py, README).
+    reuse_freed_memory: bool = setting(True, help="on CPU (glibc), freed memory stays in the process heap for reuse "
+                                                  "while training instead of being returned to the system and "
+                                                  "page-faulted back in every step; returned when training ends")
     logging_steps: int = setting(50, help="optimiser steps between loss log entries")
     checkpoint_steps: int | None = setting(200, help="optimiser steps between checkpoints in OUTPUT_DIR.partial; "
                                                      "rerunning an interrupted run resumes from the last one (null: "

@@ -23,6 +23,7 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 from .batching import LengthBucketedSampler, budget_batches, budget_row_slices
 from .config import TrainConfig
 from .errors import UserError
+from .runtime import freed_memory_reused
 from .schedule import DEFAULT_EPOCHS
 
 # Evaluation keeps no activations for a backward pass: MiniLM at 512 tokens in bf16 took ~22 kB per token of an
@@ -46,6 +47,8 @@ class TransferTrainingArguments(TrainingArguments):
         "help": "padded tokens per forward/backward pass; a longer batch runs as several micro-batches (None: off)"})
     lazy_embedding_updates: bool = field(default=False, metadata={
         "help": "update only the input-embedding rows with a gradient in each step (LazyRowsAdamW)"})
+    reuse_freed_memory: bool = field(default=False, metadata={
+        "help": "on CPU, keep freed memory in the heap for reuse while training (runtime.freed_memory_reused)"})
     logging_dir: str | None = field(default=None, metadata={
         "help": "TensorBoard event file folder (None: TENSORBOARD_LOGGING_DIR, else output_dir/runs/DATE_HOST)"})
 
@@ -106,6 +109,7 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         optim="adamw_torch_fused",
         max_batch_tokens=config.max_batch_tokens,
         lazy_embedding_updates=config.lazy_embedding_updates,
+        reuse_freed_memory=config.reuse_freed_memory,
         activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
     )
 
@@ -187,6 +191,12 @@ class TransferTrainer(Trainer):
             os.makedirs(output_dir, exist_ok=True)
             safetensors.torch.save_model(model, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
             torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def train(self, *args, **kwargs):
+        """Trainer.train; on a CPU with `args.reuse_freed_memory`, freed memory stays in the heap for the next step's
+        tensors while it runs (runtime.freed_memory_reused)."""
+        with freed_memory_reused(getattr(self.args, "reuse_freed_memory", False) and self.args.device.type == "cpu"):
+            return super().train(*args, **kwargs)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """Trainer.training_step, within the token budget: a batch over args.max_batch_tokens runs as row slices

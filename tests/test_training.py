@@ -1,7 +1,9 @@
 """Trainer assembly: loss scaling under gradient accumulation, length-bucketed batches, evaluation order, FLOPs,
 thread count."""
 
+import ctypes
 import os
+import platform
 import subprocess
 import sys
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, TrainerCallback
 
 from conftest import VOCAB, sentiment_rows
 from transformers import AutoModelForSequenceClassification
@@ -296,3 +298,67 @@ def test_set_threads_undoes_accelerate_launchs_single_thread_default(requested, 
                           text=True, check=True)
     cores = len(os.sched_getaffinity(0))
     assert int(done.stdout.split()[-1]) == (cores if expected == "cores" else expected)
+
+
+GLIBC = platform.libc_ver()[0] == "glibc"
+BIG = 64 * 2**20  # bytes: above glibc's largest mmap threshold (32 MiB), like MiniLM's 47 MB embedding gradient
+
+
+class MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h)
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def mapped_bytes() -> int:
+    """Bytes glibc's malloc holds in blocks mapped apart from its heap (mallinfo2's hblkhd)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    return libc.mallinfo2().hblkhd
+
+
+def big_tensor_is_mapped() -> bool:
+    before = mapped_bytes()
+    block = torch.empty(BIG // 4)
+    grew = mapped_bytes() - before >= BIG
+    del block
+    return grew
+
+
+REUSE_PROBE = """
+import torch
+from hf_transfer.runtime import freed_memory_reused
+
+def resident_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+with freed_memory_reused():
+    block = torch.ones({numel})
+    del block
+    kept = resident_mb()
+print(kept - resident_mb())
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_freed_memory_stays_in_the_heap_while_training_and_is_returned_after(no_dropout_bert, reviews, tmp_path):
+    assert big_tensor_is_mapped(), "glibc's default: a block this big is mapped apart, and unmapped when freed"
+    inside = {}
+
+    class Probe(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            inside.setdefault(args.reuse_freed_memory, big_tensor_is_mapped())
+
+    for reuse in (True, False):
+        config = TrainConfig(max_steps=1, learning_rate=1e-3, precision="fp32", checkpoint_steps=None,
+                             reuse_freed_memory=reuse)
+        reference = resolve_model(str(no_dropout_bert))
+        tokenizer = load_tokenizer(reference)
+        args = training_arguments(config, str(tmp_path / str(reuse)), "fp32", False)
+        build_trainer(classifier(reference, tokenizer), args, tokenizer, reviews, None, [Probe()]).train()
+    assert inside == {True: False, False: True}
+    assert big_tensor_is_mapped(), "glibc's defaults are back once training ends"
+    # ... and the heap's free pages went back to the system: the resident size drops by the freed block
+    done = subprocess.run([sys.executable, "-c", REUSE_PROBE.format(numel=BIG // 4)], capture_output=True, text=True,
+                          check=True)
+    assert float(done.stdout.split()[-1]) >= 0.9 * BIG / 2**20
