@@ -113,7 +113,7 @@ def set_threads(requested: int | None) -> None:
         torch.set_num_threads(share)
 
 
-# glibc's mallopt parameters (malloc.h) and their defaults, restored when training ends
+# glibc's mallopt parameters (malloc.h) and their defaults, set back when training ends
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 
@@ -122,7 +122,8 @@ DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 def freed_memory_reused(enabled: bool = True):
     """Within the block, glibc's malloc keeps freed blocks in the process heap for reuse, instead of unmapping each
     block of 32 MB or more (its mmap threshold) when freed and mapping it afresh, page by page, when it is allocated
-    again: `mallopt(M_MMAP_MAX, 0)` and a 1 GiB `M_TRIM_THRESHOLD`. Afterwards glibc's defaults are set back and
+    again: `mallopt(M_MMAP_MAX, 0)` and a 1 GiB `M_TRIM_THRESHOLD`. Afterwards both are set back to glibc's
+    defaults (its mmap threshold then stays where it was, no longer adjusted dynamically, as after any mallopt) and
     `malloc_trim(0)` returns the heap's free pages to the system.
 
     Why: a CPU training step frees and reallocates the same large tensors every step (MiniLM's dense 47 MB
