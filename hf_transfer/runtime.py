@@ -135,10 +135,11 @@ def freed_memory_reused(enabled: bool = True):
     """
     libc = None
     if enabled and platform.libc_ver()[0] == "glibc":
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(M_MMAP_MAX, 0)
-            libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+        with contextlib.suppress(OSError, AttributeError):  # no loadable libc.so.6: glibc's defaults stay
+            loaded = ctypes.CDLL("libc.so.6")
+            loaded.mallopt(M_MMAP_MAX, 0)
+            loaded.mallopt(M_TRIM_THRESHOLD, 2**30)
+            libc = loaded  # only once set: the block's end sets back what it set
     try:
         yield
     finally:

@@ -349,11 +349,11 @@ def test_freed_memory_stays_in_the_heap_while_training_and_is_returned_after(no_
         def on_step_end(self, args, state, control, **kwargs):
             inside.setdefault(args.reuse_freed_memory, big_tensor_is_mapped())
 
+    reference = resolve_model(str(no_dropout_bert))
+    tokenizer = load_tokenizer(reference)
     for reuse in (True, False):
         config = TrainConfig(max_steps=1, learning_rate=1e-3, precision="fp32", checkpoint_steps=None,
                              reuse_freed_memory=reuse)
-        reference = resolve_model(str(no_dropout_bert))
-        tokenizer = load_tokenizer(reference)
         args = training_arguments(config, str(tmp_path / str(reuse)), "fp32", False)
         build_trainer(classifier(reference, tokenizer), args, tokenizer, reviews, None, [Probe()]).train()
     assert inside == {True: False, False: True}
