@@ -28,6 +28,7 @@ from hf_transfer.errors import UserError
 from hf_transfer.config import PretrainConfig
 from hf_transfer.pretraining import LanguageModelingCollator, SpanCorruptionCollator, run_pretraining
 from hf_transfer.results import RunResult
+from test_training import GLIBC, big_tensor_is_mapped
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "pretrain.py"
 WORDS = ("thou art the king and queen of fair verona my lord good night sweet prince love doth speak what light "
@@ -247,6 +248,24 @@ def test_run_killed_between_checkpoints_resumes_exactly(corpus, tmp_path, archit
         resumed = run_pretraining(tiny_config(architecture, corpus, out, **settings))
         assert resumed["resumed_from_step"] == kill_step // 4 * 4 and resumed["global_step"] == 14
         assert_same_run(resumed, out, reference, tmp_path / "reference", LM_CLASSES[architecture])
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_pretraining_keeps_freed_memory_in_the_heap_while_training(corpus, tmp_path):
+    inside = {}
+
+    class Probe(TrainerCallback):
+        def __init__(self, reuse):
+            self.reuse = reuse
+
+        def on_step_end(self, args, state, control, **kwargs):
+            inside.setdefault(self.reuse, big_tensor_is_mapped())
+
+    for reuse in (True, False):
+        run_pretraining(tiny_config("bert", corpus, tmp_path / str(reuse), max_steps=1, reuse_freed_memory=reuse),
+                        callbacks=(Probe(reuse),))
+    assert inside == {True: False, False: True}
+    assert big_tensor_is_mapped(), "glibc's defaults are back once training ends"
 
 
 def bad_corpora(folder: Path) -> dict:

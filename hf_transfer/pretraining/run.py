@@ -14,7 +14,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..config import PretrainConfig
 from ..errors import UserError
 from ..log import logger
-from ..runtime import resolve_precision, set_threads
+from ..runtime import freed_memory_reused, resolve_precision, set_threads
 from .architectures import Architecture, check_config
 from .corpus import corpus_files, split_blocks, token_blocks
 from .model import build_model, load_checkpoint_model, starting_checkpoint
@@ -72,7 +72,8 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
     throughput = ThroughputProgressCallback()
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(throughput)
-    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with freed_memory_reused(config.reuse_freed_memory and trainer.args.device.type == "cpu"):
+        train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     collator.restart_batches("eval")
     eval_started = time.perf_counter()
     eval_loss = trainer.evaluate()["eval_loss"]
