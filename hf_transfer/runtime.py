@@ -118,35 +118,45 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 
 
+_reuse_in_force = False  # a freed_memory_reused block has set glibc's parameters and will set them back
+
+
 @contextlib.contextmanager
 def freed_memory_reused(enabled: bool = True):
     """Within the block, glibc's malloc keeps freed blocks in the process heap for reuse, instead of unmapping each
     block of 32 MB or more (its mmap threshold) when freed and mapping it afresh, page by page, when it is allocated
     again: `mallopt(M_MMAP_MAX, 0)` and a 1 GiB `M_TRIM_THRESHOLD`. Afterwards both are set back to glibc's
     defaults (its mmap threshold then stays where it was, no longer adjusted dynamically, as after any mallopt) and
-    `malloc_trim(0)` returns the heap's free pages to the system.
+    `malloc_trim(0)` returns the heap's free pages to the system. Blocks nest: inside one in force (an evaluation
+    within training), another changes nothing, and the outermost sets the defaults back.
 
     Why: a CPU training step frees and reallocates the same large tensors every step (MiniLM's dense 47 MB
     word-embedding gradient among them); with glibc's defaults each one costs fresh zeroed pages from the kernel:
     ~15,000 page faults per step of the default recipe, none with this once the heap has grown; whole epochs 1.27x
     faster on an AMD EPYC, peak memory at max_length 512 2.8 GB against 2.4 (benchmarks/bench_training.py, README;
-    PyTorch's CPU performance guide makes the same point for jemalloc / TCMalloc). A no-op outside glibc (macOS,
-    musl) and when `enabled` is false.
+    PyTorch's CPU performance guide makes the same point for jemalloc / TCMalloc). Masked-LM pretraining and
+    batched prediction gain too (README's performance section). A no-op outside glibc (macOS, musl) and when
+    `enabled` is false.
     """
+    global _reuse_in_force
     libc = None
-    if enabled and platform.libc_ver()[0] == "glibc":
+    if enabled and not _reuse_in_force and platform.libc_ver()[0] == "glibc":
         with contextlib.suppress(OSError, AttributeError):  # no loadable libc.so.6: glibc's defaults stay
             loaded = ctypes.CDLL("libc.so.6")
             loaded.mallopt(M_MMAP_MAX, 0)
             loaded.mallopt(M_TRIM_THRESHOLD, 2**30)
             libc = loaded  # only once set: the block's end sets back what it set
+    if libc is None:  # off, not glibc, or inside a block in force
+        yield
+        return
+    _reuse_in_force = True
     try:
         yield
     finally:
-        if libc is not None:
-            libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-            libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-            libc.malloc_trim(0)
+        _reuse_in_force = False
+        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
 
 
 def peak_memory_mb() -> float:

@@ -18,6 +18,8 @@ from transformers import AutoModelForSequenceClassification
 
 from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
+from hf_transfer.inference import batched_logits
+from hf_transfer.runtime import freed_memory_reused
 from hf_transfer.config import TrainConfig
 from hf_transfer.training import (EVAL_BUDGET_FACTOR, LazyRowsAdamW, build_trainer, clip_gradients, model_flops,
                                   non_embedding_parameters, predict_logits, training_arguments)
@@ -362,3 +364,25 @@ def test_freed_memory_stays_in_the_heap_while_training_and_is_returned_after(no_
     done = subprocess.run([sys.executable, "-c", REUSE_PROBE.format(numel=BIG // 4)], capture_output=True, text=True,
                           check=True)
     assert float(done.stdout.split()[-1]) >= 0.9 * BIG / 2**20
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_freed_memory_blocks_nest_and_prediction_runs_inside_one(no_dropout_bert, reviews, tmp_path):
+    with freed_memory_reused():
+        with freed_memory_reused():
+            pass
+        assert not big_tensor_is_mapped(), "an inner block's end leaves the enclosing one in force"
+    assert big_tensor_is_mapped()
+
+    reference = resolve_model(str(no_dropout_bert))
+    tokenizer = load_tokenizer(reference)
+    model = classifier(reference, tokenizer)
+    inside = []
+    model.register_forward_hook(lambda *_: inside.append(big_tensor_is_mapped()))
+    config = TrainConfig(max_steps=1, precision="fp32", checkpoint_steps=None)
+    trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews,
+                            None, [])
+    trainer.predict(reviews)  # the run's evaluation
+    batched_logits(model, reviews[:], np.arange(len(reviews)), tokenizer.pad_token_id, torch.device("cpu"))
+    assert inside and not any(inside), "every forward pass found freed memory kept in the heap"
+    assert big_tensor_is_mapped()
