@@ -430,8 +430,8 @@ class PretrainConfig:
     threads: int | None = setting(None, help="torch intra-op threads; null: torch's default (a share of the cores "
                                              "under accelerate launch)")
     # A masked-LM step frees and reallocates its logits (batch x length x vocabulary, 131 MB in fp32 at the BERT
-    # recipe's defaults) and their gradient: 80 steps of pretrain_bert.yaml took 19.6 million page faults with
-    # glibc's defaults, 0.5 million with reuse, and ran 1.34-1.44x faster (README's performance section).
+    # recipe's defaults) and their gradient: 80 steps of pretrain_bert.yaml took ~18 million page faults with
+    # glibc's defaults, 0.5-1.2 million with reuse, and ran 1.47-1.53x faster (README's performance section).
     reuse_freed_memory: bool = setting(True, help="on CPU (glibc), freed memory stays in the process heap for reuse "
                                                   "while training (train.reuse_freed_memory of classify)")
     seed: int = setting(42, help="seed of initialisation, masking and batch order")
