@@ -113,9 +113,12 @@ def set_threads(requested: int | None) -> None:
         torch.set_num_threads(share)
 
 
-# glibc's mallopt parameters (malloc.h) and their defaults, set back when training ends
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
+# glibc's mallopt parameters (malloc.h). When training ends they are set to where glibc's own adaptive thresholds
+# settle once a block of 32 MB or more was freed (malloc.c: DEFAULT_MMAP_THRESHOLD_MAX on 64-bit, trim at twice
+# that): any mallopt call turns the adaptation off for good, so a threshold left at its 128 KiB start would map
+# (and page-fault afresh) every block of 128 KiB or more for the rest of the process.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+ADAPTED_MMAP_THRESHOLD, ADAPTED_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 32 * 2**20, 64 * 2**20, 65536
 
 
 _reuse_in_force = False  # a freed_memory_reused block has set glibc's parameters and will set them back
@@ -125,10 +128,10 @@ _reuse_in_force = False  # a freed_memory_reused block has set glibc's parameter
 def freed_memory_reused(enabled: bool = True):
     """Within the block, glibc's malloc keeps freed blocks in the process heap for reuse, instead of unmapping each
     block of 32 MB or more (its mmap threshold) when freed and mapping it afresh, page by page, when it is allocated
-    again: `mallopt(M_MMAP_MAX, 0)` and a 1 GiB `M_TRIM_THRESHOLD`. Afterwards both are set back to glibc's
-    defaults (its mmap threshold then stays where it was, no longer adjusted dynamically, as after any mallopt) and
-    `malloc_trim(0)` returns the heap's free pages to the system. Blocks nest: inside one in force (an evaluation
-    within training), another changes nothing, and the outermost sets the defaults back.
+    again: `mallopt(M_MMAP_MAX, 0)` and a 1 GiB `M_TRIM_THRESHOLD`. Afterwards blocks are mapped again, at the
+    thresholds glibc's adaptive ones reach in a process that freed a large block (mmap 32 MiB, trim 64 MiB: after
+    a mallopt they no longer adapt), and `malloc_trim(0)` returns the heap's free pages to the system. Blocks nest:
+    inside one in force (an evaluation within training), another changes nothing; the outermost sets them back.
 
     Why: a CPU training step frees and reallocates the same large tensors every step (MiniLM's dense 47 MB
     word-embedding gradient among them); with glibc's defaults each one costs fresh zeroed pages from the kernel:
@@ -155,7 +158,8 @@ def freed_memory_reused(enabled: bool = True):
     finally:
         _reuse_in_force = False
         libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+        libc.mallopt(M_MMAP_THRESHOLD, ADAPTED_MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, ADAPTED_TRIM_THRESHOLD)
         libc.malloc_trim(0)
 
 

@@ -265,7 +265,7 @@ def test_pretraining_keeps_freed_memory_in_the_heap_while_training(corpus, tmp_p
         run_pretraining(tiny_config("bert", corpus, tmp_path / str(reuse), max_steps=1, reuse_freed_memory=reuse),
                         callbacks=(Probe(reuse),))
     assert inside == {True: False, False: True}
-    assert big_tensor_is_mapped(), "glibc's defaults are back once training ends"
+    assert big_tensor_is_mapped(), "blocks of 32 MB or more are mapped again once training ends"
 
 
 def bad_corpora(folder: Path) -> dict:

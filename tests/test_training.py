@@ -341,6 +341,23 @@ with freed_memory_reused():
 print(kept - resident_mb())
 """
 
+# In a fresh process glibc's mmap threshold is still 128 KiB; after a block it must not stay there for good.
+MEDIUM_BLOCK_PROBE = """
+import sys
+sys.path.insert(0, {tests!r})
+import torch
+from test_training import mapped_bytes
+from hf_transfer.runtime import freed_memory_reused
+
+with freed_memory_reused():
+    pass
+for _ in range(2):
+    before = mapped_bytes()
+    block = torch.empty(2**20)  # 4 MiB
+    print(mapped_bytes() > before)
+    del block
+"""
+
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
 def test_freed_memory_stays_in_the_heap_while_training_and_is_returned_after(no_dropout_bert, reviews, tmp_path):
@@ -359,7 +376,7 @@ def test_freed_memory_stays_in_the_heap_while_training_and_is_returned_after(no_
         args = training_arguments(config, str(tmp_path / str(reuse)), "fp32", False)
         build_trainer(classifier(reference, tokenizer), args, tokenizer, reviews, None, [Probe()]).train()
     assert inside == {True: False, False: True}
-    assert big_tensor_is_mapped(), "glibc's defaults are back once training ends"
+    assert big_tensor_is_mapped(), "blocks of 32 MB or more are mapped again once training ends"
     # ... and the heap's free pages went back to the system: the resident size drops by the freed block
     done = subprocess.run([sys.executable, "-c", REUSE_PROBE.format(numel=BIG // 4)], capture_output=True, text=True,
                           check=True)
@@ -386,3 +403,10 @@ def test_freed_memory_blocks_nest_and_prediction_runs_inside_one(no_dropout_bert
     batched_logits(model, reviews[:], np.arange(len(reviews)), tokenizer.pad_token_id, torch.device("cpu"))
     assert inside and not any(inside), "every forward pass found freed memory kept in the heap"
     assert big_tensor_is_mapped()
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_after_a_block_blocks_below_32_mb_stay_in_the_heap():
+    done = subprocess.run([sys.executable, "-c", MEDIUM_BLOCK_PROBE.format(tests=os.path.dirname(__file__))],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"], "a 4 MiB block comes from the heap, as glibc's adapted state"
