@@ -402,7 +402,6 @@ def test_freed_memory_blocks_nest_and_prediction_runs_inside_one(no_dropout_bert
     trainer.predict(reviews)  # the run's evaluation
     batched_logits(model, reviews[:], np.arange(len(reviews)), tokenizer.pad_token_id, torch.device("cpu"))
     assert inside and not any(inside), "every forward pass found freed memory kept in the heap"
-    assert big_tensor_is_mapped()
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
