@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from .batching import length_sorted_batches, pad_batch
-from .runtime import freed_memory_reused
 
 # benchmarks/bench_predict.py prints the largest margin shift bf16 causes on real texts (it stays below this).
 RECHECK_MARGIN = 0.2
@@ -45,19 +44,18 @@ def batched_outputs(read, columns: dict[str, Sequence[Sequence[int]]], rows: np.
     columns = {name: values for name, values in columns.items() if name in MODEL_INPUTS}
     lengths = [len(columns["input_ids"][row]) for row in rows]
     out = None
-    with freed_memory_reused(device.type == "cpu"):  # each batch's activations reuse the last one's memory
-        for batch in length_sorted_batches(lengths, max_batch_tokens):
-            inputs = {name: tensor.to(device) for name, tensor in pad_batch(columns, rows[batch], pad_id).items()}
-            outputs = read(inputs).float().cpu().numpy()
-            if out is None:
-                per_token = outputs.ndim == 3
-                out = np.full((len(rows), max(lengths), outputs.shape[-1]) if per_token
-                              else (len(rows), outputs.shape[-1]), -100.0 if per_token else 0.0, dtype=np.float32)
-            if outputs.ndim == 3:
-                for row, index in enumerate(batch):
-                    out[index, :lengths[index]] = outputs[row, :lengths[index]]
-            else:
-                out[batch] = outputs
+    for batch in length_sorted_batches(lengths, max_batch_tokens):
+        inputs = {name: tensor.to(device) for name, tensor in pad_batch(columns, rows[batch], pad_id).items()}
+        outputs = read(inputs).float().cpu().numpy()
+        if out is None:
+            per_token = outputs.ndim == 3
+            out = np.full((len(rows), max(lengths), outputs.shape[-1]) if per_token else (len(rows), outputs.shape[-1]),
+                          -100.0 if per_token else 0.0, dtype=np.float32)
+        if outputs.ndim == 3:
+            for row, index in enumerate(batch):
+                out[index, :lengths[index]] = outputs[row, :lengths[index]]
+        else:
+            out[batch] = outputs
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 

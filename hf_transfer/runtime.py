@@ -137,9 +137,9 @@ def freed_memory_reused(enabled: bool = True):
     word-embedding gradient among them); with glibc's defaults each one costs fresh zeroed pages from the kernel:
     ~15,000 page faults per step of the default recipe, none with this once the heap has grown; whole epochs 1.27x
     faster on an AMD EPYC, peak memory at max_length 512 2.8 GB against 2.4 (benchmarks/bench_training.py, README;
-    PyTorch's CPU performance guide makes the same point for jemalloc / TCMalloc). Masked-LM pretraining gains more
-    (1.5x), and the evaluation after training needs it: once set back, glibc's mmap threshold no longer adapts
-    (README's performance section). A no-op outside glibc (macOS, musl) and when `enabled` is false.
+    PyTorch's CPU performance guide makes the same point for jemalloc / TCMalloc). Masked-LM pretraining gains 1.5x,
+    the evaluation after training 1.55x (its batches' activations pass 32 MB; README's performance section). A
+    no-op outside glibc (macOS, musl) and when `enabled` is false.
     """
     global _reuse_in_force
     libc = None
