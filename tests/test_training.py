@@ -18,8 +18,8 @@ from transformers import AutoModelForSequenceClassification
 
 from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
-from hf_transfer.runtime import freed_memory_reused
 from hf_transfer.config import TrainConfig
+from hf_transfer.runtime import freed_memory_reused
 from hf_transfer.training import (EVAL_BUDGET_FACTOR, LazyRowsAdamW, build_trainer, clip_gradients, model_flops,
                                   non_embedding_parameters, predict_logits, training_arguments)
 
