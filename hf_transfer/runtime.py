@@ -121,46 +121,37 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 ADAPTED_MMAP_THRESHOLD, ADAPTED_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 32 * 2**20, 64 * 2**20, 65536
 
 
-_reuse_in_force = False  # a freed_memory_reused block has set glibc's parameters and will set them back
-
-
 @contextlib.contextmanager
 def freed_memory_reused(enabled: bool = True):
     """Within the block, glibc's malloc keeps freed blocks in the process heap for reuse, instead of unmapping each
     block of 32 MB or more (its mmap threshold) when freed and mapping it afresh, page by page, when it is allocated
     again: `mallopt(M_MMAP_MAX, 0)` and a 1 GiB `M_TRIM_THRESHOLD`. Afterwards blocks are mapped again, at the
     thresholds glibc's adaptive ones reach in a process that freed a large block (mmap 32 MiB, trim 64 MiB: after
-    a mallopt they no longer adapt), and `malloc_trim(0)` returns the heap's free pages to the system. Blocks nest:
-    inside one in force (an evaluation within training), another changes nothing; the outermost sets them back.
+    a mallopt they no longer adapt), and `malloc_trim(0)` returns the heap's free pages to the system.
 
     Why: a CPU training step frees and reallocates the same large tensors every step (MiniLM's dense 47 MB
     word-embedding gradient among them); with glibc's defaults each one costs fresh zeroed pages from the kernel:
     ~15,000 page faults per step of the default recipe, none with this once the heap has grown; whole epochs 1.27x
     faster on an AMD EPYC, peak memory at max_length 512 2.8 GB against 2.4 (benchmarks/bench_training.py, README;
-    PyTorch's CPU performance guide makes the same point for jemalloc / TCMalloc). Masked-LM pretraining gains 1.5x,
-    the evaluation after training 1.55x (its batches' activations pass 32 MB; README's performance section). A
-    no-op outside glibc (macOS, musl) and when `enabled` is false.
+    PyTorch's CPU performance guide makes the same point for jemalloc / TCMalloc). Masked-LM pretraining gains 1.5x;
+    the default run's evaluation after training took 1.6x longer while the threshold stayed at 128 KiB (README's
+    performance section). A no-op outside glibc (macOS, musl) and when `enabled` is false.
     """
-    global _reuse_in_force
     libc = None
-    if enabled and not _reuse_in_force and platform.libc_ver()[0] == "glibc":
+    if enabled and platform.libc_ver()[0] == "glibc":
         with contextlib.suppress(OSError, AttributeError):  # no loadable libc.so.6: glibc's defaults stay
             loaded = ctypes.CDLL("libc.so.6")
             loaded.mallopt(M_MMAP_MAX, 0)
             loaded.mallopt(M_TRIM_THRESHOLD, 2**30)
             libc = loaded  # only once set: the block's end sets back what it set
-    if libc is None:  # off, not glibc, or inside a block in force
-        yield
-        return
-    _reuse_in_force = True
     try:
         yield
     finally:
-        _reuse_in_force = False
-        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-        libc.mallopt(M_MMAP_THRESHOLD, ADAPTED_MMAP_THRESHOLD)
-        libc.mallopt(M_TRIM_THRESHOLD, ADAPTED_TRIM_THRESHOLD)
-        libc.malloc_trim(0)
+        if libc is not None:
+            libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+            libc.mallopt(M_MMAP_THRESHOLD, ADAPTED_MMAP_THRESHOLD)
+            libc.mallopt(M_TRIM_THRESHOLD, ADAPTED_TRIM_THRESHOLD)
+            libc.malloc_trim(0)
 
 
 def peak_memory_mb() -> float:

@@ -195,17 +195,8 @@ class TransferTrainer(Trainer):
     def train(self, *args, **kwargs):
         """Trainer.train; on a CPU with `args.reuse_freed_memory`, freed memory stays in the heap for the next step's
         tensors while it runs (runtime.freed_memory_reused)."""
-        with freed_memory_reused(self.reuses_freed_memory):
+        with freed_memory_reused(getattr(self.args, "reuse_freed_memory", False) and self.args.device.type == "cpu"):
             return super().train(*args, **kwargs)
-
-    def predict(self, *args, **kwargs):
-        """Trainer.predict, freed memory kept in the heap for the next batch's tensors as in `train`."""
-        with freed_memory_reused(self.reuses_freed_memory):
-            return super().predict(*args, **kwargs)
-
-    @property
-    def reuses_freed_memory(self) -> bool:
-        return getattr(self.args, "reuse_freed_memory", False) and self.args.device.type == "cpu"
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """Trainer.training_step, within the token budget: a batch over args.max_batch_tokens runs as row slices

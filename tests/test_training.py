@@ -383,27 +383,6 @@ def test_freed_memory_stays_in_the_heap_while_training_and_is_returned_after(no_
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
-def test_freed_memory_blocks_nest_and_the_evaluation_after_training_runs_inside_one(no_dropout_bert, reviews,
-                                                                                     tmp_path):
-    with freed_memory_reused():
-        with freed_memory_reused():
-            pass
-        assert not big_tensor_is_mapped(), "an inner block's end leaves the enclosing one in force"
-    assert big_tensor_is_mapped()
-
-    reference = resolve_model(str(no_dropout_bert))
-    tokenizer = load_tokenizer(reference)
-    model = classifier(reference, tokenizer)
-    inside = []
-    model.register_forward_hook(lambda *_: inside.append(big_tensor_is_mapped()))
-    config = TrainConfig(max_steps=1, precision="fp32", checkpoint_steps=None)
-    trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews,
-                            None, [])
-    trainer.predict(reviews)  # the run's evaluation (tasks.evaluate)
-    assert inside and not any(inside), "every forward pass found freed memory kept in the heap"
-
-
-@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
 def test_after_a_block_blocks_below_32_mb_stay_in_the_heap():
     done = subprocess.run([sys.executable, "-c", MEDIUM_BLOCK_PROBE.format(tests=os.path.dirname(__file__))],
                           capture_output=True, text=True, check=True)
