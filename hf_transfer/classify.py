@@ -40,6 +40,13 @@ NOT_SETTINGS = ("output_dir", "overwrite_output_dir", "resume", "push_to_hub", "
 NOT_TRAIN_SETTINGS = ("threads", "reuse_freed_memory", "checkpoint_steps", "report_to")
 
 
+def classify_output_dir(config: ClassifyConfig) -> Path:
+    """The run's output folder: `config.output_dir`, else outputs/<model>-<dataset>-<strategy>."""
+    if config.output_dir:
+        return Path(config.output_dir)
+    return default_output_dir(config.model, config.data.dataset, config.strategy)
+
+
 def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: tuple = ()) -> RunResult:
     """Train, evaluate and write the output folder `config` describes; returns the run's record (metrics.json).
 
@@ -60,8 +67,7 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
     if config.data.label_subwords == "auto" and task_family.name == "token-classification":  # tags only
         resolved = dataclasses.replace(resolved, data=dataclasses.replace(
             config.data, label_subwords=strategy.tagging_label_subwords))
-    output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(
-        config.model, config.data.dataset, config.strategy)
+    output_dir = classify_output_dir(config)
     if config.push_to_hub:
         check_hub_target(config.hub_repo_id)  # a bad repo id or missing token fails now, not after training
     check_report_to(config.train.report_to)

@@ -61,28 +61,35 @@ class ConfigCommand:
     config_class: str  # a class in hf_transfer.config
     run: str  # "module:function" taking the config, returning a RunResult (or the pretraining dict)
     summary: Callable[[object, object], str]  # (config, result) -> the line printed when the run ends
+    override_example: str = "train.epochs=3 data.dataset=my.csv"  # --help's example of key=value overrides
 
 
 def _classify_summary(config, result) -> str:
+    from .classify import classify_output_dir
+
     if result.kind == "token-classification":  # classify task=token-classification
         return _token_classify_summary(config, result)
     test = result.metrics["test"]
     return (f"test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}; "
-            f"output in {config.output_dir or 'outputs/'}")
+            f"output in {classify_output_dir(config)}")
 
 
 def _token_classify_summary(config, result) -> str:
+    from .classify import classify_output_dir
+
     test = result.metrics["test"]
     baseline = result.baselines["memorization"]["metrics"]["test"]
     return (f"test entity F1 {test['f1_micro']:.4f} (micro; precision {test['precision_micro']:.4f}, recall "
             f"{test['recall_micro']:.4f}), token accuracy {test['token_accuracy']:.4f}; memorisation baseline "
-            f"F1 {baseline['f1_micro']:.4f}; output in {config.output_dir or 'outputs/'}")
+            f"F1 {baseline['f1_micro']:.4f}; output in {classify_output_dir(config)}")
 
 
 def _zeroshot_summary(config, result) -> str:
+    from .zeroshot.run import zeroshot_output_dir
+
     test = result.metrics["test"]
     return (f"zero-shot {result.strategy['method']}: test accuracy {test['accuracy']:.4f}, "
-            f"macro F1 {test['f1_macro']:.4f}; output in {config.output_dir or 'outputs/'}")
+            f"macro F1 {test['f1_macro']:.4f}; output in {zeroshot_output_dir(config)}")
 
 
 def _pretrain_summary(config, metrics) -> str:
@@ -105,7 +112,8 @@ CONFIG_COMMANDS = {
     "zeroshot": ConfigCommand("evaluate a pretrained checkpoint zero-shot: nli, lm, seq2seq or embedding",
                               "ZeroShotConfig", "hf_transfer.zeroshot.run:run_zeroshot", _zeroshot_summary),
     "pretrain": ConfigCommand("train a tokenizer and pretrain a backbone on a text corpus", "PretrainConfig",
-                              "hf_transfer.pretraining:run_pretraining", _pretrain_summary),
+                              "hf_transfer.pretraining:run_pretraining", _pretrain_summary,
+                              "max_steps=2000 model_config.num_hidden_layers=6"),
     "compare": ConfigCommand("the transfer study: strategies x training sizes x seeds x evaluation sets, with "
                              "plots and a recommendation", "CompareConfig", "hf_transfer.study:run_study",
                              _compare_summary),
@@ -134,12 +142,12 @@ def _keys_epilog(config_class: str) -> str:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, default_config: str | Path | None,
-                          quick: bool = False) -> None:
+                          command: ConfigCommand, quick: bool = False) -> None:
     parser.add_argument("--config", default=default_config, help="YAML config (default: %(default)s)")
     if quick:
         parser.add_argument("--quick", action="store_true", help="a first look: quick=true (see below)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="overrides, dotted for sections: train.epochs=3 data.dataset=my.csv")
+                        help=f"overrides, dotted for sections: {command.override_example}")
 
 
 def _run_config_command(name: str, args: argparse.Namespace) -> None:
@@ -162,7 +170,7 @@ def run_recipe(name: str, default_config: str | Path, argv: list[str] | None = N
     """
     parser = argparse.ArgumentParser(description=description, epilog=_keys_epilog(CONFIG_COMMANDS[name].config_class),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_config_arguments(parser, default_config, quick=name == "compare")
+    _add_config_arguments(parser, default_config, CONFIG_COMMANDS[name], quick=name == "compare")
     exit_on_user_error(one_line_per_launch(lambda: _run_config_command(name, parser.parse_args(argv))))()
 
 
@@ -278,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         sub = subparsers.add_parser(name, help=command.help, description=command.help,
                                     epilog=_keys_epilog(command.config_class),
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        _add_config_arguments(sub, _shipped_config(DEFAULT_CONFIGS.get(name)), quick=name == "compare")
+        _add_config_arguments(sub, _shipped_config(DEFAULT_CONFIGS.get(name)), command, quick=name == "compare")
         sub.set_defaults(run=lambda args, name=name: _run_config_command(name, args))
     for name, (help_text, add_arguments, run) in OTHER_COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

@@ -11,7 +11,8 @@ from huggingface_hub import ModelCard
 
 from conftest import sentiment_rows, write_csv
 from hf_transfer.cards import collapsed_label
-from hf_transfer.classify import run_classify
+from hf_transfer.classify import classify_output_dir, run_classify
+from hf_transfer.cli import CONFIG_COMMANDS
 from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.errors import UserError
 
@@ -46,6 +47,16 @@ def test_output_folder_is_complete(finished_run):
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "neg", "1": "pos"}
     assert result.metrics["test"]["accuracy"] > 0.8, "the cue words make this task easy"
+
+
+def test_the_summary_line_names_the_folder_the_run_writes(finished_run, tiny_bert):
+    result, out = finished_run
+    summary = CONFIG_COMMANDS["classify"].summary
+    assert summary(tiny_config(tiny_bert, "reviews.csv", out), result).endswith(f"output in {out}")
+    default = load_config(ClassifyConfig, None, [f"model={tiny_bert}", "data.dataset=reviews.csv"])
+    folder = classify_output_dir(default)
+    assert folder.parent == Path("outputs") and folder.name.endswith("-reviews-csv-full")
+    assert summary(default, result).endswith(f"output in {folder}")
 
 
 def test_metrics_json_schema(finished_run):

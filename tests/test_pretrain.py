@@ -307,6 +307,15 @@ def test_vocabulary_mismatch_is_one_line_user_error(pretrained, corpus, tmp_path
     assert not (tmp_path / "small").exists() and not (tmp_path / "other").exists()
 
 
+def test_finished_output_dir_is_refused_and_left_as_it_was(pretrained, corpus):
+    _, bert_out = pretrained("bert")
+    before = {path: path.stat().st_mtime_ns for path in bert_out.rglob("*")}
+    with pytest.raises(UserError, match="holds a finished pretraining run") as refused:
+        run_pretraining(tiny_config("bert", corpus, bert_out, learning_rate=5e-4))
+    assert "\n" not in str(refused.value)
+    assert {path: path.stat().st_mtime_ns for path in bert_out.rglob("*")} == before
+
+
 def test_continue_pretraining_from_a_checkpoint_keeps_its_tokenizer(pretrained, corpus, tmp_path):
     _, bert_out = pretrained("bert")
     metrics = run_pretraining(tiny_config("bert", corpus, tmp_path / "more", from_checkpoint=str(bert_out)))

@@ -14,6 +14,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..config import PretrainConfig
 from ..errors import UserError
 from ..log import logger
+from ..results import METRICS_FILE
 from ..runtime import freed_memory_reused, resolve_precision, set_threads
 from .architectures import Architecture, check_config
 from .corpus import corpus_files, split_blocks, token_blocks
@@ -29,12 +30,15 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
     Writes the model, its config and tokenizer, and metrics.json (a RunResult of kind "pretraining") into
     output_dir, where the Trainer also keeps its last two checkpoints (every `save_steps` steps). Run again with
     the same output_dir after a crash, it resumes from the newest complete checkpoint and finishes with the same
-    weights and losses as an uninterrupted run. `callbacks` are extra transformers TrainerCallbacks. Bad input
-    raises UserError before output_dir is written.
+    weights and losses as an uninterrupted run; an output_dir holding a finished run (its metrics.json) is refused.
+    `callbacks` are extra transformers TrainerCallbacks. Bad input raises UserError before output_dir is written.
     """
     started = time.perf_counter()
     architecture = check_config(config)
     output_dir = Path(config.output_dir or f"outputs/pretrain-{config.architecture}-{Path(config.corpus).stem}")
+    if (output_dir / METRICS_FILE).is_file():  # resuming past the end would step beyond max_steps
+        raise UserError(f"output_dir {output_dir} holds a finished pretraining run: pick another output_dir "
+                        f"(from_checkpoint={output_dir} continues from it there) or delete it")
     files = corpus_files(config.corpus)
     resume_from = last_checkpoint(output_dir, architecture)
     checkpoint = starting_checkpoint(config, architecture)
@@ -97,7 +101,7 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
 
 
 def last_checkpoint(output_dir: Path, architecture: Architecture) -> Path | None:
-    """The newest complete checkpoint-N folder of an interrupted (or finished) run in `output_dir`, if any.
+    """The newest complete checkpoint-N folder of an interrupted run in `output_dir`, if any.
 
     Raises UserError when it holds checkpoints of another model type.
     """

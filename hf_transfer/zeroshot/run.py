@@ -127,13 +127,19 @@ class ZeroShotClassifier:
         return sum(p.numel() for p in self.method.model.parameters())
 
 
+def zeroshot_output_dir(config: ZeroShotConfig) -> Path:
+    """The run's output folder: `config.output_dir`, else outputs/zeroshot-<method>-<model>-<dataset>."""
+    if config.output_dir:
+        return Path(config.output_dir)
+    return default_output_dir("zeroshot", config.method, config.model, config.data.dataset)
+
+
 def run_zeroshot(config: ZeroShotConfig, command: str | None = None) -> RunResult:
     """Evaluate `config.model` zero-shot on the held-out splits and write its output folder (metrics.json,
     predictions.jsonl, plots, card); returns the run's record. Raises UserError for bad options, a checkpoint of
     the wrong kind or bad data, before the weights load where it can."""
     started = time.perf_counter()
-    output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(
-        "zeroshot", config.method, config.model, config.data.dataset)
+    output_dir = zeroshot_output_dir(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     with RunFolder(output_dir, overwrite=config.overwrite_output_dir) as folder:
