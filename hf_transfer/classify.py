@@ -162,7 +162,8 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "processes": state.num_processes,
             },
             training={
-                "epochs": resolved.train.epochs,
+                "epochs": resolved.train.epochs if resolved.train.max_steps <= 0 else None,  # max_steps overrides
+                **({"max_steps": resolved.train.max_steps} if resolved.train.max_steps > 0 else {}),
                 "learning_rate": learning_rate,
                 "batch_size": resolved.train.batch_size * resolved.train.gradient_accumulation_steps
                 * state.num_processes,

@@ -19,7 +19,8 @@ Schema (version 1) — every run kind writes the same top-level keys:
     parameters       {trainable, total, trainable_fraction}
     compute          {train_time_s, train_examples_per_s, train_tokens_per_s, eval_time_s, total_time_s,
                       peak_memory_mb, precision, device, hardware, processes}
-    training         {epochs, learning_rate, batch_size (over all processes and accumulation steps),
+    training         {epochs (null when train.max_steps overrode them), max_steps (only when set), learning_rate,
+                     batch_size (over all processes and accumulation steps),
                      schedule_changes (only when the small-data rule changed the schedule: one line per change),
                      lr_scheduler, warmup_ratio, weight_decay, dropout (null: the checkpoint's own),
                      attn_implementation (the attention kernel it trained with; null: the model has no choice),

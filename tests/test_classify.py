@@ -59,6 +59,15 @@ def test_the_summary_line_names_the_folder_the_run_writes(finished_run, tiny_ber
     assert summary(default, result).endswith(f"output in {folder}")
 
 
+def test_a_run_cut_by_max_steps_records_and_cards_its_steps_not_epochs(tiny_bert, tmp_path):
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(60))
+    result = run_classify(tiny_config(tiny_bert, data, tmp_path / "out", "train.max_steps=3"))
+    assert result.training["epochs"] is None and result.training["max_steps"] == 3
+    assert result.training["optimizer_steps"] == 3
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| max_steps | 3 |" in card and "| epochs |" not in card
+
+
 def test_metrics_json_schema(finished_run):
     _, out = finished_run
     metrics = json.loads((out / "metrics.json").read_text())
