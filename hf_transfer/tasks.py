@@ -13,7 +13,7 @@ import numpy as np
 
 from .baselines import majority_baseline, tfidf_baseline
 from .data import TaskData, load_task_data, prediction_rows, tokenize_splits
-from .inference import near_tie_rows, recheck_near_ties
+from .inference import RECHECK_MARGIN, near_tie_rows, recheck_near_ties
 from .log import logger
 from .metrics import classification_report
 from .training import predict_logits, predictions_from_logits
@@ -71,8 +71,8 @@ class TextClassification:
                 decided, rechecked = recheck_near_ties(trainer, tokenized[split],
                                                          predict_logits(trainer, tokenized[split]), task.multi_label)
             if rechecked:
-                logger.info(f"{split}: {rechecked} of {len(decided)} decisions within RECHECK_MARGIN of a tie "
-                            "re-checked in fp32")
+                logger.info(f"{split}: {rechecked} of {len(decided)} decisions within {RECHECK_MARGIN} logits of a "
+                            "tie (bf16's rounding could flip them) re-checked in fp32")
             predicted, probabilities = predictions_from_logits(decided, task.multi_label)
             metrics[split] = classification_report(predicted, task.splits[split]["labels"], task.label_names,
                                                    task.multi_label)

@@ -15,7 +15,7 @@ import torch
 from transformers import DataCollatorForTokenClassification
 
 from .baselines import memorization_baseline
-from .inference import batched_logits, near_ties, own_forward
+from .inference import RECHECK_MARGIN, batched_logits, near_ties, own_forward
 from .log import logger
 from .metrics import entity_report
 from .subwords import tokenize_token_splits, window_facts, word_logits
@@ -80,8 +80,8 @@ class TokenClassification:
                 logits[windows] = -100.0
                 logits[windows, :exact.shape[1]] = exact
                 per_word = word_logits(logits, encoded["word_index"], encoded["sentence"], num_words=num_words)
-                logger.info(f"{split}: {len(unsure)} of {len(per_word)} sentences hold a tag within RECHECK_MARGIN of "
-                            "a tie: re-checked in fp32")
+                logger.info(f"{split}: {len(unsure)} of {len(per_word)} sentences hold a tag within {RECHECK_MARGIN} "
+                            "logits of a tie (bf16's rounding could flip it): re-checked in fp32")
             probabilities = [torch.softmax(torch.as_tensor(logits, dtype=torch.float32), -1).numpy()
                              for logits in per_word]
             predicted = [np.argmax(p, axis=-1).tolist() for p in probabilities]
