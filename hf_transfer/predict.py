@@ -177,7 +177,7 @@ def _rows(labels: list[str], probabilities: np.ndarray, multi_label: bool) -> li
             rows.append({"label": [n for n, p in zip(labels, probs) if p > 0.5], "scores": scores})
         else:
             best = int(probs.argmax())
-            rows.append({"label": labels[best], "score": float(probs[best]), "scores": scores})
+            rows.append({"label": labels[best], "score": scores[labels[best]], "scores": scores})
     return rows
 
 
