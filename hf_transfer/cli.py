@@ -121,8 +121,9 @@ CONFIG_COMMANDS = {
 
 
 # Subcommands whose default is a tuned YAML of recipes/configs (shipped as hf_transfer.configs), not the config
-# class's defaults alone.
-DEFAULT_CONFIGS = {"compare": "compare.yaml"}
+# class's defaults alone: the recipe's default, so that `hf-transfer pretrain` and `python recipes/pretrain.py` do the
+# same work (PretrainConfig's defaults alone pretrain a BERT-base-sized model for a whole epoch).
+DEFAULT_CONFIGS = {"compare": "compare.yaml", "pretrain": "pretrain_bert.yaml"}
 
 
 def _shipped_config(name: str | None) -> str | None:

@@ -346,6 +346,14 @@ def test_recipe_pretrains_from_yaml_and_overrides(corpus, tmp_path, capsys):
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.n_embd == 32
 
 
+def test_the_cli_and_the_recipe_default_to_the_same_config():
+    bin_dir = Path(sys.executable).parent
+    for command in ([str(bin_dir / "hf-transfer"), "pretrain", "--help"], [sys.executable, str(RECIPE), "--help"]):
+        shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        assert "pretrain_bert.yaml)" in shown.replace("\n", " "), command
+        assert "overrides, dotted for sections: max_steps=" in " ".join(shown.split()), command
+
+
 def test_recipe_bad_input_exits_2_with_one_line(tmp_path):
     corpus, _ = bad_corpora(tmp_path)["binary file"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
