@@ -23,7 +23,9 @@ from transformers import (
     TrainerCallback,
 )
 
-from hf_transfer.config import load_config
+from conftest import sentiment_rows, write_csv
+from hf_transfer.classify import run_classify
+from hf_transfer.config import ClassifyConfig, load_config
 from hf_transfer.errors import UserError
 from hf_transfer.config import PretrainConfig
 from hf_transfer.pretraining import LanguageModelingCollator, SpanCorruptionCollator, run_pretraining
@@ -322,6 +324,20 @@ def test_continue_pretraining_from_a_checkpoint_keeps_its_tokenizer(pretrained, 
     assert metrics["global_step"] == 3 and metrics["resumed_from_step"] == 0
     continued = AutoTokenizer.from_pretrained(tmp_path / "more")
     assert continued.get_vocab() == AutoTokenizer.from_pretrained(bert_out).get_vocab()
+
+
+def test_a_classifier_made_from_a_pretraining_folder_records_and_cards_where_it_came_from(pretrained, tmp_path):
+    metrics, bert_out = pretrained("bert")
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(40))
+    result = run_classify(load_config(ClassifyConfig, None, [
+        f"model={bert_out}", f"data.dataset={data}", "data.text_columns=review", "data.label_column=sentiment",
+        "data.max_length=32", "train.max_steps=2", "train.precision=fp32", "train.threads=1",
+        f"output_dir={tmp_path / 'out'}"]))
+    assert result.model["pretraining"] == {
+        "objective": "mlm", "corpus": metrics["config"]["corpus"], "from_random_weights": True,
+        "optimizer_steps": 3, "tokens_seen": metrics["tokens_seen"], "eval_perplexity": metrics["perplexity"]}
+    card = " ".join((tmp_path / "out" / "README.md").read_text().split())
+    assert "was pretrained by `hf-transfer pretrain` (mlm) on" in card and "from random weights: 3 optimiser" in card
 
 
 def load_recipe():

@@ -95,6 +95,20 @@ def source_link(model: dict) -> str:
     return f"[{hub_base}](https://huggingface.co/{hub_base})" if hub_base else f"`{model['name']}`"
 
 
+def pretraining_sentence(model: dict) -> str:
+    """The card's sentence on a backbone `hf-transfer pretrain` wrote (the provenance backbones.pretraining_record
+    put in metrics.json), or an empty string for any other backbone."""
+    pretraining = model.get("pretraining")
+    if not pretraining:
+        return ""
+    start = "random weights" if pretraining["from_random_weights"] else "a checkpoint"
+    perplexity = pretraining.get("eval_perplexity")
+    return (f" `{model['name']}` was pretrained by `hf-transfer pretrain` ({pretraining['objective']}) on "
+            f"`{pretraining['corpus']}` from {start}: {pretraining['optimizer_steps']} optimiser steps, "
+            f"{pretraining['tokens_seen']:,} tokens" + (f", eval perplexity {perplexity:.1f}" if perplexity else "")
+            + ".")
+
+
 def format_duration(seconds: float) -> str:
     """`seconds` as "12.5 s" under two minutes, "3.4 min" under two hours, else "2.15 h"."""
     seconds = float(seconds)

@@ -17,7 +17,8 @@ from ..config import ClassifyConfig, to_dict
 from ..results import RunResult
 from .base import (EXAMPLE_TEXTS, TRANSFER_EXPLANATIONS, accuracy_margins, card_data, card_title, collapsed_label, data_notes,
                    dataset_label,
-                   plots_in, read_json, remote_code_files, render_template, reproduce_command, source_link)
+                   plots_in, pretraining_sentence, read_json, remote_code_files, render_template,
+                   reproduce_command, source_link)
 from .registry import register_card_renderer
 
 # Neutral sentence pairs for the usage snippet of a model that reads two text columns.
@@ -49,7 +50,7 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
     summary = (
         f"A {kind}text classifier over {len(result.task['label_names'])} labels, made from `{result.model['name']}` "
         f"by **{result.strategy['name']}** transfer on {result.task['description']}"
-        f"{' and published as a peft adapter' if adapter else ''}. "
+        f"{' and published as a peft adapter' if adapter else ''}.{pretraining_sentence(result.model)} "
         f"{headline_split.capitalize()} accuracy **{headline['accuracy']:.4f}** "
         f"(±{margins[headline_split]:.4f}, {headline['num_examples']} examples), "
         f"macro F1 **{headline['f1_macro']:.4f}**."

@@ -13,7 +13,7 @@ from huggingface_hub import ModelCard
 
 from ..config import TokenClassifyConfig, to_dict
 from ..results import RunResult
-from .base import render_template, reproduce_command
+from .base import pretraining_sentence, render_template, reproduce_command
 from .classifier import adapter_loading_snippet, trained_model_card_data, trained_model_fields
 from .registry import register_card_renderer
 
@@ -41,7 +41,8 @@ def render_tagger_card(result: RunResult, folder: Path, load_from: str, reproduc
     summary = (
         f"A named-entity tagger over {len(types)} entity types, made from `{result.model['name']}` by "
         f"**{result.strategy['name']}** transfer on {result.task['description']}"
-        f"{' and published as a peft adapter' if adapter else ''}. Test entity F1 **{test['f1_micro']:.4f}** "
+        f"{' and published as a peft adapter' if adapter else ''}.{pretraining_sentence(result.model)} "
+        f"Test entity F1 **{test['f1_micro']:.4f}** "
         f"(micro; precision {test['precision_micro']:.4f}, recall {test['recall_micro']:.4f}, "
         f"{test['num_entities']} entities), {gain:+.1f} points over the memorisation baseline "
         f"({baseline['f1_micro']:.4f})."
