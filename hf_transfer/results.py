@@ -7,7 +7,9 @@ Schema (version 1) — every run kind writes the same top-level keys:
     created          ISO 8601 time, UTC
     model            {name, location, base_model, model_type, family}; classification runs add head
                      ("classification" | "text-to-text"), tokenizer, pretrained (bool), vectors (null or {name, dim,
-                     coverage, matched, vocab_size, frozen}) and, for text-to-text, label_words
+                     coverage, matched, vocab_size, frozen}), for text-to-text label_words, and for a backbone
+                     `hf-transfer pretrain` wrote, pretraining {objective, corpus, from_random_weights,
+                     optimizer_steps, tokens_seen, eval_perplexity}
     strategy         {name, description, transferred ("parameters" | "features" | "structure" | "none"), options}
     task             {dataset, description, text_columns, label_names, multi_label, split_sizes, data_facts}:
                      data_facts as hf_transfer.data.TaskData documents them (label_format, labels_stripped,
