@@ -102,10 +102,10 @@ def pretraining_sentence(model: dict) -> str:
     if not pretraining:
         return ""
     start = "random weights" if pretraining["from_random_weights"] else "a checkpoint"
-    perplexity = pretraining.get("eval_perplexity")
+    tokens, perplexity = pretraining.get("tokens_seen"), pretraining.get("eval_perplexity")
     return (f" `{model['name']}` was pretrained by `hf-transfer pretrain` ({pretraining['objective']}) on "
-            f"`{pretraining['corpus']}` from {start}: {pretraining['optimizer_steps']} optimiser steps, "
-            f"{pretraining['tokens_seen']:,} tokens" + (f", eval perplexity {perplexity:.1f}" if perplexity else "")
+            f"`{pretraining['corpus']}` from {start}: {pretraining['optimizer_steps']} optimiser steps"
+            + (f", {tokens:,} tokens" if tokens else "") + (f", eval perplexity {perplexity:.1f}" if perplexity else "")
             + ".")
 
 
