@@ -9,16 +9,20 @@ line that imports this module and calls `install` only when `accelerate` is amon
 (`sys.orig_argv`), which costs every other process a string test (under a microsecond). In an `accelerate launch`
 process `install` sets a sys.excepthook that ends the process with status 2, silently, when the launched child's
 exit status was 2 (USER_ERROR_EXIT: the child has printed its line); any other failure keeps accelerate's traceback
-and status. A multi-process launch prints the line once: hf_transfer.cli.one_line_per_launch.
+and status. A multi-process launch prints the line once: hf_transfer.cli.one_line_per_launch; torch's elastic agent,
+which runs it in accelerate's process, would follow it with two log lines of its own (its notice that it stops the
+other processes, and `failed (exitcode: 2)`): `install` filters those out (quiet_user_error_exit).
 `accelerate launch --quiet` exits 1 without a traceback before any hook runs, and stays so.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 USER_ERROR_EXIT = 2  # hf_transfer.errors.USER_ERROR_EXIT; not imported: this module runs inside accelerate's process
+ELASTIC_LOGGER = "torch.distributed.elastic.multiprocessing.api"  # torch's multi-process launcher
 
 
 def is_accelerate_launch(argv: list[str]) -> bool:
@@ -38,6 +42,17 @@ def child_exit_status(error: BaseException) -> int | None:
     return None
 
 
+def quiet_user_error_exit(record: logging.LogRecord) -> bool:
+    """A logging filter for torch's elastic agent: False (drop) for its notice that it stops the other processes
+    and for its `failed (exitcode: 2)` line, which follow a child's one-line user error; True for every other
+    record (a failure with any other exit status keeps its line and accelerate's traceback)."""
+    message = str(record.msg)
+    if message.startswith("Sending process %s closing signal"):
+        return False
+    return not (message.startswith("failed (exitcode: %s)") and bool(record.args)
+                and record.args[0] == USER_ERROR_EXIT)
+
+
 def install() -> None:
     """In an `accelerate launch` process, map a child's user-error exit to a silent exit with the same status."""
     if not is_accelerate_launch(sys.orig_argv) or getattr(sys.excepthook, "hf_transfer", False):
@@ -53,3 +68,4 @@ def install() -> None:
 
     excepthook.hf_transfer = True
     sys.excepthook = excepthook
+    logging.getLogger(ELASTIC_LOGGER).addFilter(quiet_user_error_exit)

@@ -284,6 +284,7 @@ def test_a_bad_input_is_one_line_and_exit_2(case, outcomes):
     assert len(errors) == 1, done.stderr[-3000:]
     assert re.search(case.message, errors[0].removeprefix("hf-transfer: error: ")), errors[0]
     assert "Traceback" not in done.stderr and "Do you wish to run the custom code" not in done.stdout + done.stderr
+    assert "exitcode: 2" not in done.stderr and "closing signal" not in done.stderr, done.stderr[-3000:]
     assert not re.search(r"^\w+(Error|Exception): ", done.stderr, re.M), done.stderr[-3000:]
     leftovers = [path.name for path in folder.iterdir() if path.name.startswith("out")]
     assert not leftovers, leftovers  # OUT, OUT.partial, an output file or its .partial (run_folder's lock may stay)

@@ -4,6 +4,7 @@ The launchers themselves run in tests/test_bad_input_catalogue.py; here: what th
 installed environment carries it.
 """
 
+import logging
 import subprocess
 import sys
 import sysconfig
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-from hf_transfer.launch_hook import child_exit_status, is_accelerate_launch
+from hf_transfer.launch_hook import child_exit_status, is_accelerate_launch, quiet_user_error_exit
 
 ROOT = Path(__file__).parents[1]
 
@@ -39,3 +40,15 @@ def test_the_environment_carries_the_startup_file():
     installed = Path(sysconfig.get_paths()["purelib"]) / "hf_transfer_launch.pth"
     assert installed.is_file(), "reinstall the package (pip install -e .): setup.py ships hf_transfer_launch.pth"
     assert installed.read_text() == (ROOT / "hf_transfer_launch.pth").read_text()
+
+
+def test_torchs_launcher_lines_after_a_user_error_are_filtered_and_others_kept():
+    def record(message, *args):
+        return logging.LogRecord("torch.distributed.elastic.multiprocessing.api", logging.ERROR, "api.py", 1, message,
+                                 args, None)
+
+    failed = "failed (exitcode: %s) local_rank: %s (pid: %s) of binary: %s"
+    assert not quiet_user_error_exit(record(failed, 2, 0, 11, "recipes/classify.py"))
+    assert not quiet_user_error_exit(record("Sending process %s closing signal %s", 12, "SIGTERM"))
+    assert quiet_user_error_exit(record(failed, 1, 0, 11, "recipes/classify.py")), "a crash keeps its line"
+    assert quiet_user_error_exit(record("Starting elastic_operator with launch configs:"))
