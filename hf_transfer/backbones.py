@@ -39,7 +39,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequence
 from .assets import ASSETS, asset_path, names_of_kind, require_kind
 from .errors import UserError, first_line
 from .log import logger
-from .results import METRICS_FILE
+from .results import METRICS_FILE, RunResult
 from .subwords import splits_words_like_text
 
 DEFAULT_TOKENIZER = "minilm-l6"  # for our backbones built from config: a 30k WordPiece vocabulary, lowercased
@@ -381,18 +381,19 @@ def pretraining_record(location: str | None) -> dict | None:
     """What `hf-transfer pretrain` recorded of the model folder at `location` (its metrics.json, kind "pretraining"):
     objective, corpus, whether it started from random weights, optimiser steps, tokens seen and the eval
     perplexity; None for a folder it did not write (or an asset, a Hub id, one of our model types)."""
-    path = Path(location) / METRICS_FILE if location else None
+    if not location or not (Path(location) / METRICS_FILE).is_file():
+        return None
     try:
-        recorded = json.loads(path.read_text()) if path and path.is_file() else {}
-    except (OSError, ValueError):
+        recorded = RunResult.load(Path(location))
+    except (OSError, ValueError, TypeError):  # a metrics.json this version does not read
         return None
-    if recorded.get("kind") != "pretraining":
+    if recorded.kind != "pretraining":
         return None
-    return {"objective": recorded["strategy"].get("objective"), "corpus": recorded["task"].get("dataset"),
-            "from_random_weights": not recorded["model"].get("pretrained"),
-            "optimizer_steps": recorded["training"].get("optimizer_steps"),
-            "tokens_seen": recorded["training"].get("tokens_seen"),
-            "eval_perplexity": recorded["metrics"].get("eval", {}).get("perplexity")}
+    return {"objective": recorded.strategy.get("objective"), "corpus": recorded.task.get("dataset"),
+            "from_random_weights": not recorded.model.get("pretrained"),
+            "optimizer_steps": recorded.training.get("optimizer_steps"),
+            "tokens_seen": recorded.training.get("tokens_seen"),
+            "eval_perplexity": recorded.metrics.get("eval", {}).get("perplexity")}
 
 
 def load_backbone(config, task, strategy=None) -> Backbone:

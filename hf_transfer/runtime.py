@@ -143,7 +143,7 @@ def freed_memory_reused(enabled: bool = True):
             loaded = ctypes.CDLL("libc.so.6")
             loaded.mallopt(M_MMAP_MAX, 0)
             loaded.mallopt(M_TRIM_THRESHOLD, 2**30)
-            libc = loaded  # only once set: the block's end sets back what it set
+            libc = loaded  # only once set: the block's end acts only where its start did
     try:
         yield
     finally:
