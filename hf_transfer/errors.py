@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import sys
 
+from tqdm import tqdm
+
 USER_ERROR_EXIT = 2  # what argparse uses for a usage error; launch_hook maps a child's 2 back to 2
 
 
@@ -29,7 +31,10 @@ def exit_on_user_error(main):
         try:
             return main(*args, **kwargs)
         except UserError as err:
-            print(f"hf-transfer: error: {err}", file=sys.stderr, flush=True)
+            # tqdm.write clears a progress bar left mid-line (an error raised while training), so the error
+            # starts a line of its own
+            tqdm.write(f"hf-transfer: error: {err}", file=sys.stderr)
+            sys.stderr.flush()
             sys.exit(USER_ERROR_EXIT)
 
     return wrapper

@@ -252,10 +252,22 @@ class TransferTrainer(Trainer):
         return clip_gradients(model.parameters(), self.args.max_grad_norm)
 
     def _get_grad_norm(self, model, grad_norm=None):
-        """Trainer's gradient norm for the log, computed by clip_gradients where a gradient is sparse."""
+        """Trainer's gradient norm for the log (computed by clip_gradients where a gradient is sparse), checked.
+
+        Raises UserError when it is not finite and no fp16 loss scaler is there to skip the step: clipping would
+        scale every gradient by max_grad_norm / inf = 0 (NaN where a gradient is itself inf), so the step, and every
+        one like it, would leave the weights as they were or make them NaN, and the run would report a model that
+        learnt nothing (a linear-probe folder of MiniLM did so before its dead features were left out)."""
         if grad_norm is None and _has_sparse_gradient(model):
             grad_norm = clip_gradients(model.parameters(), float("inf"))
-        return super()._get_grad_norm(model, grad_norm)
+        grad_norm = super()._get_grad_norm(model, grad_norm)
+        if grad_norm is not None and self.accelerator.scaler is None and not np.isfinite(float(grad_norm)):
+            largest, name = max((p.detach().abs().max().item(), n) for n, p in model.named_parameters() if p.numel())
+            raise UserError(f"training stopped at optimiser step {self.state.global_step + 1} of "
+                            f"{self.state.max_steps}: the gradient norm is {float(grad_norm)}, so the update would "
+                            f"leave the weights as they are or make them NaN (the largest weight: {largest:.3g} in "
+                            f"{name}): lower train.learning_rate, or start from another checkpoint")
+        return grad_norm
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Trainer.compute_loss, scaled by the share of the batch the micro-batch in flight holds."""

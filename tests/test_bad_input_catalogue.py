@@ -7,9 +7,10 @@ case's message; no traceback and no interactive question; no output folder (OUT,
 
 The inputs are the kinds of issue 14 (the data-fault folders' inputs, in small form), the classic ones (missing file or
 column, one class, empty text, unknown label, wrong type, broken archive, an option that cannot apply) and the model
-faults (broken folders, remote code, max_length above the positions). Every case runs under plain python or its own
-command; the accelerate launchers run a representative subset (a config error, a data error, a model error, remote
-code; one data error under two processes), as each launch costs a process tree.
+faults (broken folders, remote code, max_length above the positions, weights whose gradient norm overflows). Every
+case runs under plain python or its own command; the accelerate launchers run a representative subset (a config
+error, a data error, a model error, remote code; under two processes one data error and one raised mid-training in
+both), as each launch costs a process tree.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ CASES = [
     Case("folder-damaged", "python", classify("model={damaged}"), r"is damaged .*: copy or download it again"),
     Case("folder-unknown-type", "python", classify("model={unknown_type}"), r"is of type 'nonesuch'"),
     Case("folder-remote-code", "python", classify("model={remote_code}"), REMOTE_CODE + ": .*trust_remote_code=true"),
+    Case("weights-that-overflow", "python", classify("model={overflowing}"),
+         r"training stopped at optimiser step 1 of 1: the gradient norm is inf.*start from another checkpoint"),
     # The README's other launchers
     Case("missing-file", "accelerate", MISSING_FILE, r"data file '.*nope.csv' not found"),
     Case("wrong-type", "accelerate", classify("train.epochs=many"), r"config key 'train.epochs' takes a number"),
@@ -127,6 +130,8 @@ CASES = [
          r"data.max_length=100 is more than the 64 positions"),
     Case("folder-remote-code", "accelerate", classify("model={remote_code}"), REMOTE_CODE),
     Case("missing-file", "accelerate-2proc", MISSING_FILE, r"data file '.*nope.csv' not found"),
+    Case("weights-that-overflow", "accelerate-2proc", classify("model={overflowing}"),
+         r"training stopped at optimiser step 1 of 1: the gradient norm is inf"),
     Case("missing-file", "hf-transfer", MISSING_FILE, r"data file '.*nope.csv' not found"),
     # hf-transfer predict
     Case("not-a-run-folder", "predict", command("{tmp}", "{texts}", "--output", "{out}"),
@@ -215,6 +220,10 @@ def inputs(tiny_bert, tmp_path_factory) -> dict:
     save_with_tokenizer(classifier, tiny_bert, root / "classifier")
     add("classifier", root / "classifier")
     add("remote_classifier", remote_code_folder(root / "classifier", root / "remote-classifier"))
+    overflowing = BertForSequenceClassification.from_pretrained(tiny_bert, id2label={0: "neg", 1: "pos"})
+    with torch.no_grad():  # a gradient norm no float holds: every clipped update would be zero
+        overflowing.classifier.weight.copy_(torch.tensor([[1e30], [-1e30]]))
+    add("overflowing", save_with_tokenizer(overflowing, tiny_bert, root / "overflowing"))
     save_with_tokenizer(BertForMaskedLM.from_pretrained(tiny_bert), tiny_bert, root / "mlm")
     add("mlm", root / "mlm")
     adapter = get_peft_model(classifier, LoraConfig(task_type=TaskType.SEQ_CLS, target_modules=["query", "value"]))

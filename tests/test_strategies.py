@@ -457,6 +457,43 @@ def test_the_linear_probe_reads_the_declared_mean_pooling_and_saves_a_model_pipe
     assert all(p["scores"] == pytest.approx(row["scores"], abs=1e-5) for p, row in zip(predicted, rows))
 
 
+def test_dead_features_get_weight_zero_so_a_probe_folder_fine_tunes(tiny_bert, reviews, tmp_path):
+    """all-MiniLM-L6-v2 has three dead units (last layer-norm weights under 2e-9); standardising one gave the probe a
+    weight of 1 / its spread (9e30), whose gradients then overflowed in any further training: nothing trained."""
+    checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
+    encoder = AutoModel.from_pretrained(checkpoint)
+    dead = 5  # one unit of the last layer norm made dead, as MiniLM's unit 127
+    with torch.no_grad():
+        encoder.encoder.layer[-1].output.LayerNorm.weight[dead] = 5e-33
+        encoder.encoder.layer[-1].output.LayerNorm.bias[dead] = -8e-33
+    encoder.save_pretrained(checkpoint)
+    probe = run_classify(config(checkpoint, reviews, tmp_path / "probe", "linear-probe"))
+    weight = state_dict(tmp_path / "probe")["classifier.weight"]
+    assert (weight[:, dead] == 0).all() and weight.abs().max() < 1e3
+    assert probe.training["log_history"][-1]["dead_features"] == 1
+
+    tuned = run_classify(config(tmp_path / "probe", reviews, tmp_path / "tuned", "full", "train.epochs=2"))
+    norms = [entry["grad_norm"] for entry in tuned.training["log_history"] if "grad_norm" in entry]
+    assert norms and all(np.isfinite(norms))
+    before, after = state_dict(tmp_path / "probe"), state_dict(tmp_path / "tuned")
+    assert not torch.equal(before["encoder.encoder.layer.0.attention.self.query.weight"],
+                           after["encoder.encoder.layer.0.attention.self.query.weight"]), "the encoder trained"
+
+
+def test_training_stops_in_one_line_when_the_gradient_norm_overflows(tiny_bert, reviews, tmp_path):
+    """Clipping scales an inf norm's gradients by 0: every step would leave the weights as they were, silently."""
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, id2label=dict(enumerate(LABELS)))
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.tensor([[1e30], [-1e30]]))  # rows alike would cancel in the gradient
+    model.save_pretrained(tmp_path / "huge")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path / "huge")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"^training stopped at optimiser step 1 of \d+: the gradient norm is inf.*"
+                                        r"largest weight: 1e\+30 in classifier.weight"):
+        run_classify(config(tmp_path / "huge", reviews, out, "full"))
+    assert not out.exists() and not out.with_name("out.partial").exists()
+
+
 def test_full_fine_tuning_trains_through_the_declared_pooling_when_asked(tiny_bert, reviews, tmp_path):
     checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
     _, head, _, _, _ = loaded(checkpoint, "full", reviews)  # by default the model's own head: a plain classifier

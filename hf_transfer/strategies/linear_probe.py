@@ -18,16 +18,17 @@ for an identity, so pooling is each architecture's own:
 Evaluation applies the output layer to the stored validation and test features (StrategySetup.head_logits): fp32,
 as the saved model computes them, so no near-tie needs an fp32 re-check.
 
-The fitted coefficients (features standardised for the solver, the scaling folded back into the weights) are
-copied into that output layer: softmax for single-label (a binary probe becomes logits ±z/2), one sigmoid per label
-for multi-label. Options: `C` (inverse L2 strength) and `max_iter`. Left unset, C is the best of C_GRID by
-stratified k-fold cross-validation on the training examples alone (scikit-learn's LogisticRegressionCV, accuracy;
-k = min(CV_FOLDS, examples of the rarest label), so 16 examples of two labels get 5 folds of ~3), which is what a
-user with K labelled examples has; issue 17 asks for it instead of the validation split, which a few-shot user
-may not have. With fewer than 2 examples of some label no fold can hold it out: C = 1 (scikit-learn's default).
-Multi-label: one cross-validated C per label. The chosen C, the cross-validation accuracy, the validation accuracy
-and the probe's training log-loss go to the log history. train.class_weight weights the log-loss per label as it
-weights the other strategies' loss (scikit-learn's class_weight).
+The fitted coefficients (features standardised for the solver, the scaling folded back into the weights; dead
+features, which barely vary, left at weight 0: DEAD_FEATURE_SPREAD) are copied into that output layer: softmax for
+single-label (a binary probe becomes logits ±z/2), one sigmoid per label for multi-label. Options: `C` (inverse L2
+strength) and `max_iter`. Left unset, C is the best of C_GRID by stratified k-fold cross-validation on the training
+examples alone (scikit-learn's LogisticRegressionCV, accuracy; k = min(CV_FOLDS, examples of the rarest label), so
+16 examples of two labels get 5 folds of ~3), which is what a user with K labelled examples has; issue 17 asks for
+it instead of the validation split, which a few-shot user may not have. With fewer than 2 examples of some label no
+fold can hold it out: C = 1 (scikit-learn's default). Multi-label: one cross-validated C per label. The chosen C,
+the cross-validation accuracy, the validation accuracy and the probe's training log-loss go to the log history.
+train.class_weight weights the log-loss per label as it weights the other strategies' loss (scikit-learn's
+class_weight).
 
 With a zero-shot teacher (teacher.method; hf_transfer.distill calls `fit_targets`), the probe is fitted instead to
 the teacher's calibrated probabilities over the train texts whose labels the run does not use, plus the K gold
@@ -61,6 +62,12 @@ from .on_features import feature_reader, head_logits, train_features
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 CV_FOLDS = 5  # at most; fewer when the rarest label has fewer training examples
 FALLBACK_C = 1.0  # too few examples to cross-validate: scikit-learn's default
+# A feature whose spread over the training texts is under a millionth of the widest feature's is a dead unit, not a
+# signal: all-MiniLM-L6-v2's last layer norm has three weights under 2e-9 (units 127, 223 and 319; spread 7e-33 to
+# 2e-9 against 0.11-0.25). Standardising one gives it a weight of 1 / its spread (9e30 there), which the saved head
+# then multiplies into every gradient of further training: their sum of squares overflows, and clipping zeroes every
+# update. Dead features get weight 0.
+DEAD_FEATURE_SPREAD = 1e-6
 
 
 @dataclass
@@ -142,8 +149,8 @@ def _class_weights(trainer) -> dict[int, float] | None:
 
 def _fit_output_layer(setup, trainer, reader, tokenized, train_x: np.ndarray, train_y: np.ndarray,
                       multi_label: bool, fit) -> dict:
-    """Standardise `train_x` [rows, features], `fit(z, intercept)` -> (weight [labels, features], bias [labels],
-    log entries) on it, fold the scaling back into the weights and copy them into the output layer; log (and return)
+    """Fit `fit(z, intercept)` -> (weight [labels, features], bias [labels], log entries) on `train_x` [rows,
+    features] standardised (_fit_live_features) and copy the weights into the output layer; log (and return)
     the entries, the validation accuracy and the training log-loss against `train_y` (label ids, 0/1 rows, or target
     rows), and set setup.head_logits."""
     train_x = train_x.astype(np.float64)
@@ -152,10 +159,7 @@ def _fit_output_layer(setup, trainer, reader, tokenized, train_x: np.ndarray, tr
     layer = output_layer(setup.model, setup.family)[2]
     # GPT-2's and Llama's `score` has no bias: then the probe has no intercept and features are only scaled.
     intercept = layer.bias is not None
-    scaler = StandardScaler(with_mean=intercept).fit(train_x)
-    weight, bias, entries = fit(scaler.transform(train_x), intercept)
-    weight = weight / scaler.scale_
-    bias = bias - weight @ scaler.mean_ if intercept else bias
+    weight, bias, entries = _fit_live_features(train_x, intercept, fit)
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
         if intercept:
@@ -166,6 +170,26 @@ def _fit_output_layer(setup, trainer, reader, tokenized, train_x: np.ndarray, tr
     trainer.state.log_history.append(entry)
     setup.head_logits = head_logits(reader, layer, {"validation": valid})
     return entry
+
+
+def live_features(x: np.ndarray) -> np.ndarray:
+    """[features] bool: the columns of x [rows, features] whose spread (standard deviation) is at least
+    DEAD_FEATURE_SPREAD times the widest column's."""
+    spread = x.std(axis=0)
+    return spread >= DEAD_FEATURE_SPREAD * spread.max()
+
+
+def _fit_live_features(train_x: np.ndarray, intercept: bool, fit) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(weight [labels, features], bias [labels], log entries) of `fit(z, intercept)` on the live features of
+    `train_x` [rows, features] standardised, the scaling folded back into the weights; dead features (live_features)
+    get weight 0 and the count `dead_features` in the entries."""
+    live = live_features(train_x)
+    scaler = StandardScaler(with_mean=intercept).fit(train_x[:, live])
+    live_weight, bias, entries = fit(scaler.transform(train_x[:, live]), intercept)
+    weight = np.zeros((live_weight.shape[0], train_x.shape[1]))
+    weight[:, live] = live_weight / scaler.scale_
+    bias = bias - weight[:, live] @ scaler.mean_ if intercept else bias
+    return weight, bias, {**entries, "dead_features": int((~live).sum())}
 
 
 def _check_every_label_seen(labels: np.ndarray, names: list[str], multi_label: bool) -> None:
