@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import transformers
 from torch import nn
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -430,7 +431,12 @@ def load_backbone(config, task, strategy=None) -> Backbone:
         seq2seq = load_weights(AutoModelForSeq2SeqLM, reference, model_config, pretrained)
         model = TextToTextClassifier(seq2seq, tokenizer, label_words)
     else:
-        model = load_weights(getattr(transformers, task_family.auto_class), reference, model_config, pretrained)
+        trained_for = trained_head_labels(base_config) if pretrained else None
+        fresh_head = trained_for is not None and sorted(trained_for) != sorted(task.label_names)
+        model = load_weights(getattr(transformers, task_family.auto_class), reference, model_config, pretrained,
+                             fresh_head=fresh_head)
+        if trained_for is not None and trained_for != list(task.label_names):
+            _fit_head_to_labels(model, family, trained_for, list(task.label_names), config.model)
 
     backbone = Backbone(model, tokenizer, family, reference, tokenizer_name, config.head, pretrained)
     if vectors:
@@ -488,7 +494,7 @@ def _classifier_settings(config, reference, base_config, family: Family, tokeniz
         if settings.setdefault("embedding_dim", dim) != dim:
             raise UserError(f"model_config.embedding_dim={settings['embedding_dim']} but the vectors "
                             f"{config.vectors!r} have {dim} dimensions: drop model_config.embedding_dim or set it to {dim}")
-    settings.update(num_labels=len(task.id2label), id2label=dict(task.id2label),
+    settings.update(id2label=dict(task.id2label),  # num_labels follows from id2label
                     label2id={v: k for k, v in task.id2label.items()}, problem_type=task.problem_type,
                     pad_token_id=tokenizer.pad_token_id)
     if family.encoder_decoder:
@@ -533,18 +539,51 @@ def _check_vocabulary_fits(tokenizer, model_config, tokenizer_name: str, model_n
                         f"{rows}: {fix}, or use strategy=scratch")
 
 
-def load_weights(auto_class, reference: ResolvedModel, model_config, pretrained: bool):
+def trained_head_labels(base_config) -> list[str] | None:
+    """The label names (in id order) a checkpoint's head was trained for: None when its config names no labels of
+    its own (transformers' LABEL_0, LABEL_1, ... of every config that never saw a task)."""
+    labels = [base_config.id2label[i] for i in sorted(base_config.id2label)] if base_config.id2label else []
+    return None if labels == [f"LABEL_{i}" for i in range(len(labels))] else labels
+
+
+def _fit_head_to_labels(model, family: Family, trained_for: list[str], labels: list[str], model_name: str) -> None:
+    """Make a loaded head answer for `labels` (the task's, in id order): a head trained for the same labels in
+    another order has its output rows put in the task's order (as transformers' run_glue.py follows a
+    checkpoint's label2id); a head trained for other labels starts afresh (normal(0, initializer_range) weights,
+    zero bias, as transformers initialises a new head), so that no row answers for a label it was not trained on."""
+    from .strategies.layers import output_layer
+
+    layer = output_layer(model, family)[2]
+    with torch.no_grad():
+        if sorted(trained_for) == sorted(labels):
+            order = torch.tensor([trained_for.index(label) for label in labels])
+            layer.weight.copy_(layer.weight[order])
+            if layer.bias is not None:
+                layer.bias.copy_(layer.bias[order])
+            logger.info(f"{model_name}'s head was trained for the same labels in another order "
+                        f"({', '.join(trained_for)}): its rows now follow this task's ({', '.join(labels)})")
+            return
+        layer.weight.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
+        if layer.bias is not None:
+            layer.bias.zero_()
+    logger.warning(f"{model_name}'s head was trained for other labels ({', '.join(trained_for)}): its output layer "
+                   f"starts afresh for this task's ({', '.join(labels)})")
+
+
+def load_weights(auto_class, reference: ResolvedModel, model_config, pretrained: bool, fresh_head: bool = False):
     """`auto_class` (an Auto model class) with `model_config`: the checkpoint's weights, or random init.
+    `fresh_head`: the checkpoint's head was trained for other labels, so its output layer may differ in size from
+    the one `model_config` asks for (it is then initialised afresh; any other mismatch still raises UserError).
 
     Marks the model `accepts_loss_kwargs = False`: Trainer skips its gradient-accumulation loss scaling for models
     whose forward takes **kwargs, but these average their own loss, so they must be scaled like any other.
     """
-    model = _load_weights(auto_class, reference, model_config, pretrained)
+    model = _load_weights(auto_class, reference, model_config, pretrained, fresh_head)
     model.accepts_loss_kwargs = False
     return model
 
 
-def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained: bool):
+def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained: bool, fresh_head: bool = False):
     if not pretrained:
         try:
             return auto_class.from_config(model_config)
@@ -552,15 +591,29 @@ def _load_weights(auto_class, reference: ResolvedModel, model_config, pretrained
             raise _no_head(auto_class, reference, model_config, err) from None
     try:
         with loading(reference, "weights"), quiet_load_report():
-            return auto_class.from_pretrained(reference.location, config=model_config, **reference.load_kwargs)
+            if not fresh_head:
+                return auto_class.from_pretrained(reference.location, config=model_config, **reference.load_kwargs)
+            model, info = auto_class.from_pretrained(reference.location, config=model_config,
+                                                     ignore_mismatched_sizes=True, output_loading_info=True,
+                                                     **reference.load_kwargs)
     except ValueError as err:
         raise _no_head(auto_class, reference, model_config, err) from None
     except RuntimeError as err:
         if "ignore_mismatched_sizes" in str(err):  # transformers 5: the config asks for other shapes
-            raise UserError(f"the weights of {reference.name!r} do not have the shapes its config asks for (a "
-                            "model_config override, or a config.json that belongs to other weights): change only "
-                            "settings such as dropout for a pretrained checkpoint, or use strategy=scratch") from None
+            raise _mismatched_shapes(reference) from None
         raise
+    # Only the output layer (a Linear with one output per label) may have come out another size.
+    outputs = {name for name, module in model.named_modules()
+               if isinstance(module, nn.Linear) and module.out_features == model_config.num_labels}
+    if any(key.rpartition(".")[0] not in outputs for key, *_ in info.get("mismatched_keys", ())):
+        raise _mismatched_shapes(reference)
+    return model
+
+
+def _mismatched_shapes(reference: ResolvedModel) -> UserError:
+    return UserError(f"the weights of {reference.name!r} do not have the shapes its config asks for (a "
+                     "model_config override, or a config.json that belongs to other weights): change only "
+                     "settings such as dropout for a pretrained checkpoint, or use strategy=scratch")
 
 
 def _no_head(auto_class, reference: ResolvedModel, model_config, err: ValueError) -> Exception:

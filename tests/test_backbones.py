@@ -465,3 +465,37 @@ def test_text_to_text_and_family_misuse_fail_with_one_line(checkpoints, tmp_path
                              for row in sentiment_rows(40)))
     run_fails(classify_config(multi, out, t5, "head=text-to-text", "label_words={pos: good, neg: bad}"),
               "the task is multi-label")
+
+
+def test_a_trained_head_answers_for_the_tasks_labels_by_name(checkpoints, tmp_path):
+    """A classifier folder's head is matched to the task's labels by name, not by position: the same labels in
+    another order reorder its rows; other labels (of any number) start a fresh output layer."""
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(40))  # labels neg, pos
+
+    def trained(name, labels):
+        torch.manual_seed(1)
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoints["bert"],
+                                                                   id2label=dict(enumerate(labels)))
+        with torch.no_grad():
+            model.classifier.bias.copy_(torch.arange(1.0, len(labels) + 1))
+        save_checkpoint(tmp_path / name, model, AutoTokenizer.from_pretrained(checkpoints["bert"]))
+        return tmp_path / name, model.classifier.weight.detach().clone()
+
+    def loaded(folder, *overrides):
+        config = classify_config(data, "unused", f"model={folder}", *overrides)
+        return load_backbone(config, load_task_data(config.data)).model
+
+    folder, weight = trained("neg-pos", ["neg", "pos"])
+    same = loaded(folder)
+    assert torch.equal(same.classifier.weight, weight) and same.classifier.bias.tolist() == [1.0, 2.0]
+    swapped = loaded(folder, "data.labels=[pos, neg]")
+    assert swapped.config.id2label == {0: "pos", 1: "neg"}
+    assert torch.equal(swapped.classifier.weight, weight[[1, 0]]) and swapped.classifier.bias.tolist() == [2.0, 1.0]
+    for name, labels in (("other", ["a", "b"]), ("three", ["x", "y", "z"])):
+        folder, weight = trained(name, labels)
+        fresh = loaded(folder)  # three labels for a task of two: loaded, not refused for its shapes
+        assert fresh.classifier.weight.shape == (2, weight.shape[1]) and not torch.allclose(fresh.classifier.weight,
+                                                                                              weight[:2])
+        assert fresh.classifier.bias.tolist() == [0.0, 0.0]
+        assert torch.equal(fresh.bert.encoder.layer[0].attention.self.query.weight,
+                           BertModel.from_pretrained(checkpoints["bert"]).encoder.layer[0].attention.self.query.weight)
