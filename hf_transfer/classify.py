@@ -139,7 +139,11 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
 
         train_tokens = sum(len(ids) for ids in tokenized["train"]["input_ids"])
         epochs_run = trainer.state.epoch or resolved.train.epochs or 0.0
-        seen = distilled.pop("examples_seen", len(tokenized["train"]) * epochs_run)  # a teacher's: both stages
+        resumed_at = _step_of(folder.resume_from)
+        if "examples_seen" in distilled:
+            seen = distilled.pop("examples_seen")  # a teacher's: both stages, this session's
+        else:  # this session's, as train_time is: a resumed run trained its first `resumed_at` steps before
+            seen = len(tokenized["train"]) * epochs_run * (1 - resumed_at / max(1, trainer.state.global_step))
         result = RunResult(
             kind=task_family.result_kind,
             model=backbone.record(),
@@ -175,8 +179,8 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
                 "attn_implementation": attention,
                 "max_length": config.data.max_length,
                 "optimizer_steps": trainer.state.global_step,
-                "resumed_from_step": _step_of(folder.resume_from),  # 0: not resumed
-                "final_train_loss": mean_train_loss(trainer.state.log_history, _step_of(folder.resume_from)),
+                "resumed_from_step": resumed_at,  # 0: not resumed
+                "final_train_loss": mean_train_loss(trainer.state.log_history, resumed_at),
                 "log_history": trainer.state.log_history,
                 **({"selected_on_validation": {"evaluations": SELECT_EVALUATIONS,
                                                "best_validation_accuracy": trainer.state.best_metric}}

@@ -200,6 +200,8 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
                     f"stage {stage['name']}: {stage['optimizer_steps']} steps, best validation accuracy "
                     f"{stage['best_validation_accuracy'] or 0.0:.4f} at step {stage['best_step']}"
                     + (f"; kept {stage['kept']}" if "kept" in stage else ""))
+    # examples_seen is this session's, as the run's train time is: a resumed distil stage trained its first steps before
+    earlier = (_step_of(resume_from) or 0) * distil_config.batch_size
     return {
         "teacher": {**teacher.members[0].record(),
                     "ensemble": [member.record() for member in teacher.members[1:]], "calibration": data.calibration,
@@ -209,7 +211,7 @@ def distil(teacher: Teacher, strategy, setup, task: TaskData, tokenized: Dataset
         "stages": stages,
         "optimizer_steps": total_steps,
         "examples_seen": sum(stage["examples"] if stage["name"] == "probe" else
-                             stage["optimizer_steps"] * stage["batch_size"] for stage in stages),
+                             stage["optimizer_steps"] * stage["batch_size"] for stage in stages) - earlier,
         "final_train_loss": stages[-1]["train_loss"],
         "log_history": log_history,
     }

@@ -20,7 +20,8 @@ Schema (version 1) — every run kind writes the same top-level keys:
                      num_examples
     parameters       {trainable, total, trainable_fraction}
     compute          {train_time_s, train_examples_per_s, train_tokens_per_s, eval_time_s, total_time_s,
-                      peak_memory_mb, precision, device, hardware, processes}
+                      peak_memory_mb, precision, device, hardware, processes}: times and rates are this session's
+                     (a resumed run counts the steps after its checkpoint, training.resumed_from_step)
     training         {epochs (null when train.max_steps overrode them), max_steps (only when set), learning_rate,
                      batch_size (over all processes and accumulation steps),
                      schedule_changes (only when the small-data rule changed the schedule: one line per change),

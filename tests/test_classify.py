@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
+from transformers import TrainerCallback
 
 from conftest import sentiment_rows, write_csv
 from hf_transfer.cards import collapsed_label
@@ -66,6 +67,33 @@ def test_a_run_cut_by_max_steps_records_and_cards_its_steps_not_epochs(tiny_bert
     assert result.training["optimizer_steps"] == 3
     card = (tmp_path / "out" / "README.md").read_text()
     assert "| max_steps | 3 |" in card and "| epochs |" not in card
+
+
+class StopAt(TrainerCallback):
+    """Raises when optimiser step `step` ends, as a killed run stops: its last checkpoint stays for a rerun."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("stopped")
+
+
+def test_a_resumed_runs_rates_count_the_steps_it_trained_and_the_card_says_the_times_are_this_sessions(
+        tiny_bert, tmp_path):
+    """Its train_time_s is this session's: dividing all of the run's examples by it overstated the rates."""
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(60))
+    config = tiny_config(tiny_bert, data, tmp_path / "out", "train.checkpoint_steps=4", "baselines=[]")
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_classify(config, callbacks=(StopAt(5),))
+    result = run_classify(config)
+    steps, resumed = result.training["optimizer_steps"], result.training["resumed_from_step"]
+    assert resumed == 4 and steps > 2 * resumed
+    trained = result.task["split_sizes"]["train"] * result.training["epochs"] * (steps - resumed) / steps
+    assert result.compute["train_examples_per_s"] * result.compute["train_time_s"] == pytest.approx(trained)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| Resumed | from the checkpoint at optimiser step 4: the times and rates below are this session's" in card
 
 
 def test_metrics_json_schema(finished_run):

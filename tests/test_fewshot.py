@@ -19,6 +19,7 @@ from hf_transfer.losses import TargetCrossEntropy, class_weights
 from hf_transfer.strategies import get_strategy
 from hf_transfer.strategies.linear_probe import C_GRID, soft_target_probe
 from hf_transfer.teacher import Teacher, apply_calibration, log_probs, platt_calibration, prepare_teacher
+from test_classify import StopAt
 
 
 @pytest.fixture(autouse=True)
@@ -281,6 +282,20 @@ def test_a_distillation_can_end_with_the_mean_of_its_last_evaluations(tiny_bert,
         run_classify(teacher_config(tiny_bert, tmp_path / "data", tmp_path / "probe", "teacher.average_from=0.5",
                                     "strategy=linear-probe"))
     assert not list(tmp_path.glob("probe*"))  # no output, not even a .partial folder
+
+
+def test_a_resumed_teacher_runs_rates_count_the_steps_this_session_trained(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TRANSFER_CACHE", str(tmp_path / "cache"))
+    config = teacher_config(tiny_bert, write_splits(tmp_path / "data"), tmp_path / "out")
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_classify(config, callbacks=(StopAt(5),))  # in the distil stage, after a checkpoint
+    result = run_classify(config)
+    resumed = result.training["resumed_from_step"]
+    distil, gold = result.training["stages"]
+    assert 0 < resumed < distil["optimizer_steps"]
+    trained = ((distil["optimizer_steps"] - resumed) * distil["batch_size"]
+               + gold["optimizer_steps"] * gold["batch_size"])
+    assert result.compute["train_examples_per_s"] * result.compute["train_time_s"] == pytest.approx(trained)
 
 
 def test_a_soft_target_probe_on_one_hot_targets_is_scikit_learns_own_logistic_regression():

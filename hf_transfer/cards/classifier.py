@@ -75,7 +75,7 @@ def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tup
     """(template fields, parsed adapter_config.json or None): what classifier.md shows of any trained model in the
     same way, whatever its task (the tagger card extends it): title, model and source link, what was transferred,
     strategy, parameters, adapter settings, modeling code files, task record, data label and subsampling, baselines,
-    plots, hyperparameters, compute, seed, versions."""
+    plots, hyperparameters, compute (and the step a resumed run started from), seed, versions."""
     folder = Path(folder)
     adapter = read_json(folder / "adapter_config.json")
     transferred = result.strategy["transferred"]
@@ -103,6 +103,7 @@ def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tup
         hyperparameters=_hyperparameters(result),
         teacher=_teacher_summary(result),
         compute=result.compute,
+        resumed_from_step=result.training.get("resumed_from_step", 0),
         seed=result.seed,
         versions=result.versions,
     )
