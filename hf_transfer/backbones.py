@@ -24,6 +24,7 @@ Family quirks, all handled here so that no user flag is family-specific:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pickle
@@ -163,6 +164,7 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
                 "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
                    "tokenizer.model", "sentencepiece.bpe.model")
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")  # every weight file a folder may hold (shards, GGUF)
 
 
 def check_local_folder(model: ResolvedModel, what: str) -> None:
@@ -375,7 +377,22 @@ class Backbone:
             record["label_words"] = list(self.model.label_words)
         if pretraining := pretraining_record(self.reference.location):
             record["pretraining"] = pretraining
+        if self.pretrained and self.reference.name not in ASSETS and self.reference.local_folder is not None:
+            record["weights_sha256"] = weights_digest(self.reference.local_folder)
         return record
+
+
+def weights_digest(folder: Path) -> str:
+    """SHA-256 over the names and bytes of a model folder's weight files (WEIGHT_PATTERNS, sorted by name): what a
+    run from a user's folder records of the weights it started from, so that an adapter trained on them can tell
+    when the folder holds other weights later (predict refuses it then)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in WEIGHT_PATTERNS for p in Path(folder).glob(pattern)):
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 24):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def pretraining_record(location: str | None) -> dict | None:

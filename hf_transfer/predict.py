@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from .backbones import (load_backbone, load_model_config, load_tokenizer, loading, our_model_types, position_limit,
-                        quiet_load_report, resolve_model)
+                        quiet_load_report, resolve_model, weights_digest)
 from .data import TaskData, encode_texts, read_text_records
 from .errors import UserError
 from .inference import RECHECK_MARGIN, batched_logits, near_tie_rows
@@ -232,6 +232,7 @@ def _load_adapter_run(model_dir: Path, run: dict | None, trust_remote_code: bool
     adapter_config = json.loads((model_dir / "adapter_config.json").read_text())
     by_name = recorded in ASSETS or recorded in our_model_types()
     base = recorded if by_name else adapter_config["base_model_name_or_path"]
+    _check_base_unchanged(model_dir, base, run["model"].get("weights_sha256"))
     limit = position_limit(load_model_config(resolve_model(base, trust_remote_code, TRUST_OPTION)))
     data = dataclasses.replace(config.data, max_length=min(config.data.max_length, limit or config.data.max_length))
     config = dataclasses.replace(config, model=base, trust_remote_code=trust_remote_code, data=data)
@@ -246,6 +247,18 @@ def _load_adapter_run(model_dir: Path, run: dict | None, trust_remote_code: bool
     with loading(reference, "adapter"):
         model = PeftModel.from_pretrained(backbone.model, model_dir)
     return model, load_tokenizer(reference)
+
+
+def _check_base_unchanged(model_dir: Path, base: str, recorded_digest: str | None) -> None:
+    """Raise UserError when the base folder an adapter was trained on holds other weights now (its digest, which
+    the run recorded, differs): peft would put the adapter on them without a word, and predict other labels than
+    the run evaluated. Runs recorded before the digest, and bases that are assets or Hub ids, are not checked."""
+    if recorded_digest is None or not Path(base).is_dir():
+        return
+    if weights_digest(Path(base)) != recorded_digest:
+        raise UserError(f"the base model folder {base} holds other weights than the adapter in {model_dir} was "
+                        "trained on (their SHA-256 differs from the one its metrics.json recorded): restore that "
+                        "folder, or train the adapter again on what it holds now")
 
 
 class ZeroShotPredictor:

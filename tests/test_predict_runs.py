@@ -140,3 +140,27 @@ def test_an_adapter_without_its_run_record_is_refused(runs, tmp_path):
     shutil.copytree(runs["adapter"], tmp_path / "adapter", ignore=shutil.ignore_patterns("metrics.json", "merged"))
     with pytest.raises(UserError, match="holds a peft adapter but no metrics.json of a classify run"):
         load_predictor(tmp_path / "adapter")
+
+
+def test_an_adapter_whose_base_folder_now_holds_other_weights_is_refused(tiny_bert, tmp_path):
+    """peft puts an adapter on whatever its base folder holds: a base retrained in place would silently change
+    the adapter's predictions, so the run records the base's weights and predict checks them."""
+    import shutil
+
+    import torch
+    from transformers import BertModel
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_bert, base)
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(40))
+    adapter = classify(tmp_path / "adapter", data, f"model={base}", "strategy=adapter")
+    assert json.loads((adapter / "metrics.json").read_text())["model"]["weights_sha256"]
+    texts = ["a good film", "a bad film"]
+    assert len(load_predictor(adapter).predict(texts)) == 2
+    retrained = BertModel.from_pretrained(base)
+    with torch.no_grad():
+        retrained.encoder.layer[0].attention.self.query.weight.add_(0.5)
+    retrained.save_pretrained(base)
+    with pytest.raises(UserError, match=r"the base model folder .*base holds other weights than the adapter in "
+                                        r".*adapter was trained on"):
+        load_predictor(adapter)
