@@ -79,11 +79,11 @@ def unread_pooler(encoder) -> nn.Module | None:
 
 def pooled_classifier(model, family, pooling: str, normalize: bool = False):
     """(model, family, applied pooling): `model` (a ...ForSequenceClassification from a checkpoint) as it reads
-    its features under strategy option `pooling`: "head" keeps the architecture's own head; "mean" / "cls" / "max"
-    put a new linear classifier on that pooling of the encoder's last hidden states (hft-pooled, sharing the
-    encoder module and its weights); "auto" is the checkpoint's declared pooling (declared_pooling) where it
-    declares one, else "head". `normalize` scales the pooled vector to unit norm (hft-pooled's normalize). Raises
-    UserError for an explicit pooling on a model it cannot wrap (encoder-decoder,
+    its features under strategy option `pooling`: "head" keeps the model's own head (applied: `head_pooling`);
+    "mean" / "cls" / "max" put a new linear classifier on that pooling of the encoder's last hidden states
+    (hft-pooled, sharing the encoder module and its weights); "auto" is the checkpoint's declared pooling
+    (declared_pooling) where it declares one, else "head". `normalize` scales the pooled vector to unit norm
+    (hft-pooled's normalize). Raises UserError for an explicit pooling on a model it cannot wrap (encoder-decoder,
     our own hft-* backbones, which pool by their own config)."""
     if pooling not in POOLING_OPTIONS:
         raise UserError(f"strategy_options.pooling={pooling!r} is not one of {', '.join(POOLING_OPTIONS)}")
@@ -96,15 +96,15 @@ def pooled_classifier(model, family, pooling: str, normalize: bool = False):
     if pooling == "auto":
         declared = declared_pooling(getattr(model.config, "name_or_path", None))
         if declared is None:
-            return model, family, "head"
+            return model, family, head_pooling(model)
         if not wrappable:
             logger.warning(f"{model.config.name_or_path} declares {declared} pooling, which a {model_type} "
                            "classifier cannot apply here: using its own head")
-            return model, family, "head"
+            return model, family, head_pooling(model)
         logger.info(f"reading {model_type} features by the {declared} pooling its checkpoint declares")
         pooling = declared
     if pooling == "head":
-        return model, family, "head"
+        return model, family, head_pooling(model)
     if not wrappable:
         raise UserError(f"strategy_options.pooling={pooling} needs an encoder or decoder that transformers' AutoModel "
                         f"loads; {model_type} pools through its own head: use pooling=head")
@@ -117,6 +117,12 @@ def pooled_classifier(model, family, pooling: str, normalize: bool = False):
     wrapped = PooledForSequenceClassification(config, encoder=model.base_model)
     wrapped.to(model.device, model.dtype)
     return wrapped, replace(family, name="hft-pooled", head_modules=("classifier",), lora_targets=()), pooling
+
+
+def head_pooling(model) -> str:
+    """The applied pooling of a model read through its own head: "head", or for an hft-pooled checkpoint (a frozen
+    or linear-probe run's output folder) the pooling its config names, which is what its head reads."""
+    return model.config.pooling if model.config.model_type == "hft-pooled" else "head"
 
 
 def _dropout(config) -> float:

@@ -519,6 +519,22 @@ def test_full_fine_tuning_trains_through_the_declared_pooling_when_asked(tiny_be
     assert scratch.strategy["options"]["pooling"] == "mean", "the structure-only baseline: the same architecture"
 
 
+def test_runs_from_an_hft_pooled_folder_record_the_pooling_its_model_applies(tiny_bert, reviews, tmp_path):
+    """Such a folder (a frozen or linear-probe run's output) pools by its config, not by a head of its own."""
+    folder = tmp_path / "frozen"
+    run_classify(config(tiny_bert, reviews, folder, "frozen", "strategy_options.pooling=mean"))
+    assert json.loads((folder / "config.json").read_text())["pooling"] == "mean"
+    for strategy in ("full", "frozen", "linear-probe"):
+        _, setup, _, _, _ = loaded(folder, strategy, reviews)
+        assert setup.model.config.model_type == "hft-pooled" and setup.options["pooling"] == "mean", strategy
+    assert not {"encoder.pooler.dense.weight", "encoder.pooler.dense.bias"} & trainable(
+        loaded(folder, "full", reviews)[1].model), "the head reads the mean, never BERT's pooler"
+    out = tmp_path / "full"
+    result = run_classify(config(folder, reviews, out, "full"))
+    assert result.strategy["options"]["pooling"] == "mean"
+    assert "`pooling=mean`" in (out / "README.md").read_text()
+
+
 def test_full_fine_tuning_pools_an_encoder_built_without_a_pooler():
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
