@@ -181,6 +181,12 @@ def check_local_folder(model: ResolvedModel, what: str) -> None:
     save_hint = "save the model there with save_pretrained(), or name another folder"
     if not names:
         raise UserError(f"model folder {model.name!r} is empty: {save_hint}")
+    if what == "config" and "config.json" not in names and "adapter_config.json" in names:
+        merged = folder / "merged"
+        start = (f"start from its merged copy, model={merged}" if (merged / "config.json").is_file() else
+                 "start from its base model, or train it with strategy_options.merge=true for a merged copy to "
+                 "start from")
+        raise UserError(f"model folder {model.name!r} holds a peft adapter, not a whole model: {start}")
     if what == "config" and "config.json" not in names:
         weights = [name for name in names if name in WEIGHT_FILES or name.endswith((".bin", ".safetensors", ".pt"))]
         holds = (f"holds weights ({', '.join(weights)}) but no config.json, which says what architecture they fill"

@@ -9,7 +9,9 @@ import shutil
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel, GPT2Config, RobertaConfig, T5Config
+from peft import LoraConfig, TaskType, get_peft_model
+from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel, GPT2Config,
+                          RobertaConfig, T5Config)
 
 from conftest import sentiment_rows, write_csv
 from hf_transfer.backbones import load_backbone, position_limit
@@ -91,6 +93,11 @@ def broken_folders(tiny_bert, root):
     config = json.loads((unknown / "config.json").read_text())
     (unknown / "config.json").write_text(json.dumps({**config, "model_type": "nonesuch"}))
     folders["unknown-type"] = (unknown, "is of type 'nonesuch', which transformers .* does not know")
+    adapter = root / "adapter"  # an adapter run's output folder: adapter_config.json, no config.json
+    get_peft_model(BertForSequenceClassification.from_pretrained(tiny_bert),
+                   LoraConfig(task_type=TaskType.SEQ_CLS, target_modules=["query"])).save_pretrained(adapter)
+    folders["adapter"] = (adapter, "holds a peft adapter, not a whole model: start from its base model, or train it "
+                                   r"with strategy_options.merge=true")
     folders["remote-code"] = (remote_code_folder(tiny_bert, root / "remote-code"),
                               r"needs its own Python code to load \(config.json's auto_map names it\): read that "
                               "code, then pass trust_remote_code=true")
@@ -115,7 +122,7 @@ def folders(tiny_bert, tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["empty", "only-bin", "tokenizer-only", "no-weights", "no-tokenizer", "pickle-bin",
                                   "damaged", "damaged-bin", "bad-json", "bad-tokenizer", "unknown-type",
-                                  "remote-code"])
+                                  "remote-code", "adapter"])
 def test_a_broken_model_folder_says_what_it_lacks(folders, task, kind, capsys):
     folder, message = folders[kind]
     with pytest.raises(UserError, match=message) as raised:
