@@ -215,8 +215,10 @@ def _export(args: argparse.Namespace) -> None:
     from .export import export_onnx
 
     folder = export_onnx(args.model, args.output)
-    print(f"ONNX model in {folder} (load with optimum's ORTModelForSequenceClassification, or "
-          f"hf-transfer predict {args.model} TEXTS --backend onnxruntime)")
+    # predict --backend onnxruntime reads MODEL/onnx only: name it where the export went there
+    predict = (f", or hf-transfer predict {args.model} TEXTS --backend onnxruntime"
+               if Path(folder).resolve() == (Path(args.model) / "onnx").resolve() else "")
+    print(f"ONNX model in {folder} (load with optimum's ORTModelForSequenceClassification{predict})")
 
 
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:

@@ -96,7 +96,11 @@ def test_onnx_export_labels_match_the_pipeline_and_optimum_layout(kind, classifi
     model_dir = tmp_path / "run"
     shutil.copytree(source, model_dir)
     main(["export", str(model_dir)])
-    assert "ONNX model in" in capsys.readouterr().out
+    assert f"hf-transfer predict {model_dir} TEXTS --backend onnxruntime" in capsys.readouterr().out
+    if kind == "head":  # elsewhere than MODEL/onnx, which predict reads: no predict command to offer
+        main(["export", str(model_dir), "--output", str(tmp_path / "elsewhere")])
+        printed = capsys.readouterr().out
+        assert "ONNX model in" in printed and "--backend onnxruntime" not in printed
     # What optimum's ORTModelForSequenceClassification.from_pretrained(folder) reads: model.onnx, config, tokenizer.
     assert {"model.onnx", "config.json", "tokenizer_config.json"} <= {p.name for p in (model_dir / "onnx").iterdir()}
     assert not (model_dir / "onnx.partial").exists()
