@@ -105,6 +105,10 @@ def run_classify(config: ClassifyConfig, command: str | None = None, callbacks: 
         weights = class_weights(config.train.class_weight, task.label_names, tokenized["train"]["labels"],
                                 task.multi_label)
         select = selects_on_validation(config.train.select_best, schedule_changes, strategy.name, task, teacher)
+        # Recorded as true when the rule chose it: the card's reproduce command fixes the rule's schedule, under
+        # which null would not select.
+        resolved = dataclasses.replace(resolved, train=dataclasses.replace(
+            resolved.train, select_best=select or config.train.select_best))
         if select:
             args = selecting_arguments(args, optimizer_steps(len(tokenized["train"]), resolved.train,
                                                              state.num_processes), SELECT_EVALUATIONS)

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +204,12 @@ def test_the_card_says_what_changes_what_a_score_means(tiny_bert, tmp_path):
     assert "'Pos' into 'pos'" in card
     assert "The small-data rule changed the schedule: batch size 32 -> 8" in card
     assert "| majority class (`always " in card and "| TF-IDF + logistic regression (`word 1-2 grams" in card
+    # The reproduce command fixes the rule's schedule (epochs, batch, warmup), under which train.select_best=null
+    # keeps the last step: it must ask for the best validation checkpoint, as the rule did.
+    assert result.training["selected_on_validation"] and result.config["train"]["select_best"] is True
+    words = shlex.split(re.search(r"```bash\n(hf-transfer classify .*)\n```", card).group(1))
+    rebuilt = load_config(ClassifyConfig, None, words[2:])
+    assert rebuilt.train.epochs == 40 and rebuilt.train.select_best is True
 
 
 def test_a_model_that_predicts_one_label_for_everything_is_named():
