@@ -349,6 +349,23 @@ def test_usage_snippets_run_on_the_output_folders(outputs, tmp_path):
         assert "'label': " in printed and any(f"'{label}'" in printed for label in LABELS), (kind, printed)
 
 
+def test_a_chunks_runs_card_says_long_texts_were_read_whole_and_points_to_predict_not_the_pipeline(outputs):
+    """data.truncation=chunks pools the logits of a long text's windows; a pipeline call reads one window at most."""
+    folder = outputs("full")
+    card = ModelCard.load(folder / "README.md").text  # head, the default: the pipeline cuts as the run did
+    assert "`classifier(texts, truncation=True, max_length=32)` scores texts as they were scored here" in card
+    result = RunResult.load(folder)
+    result.config["data"]["truncation"] = "chunks"
+    result.task["data_facts"] = {"truncation": {"strategy": "chunks", "max_length": 32, "truncated": {"test": 2},
+                                               "truncated_share": {"test": 0.25}, "median_tokens": {"test": 20}}}
+    text = render_card(result, folder, str(folder)).text
+    assert ("Texts longer than 32 tokens were read whole, in overlapping windows of 32 tokens (chunks): test 25.0% "
+            "(median 20 tokens). Each window trained with its text's label, and a text's prediction is the mean of its "
+            "windows' logits.") in text
+    assert "not read" not in text and "truncation=True, max_length" not in text
+    assert "`hf-transfer predict FOLDER texts.txt`" in text and "scores texts as they were scored here" in text
+
+
 def test_card_for_a_repo_id_loads_from_the_repo(outputs):
     folder = outputs("adapter")
     card = render_card(RunResult.load(folder), folder, "my-org/tiny-adapter")

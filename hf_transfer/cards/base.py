@@ -286,8 +286,9 @@ def remote_code_files(folder: Path) -> list[str]:
 
 
 def data_notes(result: RunResult) -> list[str]:
-    """Sentences for a card's data section about what changes what a score means: texts cut at max_length, texts
-    shared between splits, merged label spellings, the small-data rule's changes, the dataset's licence note.
+    """Sentences for a card's data section about what changes what a score means: texts cut at max_length (or read
+    in windows whose logits were pooled), texts shared between splits, merged label spellings, the small-data rule's
+    changes, the dataset's licence note.
     Read from metrics.json's task.data_facts (hf_transfer.data.TaskData) and training.schedule_changes."""
     from ..assets import ASSETS
 
@@ -297,8 +298,13 @@ def data_notes(result: RunResult) -> list[str]:
     if any((truncation.get("truncated") or {}).values()):
         shares = ", ".join(f"{split} {100 * share:.1f}% (median {truncation['median_tokens'][split]:.0f} tokens)"
                            for split, share in truncation["truncated_share"].items())
-        notes.append(f"Texts longer than {truncation['max_length']} tokens were cut ({truncation['strategy']}): "
-                     f"{shares}. What lies beyond the cut was not read.")
+        if truncation["strategy"] == "chunks":
+            notes.append(f"Texts longer than {truncation['max_length']} tokens were read whole, in overlapping "
+                         f"windows of {truncation['max_length']} tokens (chunks): {shares}. Each window trained with "
+                         "its text's label, and a text's prediction is the mean of its windows' logits.")
+        else:
+            notes.append(f"Texts longer than {truncation['max_length']} tokens were cut ({truncation['strategy']}): "
+                         f"{shares}. What lies beyond the cut was not read.")
     shared = {pair: count for pair, count in (facts.get("overlap") or {}).items() if count}
     if shared:
         listed = ", ".join(f"{count} {pair.replace('_in_', ' texts also in ')}" for pair, count in shared.items())

@@ -74,8 +74,8 @@ def render_classifier_card(result: RunResult, folder: Path, load_from: str, repr
 def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tuple[dict, dict | None]:
     """(template fields, parsed adapter_config.json or None): what classifier.md shows of any trained model in the
     same way, whatever its task (the tagger card extends it): title, model and source link, what was transferred,
-    strategy, parameters, adapter settings, modeling code files, task record, data label and subsampling, baselines,
-    plots, hyperparameters, compute (and the step a resumed run started from), seed, versions."""
+    strategy, parameters, adapter settings, modeling code files, task record, data label, truncation and subsampling,
+    baselines, plots, hyperparameters, compute (and the step a resumed run started from), seed, versions."""
     folder = Path(folder)
     adapter = read_json(folder / "adapter_config.json")
     transferred = result.strategy["transferred"]
@@ -96,6 +96,7 @@ def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tup
         collapsed={split: label for split, report in result.metrics.items()
                    if (label := collapsed_label(report, result.task["label_names"]))},
         dataset_label=dataset_label(result.task["dataset"]),
+        truncation=data_config.get("truncation", "head"),
         subsampled=", ".join(f"{key}={data_config[key]}" for key in ("max_train_samples", "max_eval_samples")
                              if data_config.get(key)),
         baselines=result.baselines,
