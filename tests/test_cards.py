@@ -366,6 +366,17 @@ def test_a_chunks_runs_card_says_long_texts_were_read_whole_and_points_to_predic
     assert "`hf-transfer predict FOLDER texts.txt`" in text and "scores texts as they were scored here" in text
 
 
+def test_a_max_train_samples_above_the_train_split_is_no_subsample_in_the_card(outputs):
+    """The whole train split (40 examples) is used: the card must not say it was subsampled."""
+    folder = outputs("full")
+    result = RunResult.load(folder)
+    result.config["data"]["max_train_samples"] = 100000
+    assert "subsampled" not in render_card(result, folder, str(folder)).text
+    result.config["data"]["max_eval_samples"] = 6
+    assert "The splits were subsampled for this run (max_eval_samples=6)." in render_card(result, folder,
+                                                                                          str(folder)).text
+
+
 def test_card_for_a_repo_id_loads_from_the_repo(outputs):
     folder = outputs("adapter")
     card = render_card(RunResult.load(folder), folder, "my-org/tiny-adapter")

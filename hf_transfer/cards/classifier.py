@@ -97,8 +97,7 @@ def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tup
                    if (label := collapsed_label(report, result.task["label_names"]))},
         dataset_label=dataset_label(result.task["dataset"]),
         truncation=data_config.get("truncation", "head"),
-        subsampled=", ".join(f"{key}={data_config[key]}" for key in ("max_train_samples", "max_eval_samples")
-                             if data_config.get(key)),
+        subsampled=_subsampled(data_config, result.task["split_sizes"]),
         baselines=result.baselines,
         plots=plots_in(folder),
         hyperparameters=_hyperparameters(result),
@@ -124,6 +123,16 @@ def trained_model_card_data(result: RunResult, fields: dict, adapter: dict | Non
     return card_data(result, fields["title"], library_name="peft" if adapter else "transformers",
                      tags=tags + task_tags[1:], pipeline_tag=pipeline_tag, base_model=base_model,
                      base_model_relation="adapter" if adapter else "finetune", task_type=task_tags[0])
+
+
+def _subsampled(data_config: dict, split_sizes: dict[str, int]) -> str:
+    """The subsample settings that applied, as "key=value, ...": max_train_samples only where the train split holds
+    that many examples (a larger cap leaves the whole split: nothing was subsampled); max_eval_samples where set
+    (the record keeps no evaluation split's size before it)."""
+    caps = {key: data_config[key] for key in ("max_train_samples", "max_eval_samples") if data_config.get(key)}
+    if caps.get("max_train_samples", 0) > split_sizes["train"]:
+        del caps["max_train_samples"]
+    return ", ".join(f"{key}={value}" for key, value in caps.items())
 
 
 def _transfer_explanation(transferred: str, trainable_fraction: float) -> str:
