@@ -98,7 +98,11 @@ def family_of(config, head: str = "classification", task_type: str = "SEQ_CLS") 
     from . import models  # our backbones' families
 
     model_type = config.model_type
-    if model_type in models.HEAD_MODULES:
+    if model_type == "hft-pooled" and hasattr(config, "encoder_config"):
+        # a frozen or linear-probe run's output folder: its encoder's family (adapter targets, padding), its own head
+        inner = family_of(config.encoder_config(), "classification", "SEQ_CLS")
+        family = dataclasses.replace(inner, name="hft-pooled", head_modules=("classifier",), token_head_modules=())
+    elif model_type in models.HEAD_MODULES:
         heads = (models.HEAD_MODULES[model_type],)  # one name for the sequence and the token head
         family = Family(model_type, tuple(models.DEFAULT_LORA_TARGETS[model_type]), heads, token_head_modules=heads)
     elif model_type in MODEL_TYPE_FAMILY:

@@ -494,6 +494,19 @@ def test_training_stops_in_one_line_when_the_gradient_norm_overflows(tiny_bert, 
     assert not out.exists() and not out.with_name("out.partial").exists()
 
 
+def test_adapters_and_gradual_unfreezing_start_from_a_frozen_runs_folder(tiny_bert, reviews, tmp_path):
+    """A frozen run's output (hft-pooled) is its encoder's family: LoRA finds the encoder's targets, gradual
+    unfreezing its blocks."""
+    checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
+    run_classify(config(checkpoint, reviews, tmp_path / "frozen", "frozen"))
+    _, adapter, _, _, _ = loaded(tmp_path / "frozen", "adapter", reviews)
+    assert {n for n in trainable(adapter.model) if "lora_" in n} and adapter.family.head_modules == ("classifier",)
+    assert any(".query.lora_A." in n for n in trainable(adapter.model))  # BERT's LoRA targets, inside the encoder
+    _, unfreeze, _, _, _ = loaded(tmp_path / "frozen", "gradual-unfreeze", reviews)
+    groups = [group.name for group in layer_groups(unfreeze.model, unfreeze.family)]
+    assert groups[0] == "embeddings" and groups[-1] == "head" and len(groups) == 2 + 2  # the tiny BERT's 2 blocks
+
+
 def test_full_fine_tuning_trains_through_the_declared_pooling_when_asked(tiny_bert, reviews, tmp_path):
     checkpoint = with_pooling_files(tiny_bert, tmp_path / "st", {"pooling_mode_mean_tokens": True})
     _, head, _, _, _ = loaded(checkpoint, "full", reviews)  # by default the model's own head: a plain classifier

@@ -63,7 +63,7 @@ def layer_groups(model, family) -> list[LayerGroup]:
     heads = head_modules(model, family)
     stacks = _block_stacks(model, exclude=set(heads))
     if not stacks:
-        depth = getattr(model.config.get_text_config(), "num_hidden_layers", None)
+        depth = getattr(_depth_config(model), "num_hidden_layers", None)
         why = f"no ModuleList of its {depth} blocks" if depth else "its config sets no num_hidden_layers"
         raise UserError(f"{model.config.model_type} has no stack of layers to unfreeze one by one ({why}): "
                         "use strategy=full or frozen")
@@ -88,8 +88,14 @@ def layer_groups(model, family) -> list[LayerGroup]:
     return groups + [head_group]
 
 
+def _depth_config(model):
+    """The config that says how many blocks the model stacks: its base model's (an hft-pooled classifier's is its
+    encoder's; for the others the model's own)."""
+    return getattr(model, "base_model", model).config.get_text_config()
+
+
 def _block_stacks(model, exclude: set[str]) -> list[tuple[str, nn.ModuleList]]:
-    config = model.config.get_text_config()
+    config = _depth_config(model)
     depths = {getattr(config, key, None) for key in ("num_hidden_layers", "num_decoder_layers")} - {None, 0}
     stacks = []
     for name, module in model.named_modules():
