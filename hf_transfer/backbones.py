@@ -648,6 +648,10 @@ def _no_head(auto_class, reference: ResolvedModel, model_config, err: ValueError
         return err
     what = {AutoModelForSequenceClassification: "sequence-classification head",
             AutoModelForSeq2SeqLM: "seq2seq LM"}.get(auto_class, "token-classification head")
+    if model_config.model_type == "hft-pooled":  # a frozen or linear-probe run's output: one vector per text
+        encoder = getattr(model_config.encoder_config(), "_name_or_path", "") or "the checkpoint it was trained from"
+        return UserError(f"model {reference.name!r} is a pooled text classifier (hft-pooled: a frozen or "
+                         f"linear-probe run's output), which has no {what}: start from its encoder, {encoder}")
     return UserError(f"model {reference.name!r} ({model_config.model_type}) has no {what} in transformers; "
                      "pick a BERT-, GPT-2-, T5- or Llama-family checkpoint or one of ours")
 

@@ -243,6 +243,22 @@ def test_what_cannot_apply_is_refused_before_loading(tmp_path, overrides, messag
     assert not (tmp_path / "out").exists()
 
 
+def test_a_pooled_text_classifier_folder_is_refused_naming_its_encoder(tiny_bert, tagged, tmp_path):
+    """A frozen or linear-probe run's output (hft-pooled) reads one vector per text: no tagger starts from it."""
+    from transformers import BertModel
+
+    from hf_transfer.models import PooledConfig, PooledForSequenceClassification
+
+    encoder = BertModel.from_pretrained(tiny_bert)
+    config = PooledConfig(encoder=encoder.config, pooling="mean", id2label={0: "neg", 1: "pos"})
+    PooledForSequenceClassification(config, encoder=encoder).save_pretrained(tmp_path / "pooled")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path / "pooled")
+    with pytest.raises(UserError, match=r"is a pooled text classifier \(hft-pooled: a frozen or linear-probe run's "
+                                        r"output\), which has no token-classification head: start from its encoder"):
+        run_classify(token_config(tmp_path / "pooled", tagged, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def entry_point(args, capsys) -> str:
     """Run `hf-transfer ARGS`; the one error line it exits 2 with."""
     with pytest.raises(SystemExit) as stopped:
