@@ -51,8 +51,9 @@ Kept (2026-12-02, an idle avx512_bf16 AMD EPYC, one thread): freed memory reused
   size page-faults its memory back in from the kernel: ~15,000 minor faults per step of the recipe (its dense 47 MB
   word-embedding gradient, every step), none with the blocks kept in the heap. Whole epochs (`--configs C,ours
   --steps 288 --rounds 2 --warmup 2`): ours 118.3, 121.0, 125.4 examples/s (1.35x, 1.21x, 1.33x C, whose own speed
-  moved 87.6-100.4 between runs; 1.29x in turns of 144 steps; on a later instance 124.8, 1.16x C at 108.0: 1.27x
-  on the mean of the five) against 95.2 without it (1.08x C); with the same setting given to C as well
+  moved 87.6-100.4 between runs; 1.29x in turns of 144 steps; on a later instance 124.8, 1.16x C at 108.0; on another
+  103.4, 1.32x C at 78.4: 1.28x on the mean of the six) against 95.2 without it (1.08x C); with the same setting
+  given to C as well
   (GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824): 1.30x. `--profile`: 318 against 355 ms per step. Same numbers (test 0.8361 both ways); peak memory at max_length
   512 (--memory): 2,838 MB against 2,380 (freed blocks of other sizes stay in the heap), 2,856 MB over 30 steps.
   glibc's hugetlb tunable on top (transparent huge pages for the heap): no gain (median step 279 and 328 ms against
