@@ -92,6 +92,7 @@ class TaskData(LabelSpace):
     - label_case: the data.label_case policy; label_case_variants: {kept spelling: [other spellings]} for names that
       differ only in case (merged into the kept spelling under `merge`, kept apart under `keep`)
     - carved_splits: the splits made here out of train, e.g. ["test", "validation"] (identical texts kept together)
+    - subsampled: {split: its size before data.max_train_samples / max_eval_samples} for the splits they made smaller
     - duplicate_texts: examples whose text (after whitespace normalisation) repeats an earlier example's, all splits
     - overlap: {"validation_in_train", "test_in_train", "test_in_validation"}: examples of the first split whose text
       (after whitespace normalisation) is also in the second; non-zero means the score is not fully held-out
@@ -180,6 +181,7 @@ def _subsample(whole: TaskData, config: DataConfig) -> TaskData:
     rows = nested_subsample(train["labels"], config.max_train_samples, seed)
     splits = DatasetDict({"train": train.select(rows), "validation": whole.splits["validation"],
                           "test": whole.splits["test"]})
+    facts["subsampled"] = {**facts.get("subsampled", {}), **subsampled_splits({"train": len(train)}, splits)}
     facts.update(_overlap(splits, whole.text_columns))
     for level, line in _fact_lines({"overlap": facts["overlap"]}, "", splits):
         logger.log(level, line)
@@ -630,6 +632,12 @@ def _encode(value, label_ids: dict[str, int], multi_label: bool):
     return hot
 
 
+def subsampled_splits(before: dict[str, int], splits) -> dict[str, int]:
+    """{split: its size before data.max_train_samples / max_eval_samples} for the splits of `before` ({split: size})
+    that the caps made smaller in `splits`; the data facts keep it, so that a card names only the caps that applied."""
+    return {name: size for name, size in before.items() if len(splits[name]) < size}
+
+
 def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_columns: list[str],
                  facts: dict) -> tuple[DatasetDict, Dataset | None, np.ndarray | None]:
     """(train / validation / test, the train split before max_train_samples subsampled it and the kept rows of it;
@@ -647,6 +655,7 @@ def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_
                                    text_columns)
         carved.append("validation")
     pool, rows = None, None
+    before = {"train": len(train), "validation": len(validation), "test": len(test)}
     if config.max_train_samples and config.max_train_samples < len(train):
         # Nested and seeded on its own: a study's seeds draw their own samples while the splits above stay fixed.
         seed = config.seed if config.subsample_seed is None else config.subsample_seed
@@ -660,6 +669,7 @@ def _make_splits(data: DatasetDict, config: DataConfig, multi_label: bool, text_
         )
     splits = DatasetDict({"train": train, "validation": validation, "test": test})
     facts["carved_splits"] = carved
+    facts["subsampled"] = subsampled_splits(before, splits)
     facts.update(_overlap(splits, text_columns))
     return splits, pool, rows
 

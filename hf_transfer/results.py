@@ -13,8 +13,8 @@ Schema (version 1) — every run kind writes the same top-level keys:
     strategy         {name, description, transferred ("parameters" | "features" | "structure" | "none"), options}
     task             {dataset, description, text_columns, label_names, multi_label, split_sizes, data_facts}:
                      data_facts as hf_transfer.data.TaskData documents them (label_format, labels_stripped,
-                     label_case, label_case_variants, carved_splits, duplicate_texts, overlap, truncation; keys
-                     present when they apply)
+                     label_case, label_case_variants, carved_splits, subsampled, duplicate_texts, overlap,
+                     truncation; keys present when they apply)
     metrics          {split: report}; a report holds accuracy, precision/recall/f1 _macro/_micro/_weighted,
                      per_class {label: {precision, recall, f1, support}}, confusion_matrix (single-label),
                      num_examples

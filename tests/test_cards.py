@@ -375,6 +375,12 @@ def test_a_max_train_samples_above_the_train_split_is_no_subsample_in_the_card(o
     result.config["data"]["max_eval_samples"] = 6
     assert "The splits were subsampled for this run (max_eval_samples=6)." in render_card(result, folder,
                                                                                           str(folder)).text
+    # A record with the sizes before the caps (data facts' subsampled) names only the caps that made a split smaller.
+    result.task["data_facts"] = {"subsampled": {"test": 9}}
+    assert "The splits were subsampled for this run (max_eval_samples=6 (test: of 9))." in render_card(
+        result, folder, str(folder)).text
+    result.task["data_facts"] = {"subsampled": {}}
+    assert "subsampled" not in render_card(result, folder, str(folder)).text
 
 
 def test_card_for_a_repo_id_loads_from_the_repo(outputs):

@@ -125,3 +125,24 @@ def test_unknown_hub_dataset_offline(monkeypatch):
 def test_a_model_asset_is_not_a_dataset():
     with pytest.raises(UserError, match="asset 'minilm-l6' is a model, not a dataset"):
         load_task_data(DataConfig(dataset="minilm-l6"))
+
+
+def test_the_data_facts_keep_each_capped_splits_size_before_the_cap(tmp_path):
+    """A card names only the caps that made a split smaller (hf_transfer.cards.classifier._subsampled)."""
+    from hf_transfer.data import share_loaded_data
+
+    path = write_csv(tmp_path / "reviews.csv", sentiment_rows(200))
+    whole = load_task_data(config(path)).sizes()
+    capped = load_task_data(config(path, max_train_samples=20, max_eval_samples=10))
+    assert capped.data_facts["subsampled"] == {"train": whole["train"], "validation": whole["validation"],
+                                               "test": whole["test"]}
+    assert {name: len(split) for name, split in capped.splits.items()} == {"train": 20, "validation": 10, "test": 10}
+    loose = load_task_data(config(path, max_train_samples=100000, max_eval_samples=whole["validation"]))
+    assert loose.data_facts["subsampled"] == {"test": whole["test"]}  # test is larger than validation
+    previous = share_loaded_data(True)  # a study's path: the whole data once, each run's train subsample from it
+    try:
+        load_task_data(config(path))
+        shared = load_task_data(config(path, max_train_samples=20))
+    finally:
+        share_loaded_data(previous)
+    assert shared.data_facts["subsampled"] == {"train": whole["train"]}

@@ -97,7 +97,7 @@ def trained_model_fields(result: RunResult, folder: Path, load_from: str) -> tup
                    if (label := collapsed_label(report, result.task["label_names"]))},
         dataset_label=dataset_label(result.task["dataset"]),
         truncation=data_config.get("truncation", "head"),
-        subsampled=_subsampled(data_config, result.task["split_sizes"]),
+        subsampled=_subsampled(data_config, result.task["split_sizes"], result.task.get("data_facts") or {}),
         baselines=result.baselines,
         plots=plots_in(folder),
         hyperparameters=_hyperparameters(result),
@@ -125,11 +125,18 @@ def trained_model_card_data(result: RunResult, fields: dict, adapter: dict | Non
                      base_model_relation="adapter" if adapter else "finetune", task_type=task_tags[0])
 
 
-def _subsampled(data_config: dict, split_sizes: dict[str, int]) -> str:
-    """The subsample settings that applied, as "key=value, ...": max_train_samples only where the train split holds
-    that many examples (a larger cap leaves the whole split: nothing was subsampled); max_eval_samples where set
-    (the record keeps no evaluation split's size before it)."""
+def _subsampled(data_config: dict, split_sizes: dict[str, int], facts: dict) -> str:
+    """The subsample settings that applied, as "key=value (split: of N), ...": with the data facts' `subsampled`
+    ({split: size before the caps}, recorded since 2026-12-02 for text data) the caps that made a split smaller;
+    else max_train_samples only where the train split holds that many examples (a larger cap leaves the whole
+    split) and max_eval_samples where set (such a record keeps no evaluation split's size before it)."""
     caps = {key: data_config[key] for key in ("max_train_samples", "max_eval_samples") if data_config.get(key)}
+    if "subsampled" in facts:
+        before = facts["subsampled"]
+        reduced = {"max_train_samples": [s for s in ("train",) if s in before],
+                   "max_eval_samples": [s for s in ("validation", "test") if s in before]}
+        return ", ".join(f"{key}={value} ({', '.join(f'{s}: of {before[s]:,}' for s in reduced[key])})"
+                         for key, value in caps.items() if reduced[key])
     if caps.get("max_train_samples", 0) > split_sizes["train"]:
         del caps["max_train_samples"]
     return ", ".join(f"{key}={value}" for key, value in caps.items())
