@@ -122,7 +122,7 @@ ADAPTED_MMAP_THRESHOLD, ADAPTED_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 32 * 2**20, 6
 
 
 @contextlib.contextmanager
-def freed_memory_reused(enabled: bool = True):
+def freed_memory_reused(enabled: bool = True, device: torch.device | str = "cpu"):
     """Within the block, glibc's malloc keeps freed blocks in the process heap for reuse, instead of unmapping each
     block of 32 MB or more (its mmap threshold) when freed and mapping it afresh, page by page, when it is allocated
     again: `mallopt(M_MMAP_MAX, 0)` and a 1 GiB `M_TRIM_THRESHOLD`. Afterwards blocks are mapped again, at the
@@ -135,10 +135,11 @@ def freed_memory_reused(enabled: bool = True):
     faster on an AMD EPYC, peak memory at max_length 512 2.8 GB against 2.4 (benchmarks/bench_training.py, README;
     PyTorch's CPU performance guide makes the same point for jemalloc / TCMalloc). Masked-LM pretraining gains 1.5x;
     the default run's evaluation after training took 1.6x longer while the threshold stayed at 128 KiB (README's
-    performance section). A no-op outside glibc (macOS, musl) and when `enabled` is false.
+    performance section). A no-op outside glibc (macOS, musl), when `enabled` is false, and when the tensors live on
+    an accelerator (`device` other than the CPU: the host heap does not hold them).
     """
     libc = None
-    if enabled and platform.libc_ver()[0] == "glibc":
+    if enabled and torch.device(device).type == "cpu" and platform.libc_ver()[0] == "glibc":
         with contextlib.suppress(OSError, AttributeError):  # no loadable libc.so.6: glibc's defaults stay
             loaded = ctypes.CDLL("libc.so.6")
             loaded.mallopt(M_MMAP_MAX, 0)

@@ -195,7 +195,7 @@ class TransferTrainer(Trainer):
     def train(self, *args, **kwargs):
         """Trainer.train; on a CPU with `args.reuse_freed_memory`, freed memory stays in the heap for the next step's
         tensors while it runs (runtime.freed_memory_reused)."""
-        with freed_memory_reused(getattr(self.args, "reuse_freed_memory", False) and self.args.device.type == "cpu"):
+        with freed_memory_reused(getattr(self.args, "reuse_freed_memory", False), self.args.device):
             return super().train(*args, **kwargs)
 
     def training_step(self, model, inputs, num_items_in_batch=None):

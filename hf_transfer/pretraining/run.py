@@ -76,7 +76,7 @@ def run_pretraining(config: PretrainConfig, callbacks: tuple = ()) -> dict:
     throughput = ThroughputProgressCallback()
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(throughput)
-    with freed_memory_reused(config.reuse_freed_memory and trainer.args.device.type == "cpu"):
+    with freed_memory_reused(config.reuse_freed_memory, trainer.args.device):
         train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     collator.restart_batches("eval")
     eval_started = time.perf_counter()
