@@ -458,12 +458,15 @@ def load_backbone(config, task, strategy=None) -> Backbone:
         seq2seq = load_weights(AutoModelForSeq2SeqLM, reference, model_config, pretrained)
         model = TextToTextClassifier(seq2seq, tokenizer, label_words)
     else:
+        labels = list(task.label_names)
         trained_for = trained_head_labels(base_config) if pretrained else None
-        fresh_head = trained_for is not None and sorted(trained_for) != sorted(task.label_names)
+        fresh_head = trained_for is not None and sorted(trained_for) != sorted(labels)
         model = load_weights(getattr(transformers, task_family.auto_class), reference, model_config, pretrained,
                              fresh_head=fresh_head)
-        if trained_for is not None and trained_for != list(task.label_names):
-            _fit_head_to_labels(model, family, trained_for, list(task.label_names), config.model)
+        if fresh_head:
+            _start_head_afresh(model, family, trained_for, labels, config.model)
+        elif trained_for is not None and trained_for != labels:
+            _reorder_head(model, family, trained_for, labels, config.model)
 
     backbone = Backbone(model, tokenizer, family, reference, tokenizer_name, config.head, pretrained)
     if vectors:
@@ -573,23 +576,29 @@ def trained_head_labels(base_config) -> list[str] | None:
     return None if labels == [f"LABEL_{i}" for i in range(len(labels))] else labels
 
 
-def _fit_head_to_labels(model, family: Family, trained_for: list[str], labels: list[str], model_name: str) -> None:
-    """Make a loaded head answer for `labels` (the task's, in id order): a head trained for the same labels in
-    another order has its output rows put in the task's order (as transformers' run_glue.py follows a
-    checkpoint's label2id); a head trained for other labels starts afresh (normal(0, initializer_range) weights,
-    zero bias, as transformers initialises a new head), so that no row answers for a label it was not trained on."""
+def _reorder_head(model, family: Family, trained_for: list[str], labels: list[str], model_name: str) -> None:
+    """Put the output rows of a head trained for the same labels in another order (`trained_for`) in the task's
+    order (`labels`), as transformers' run_glue.py follows a checkpoint's label2id."""
+    from .strategies.layers import output_layer
+
+    layer = output_layer(model, family)[2]
+    order = torch.tensor([trained_for.index(label) for label in labels])
+    with torch.no_grad():
+        layer.weight.copy_(layer.weight[order])
+        if layer.bias is not None:
+            layer.bias.copy_(layer.bias[order])
+    logger.info(f"{model_name}'s head was trained for the same labels in another order ({', '.join(trained_for)}): "
+                f"its rows now follow this task's ({', '.join(labels)})")
+
+
+def _start_head_afresh(model, family: Family, trained_for: list[str], labels: list[str], model_name: str) -> None:
+    """Initialise the output layer of a head trained for other labels (`trained_for`) afresh (normal(0,
+    initializer_range) weights, zero bias, as transformers initialises a new head), so that no row answers for a
+    label it was not trained on."""
     from .strategies.layers import output_layer
 
     layer = output_layer(model, family)[2]
     with torch.no_grad():
-        if sorted(trained_for) == sorted(labels):
-            order = torch.tensor([trained_for.index(label) for label in labels])
-            layer.weight.copy_(layer.weight[order])
-            if layer.bias is not None:
-                layer.bias.copy_(layer.bias[order])
-            logger.info(f"{model_name}'s head was trained for the same labels in another order "
-                        f"({', '.join(trained_for)}): its rows now follow this task's ({', '.join(labels)})")
-            return
         layer.weight.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
         if layer.bias is not None:
             layer.bias.zero_()
