@@ -31,7 +31,7 @@ Short turns see different batches per side (Trainer's length grouping and ours d
 examples/s ratio moves with the draw (1.13x and 1.58x C in two runs); turns of a whole epoch (288 steps at batch
 32) compare the same examples.
 
-`--ours-overrides "train.lazy_embedding_updates=true ..."` applies config overrides to ours and ours-fp32, to
+`--ours-overrides "train.embedding_updates=dense ..."` applies config overrides to ours and ours-fp32, to
 measure a lever against the baselines in the same run. The header names the machine kind (avx512_bf16: bf16 is
 native, or AVX2: bf16 emulated), the CPU and the load average before and after.
 
@@ -46,6 +46,12 @@ budget (bf16 where native, and fp32), and with gradient checkpointing, each in i
 metrics.json's peak memory. The run without a budget peaked at 10.7 GB: leave it out on a small machine
 (`--memory-runs "default,default in fp32,default + checkpointing"`).
 
+Kept (2026-12-02, late; an idle avx512_bf16 AMD EPYC, one thread): deferred word-embedding steps
+  (train.embedding_updates=deferred, training.DeferredRowsAdamW): dense AdamW's result (a row's steps without a
+  gradient applied in closed form when it is next read), the optimizer phase 21 instead of 32 ms. Three paired
+  `--profile` runs on one host: 289 / 321 / 333 ms per step against 317 / 330 / 341 dense (8.8%, 2.7%, 2.3% less
+  time). Whole epochs (`--configs C,ours --steps 288 --rounds 2 --warmup 2`): ours 123.4, 123.1, 125.1 examples/s
+  against C's 96.6, 91.4, 93.2 (1.28x, 1.35x, 1.34x). Test accuracy over six seeds 0.8338 against 0.8336 dense.
 Kept (2026-12-02, an idle avx512_bf16 AMD EPYC, one thread): freed memory reused (train.reuse_freed_memory=true,
   runtime.freed_memory_reused): glibc unmaps every freed block of 32 MB or more and the next step's tensor of that
   size page-faults its memory back in from the kernel: ~15,000 minor faults per step of the recipe (its dense 47 MB
@@ -77,7 +83,7 @@ shares only; the lead's idle-machine run is the measurement):
   (aten::copy_/_to_copy) 13%, matmuls (mm/addmm/bmm) 25%, dropout masks (bernoulli_) 5%, gradient clipping's
   per-tensor norms 3%, zero-filling (fill_) 3%. Half the AdamW work, most of the fill and half the norm work is
   the 11.7M-weight word-embedding matrix, of which a batch touches a few hundred rows.
-- Lazy embedding rows (train.lazy_embedding_updates=true, hf_transfer.training.LazyRowsAdamW), rows taken from the
+- Lazy embedding rows (train.embedding_updates=lazy, hf_transfer.training.LazyRowsAdamW), rows taken from the
   token ids the embedding saw: the optimizer step over MiniLM's parameters took 0.53x the fused dense AdamW's time
   (alternating, 12 steps, 400 touched rows). A first version found the rows by scanning the gradient
   (grad.any(dim=1)): that scan cost nearly what it saved (0.93x). Still paid per step with lazy rows then: the
@@ -245,12 +251,13 @@ def worker(side: str, args, connection) -> None:
 
 
 PROFILE_VARIANTS = {  # name: (config overrides, threads: None = --threads)
-    "recipe (no dropout, eager attention)": ([], None),
+    "recipe (no dropout, eager attention, deferred embedding steps)": ([], None),
     "sdpa attention": (["train.attn_implementation=sdpa"], None),
     "dropout 0.1 (MiniLM's own)": (["train.dropout=0.1"], None),
     "dropout 0.1, sdpa attention (the recipe before)": (["train.dropout=0.1", "train.attn_implementation=sdpa"], None),
     "word embeddings frozen": (["train.freeze_word_embeddings=true"], None),
-    "word embeddings lazy (LazyRowsAdamW)": (["train.lazy_embedding_updates=true"], None),
+    "word embeddings dense AdamW (the recipe before)": (["train.embedding_updates=dense"], None),
+    "word embeddings lazy (LazyRowsAdamW)": (["train.embedding_updates=lazy"], None),
     "foreach AdamW (not fused)": (["optim=adamw_torch"], None),
     "fp32": (["train.precision=fp32"], None),
     "freed memory returned to the system (train.reuse_freed_memory=false)": (["train.reuse_freed_memory=false"], None),

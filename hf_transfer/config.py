@@ -174,10 +174,17 @@ class TrainConfig:
                                                       "optimiser step (null: whole batches)")
     gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass: less memory, "
                                                        "~30% more compute")
-    lazy_embedding_updates: bool = setting(False, help="AdamW updates only the word-embedding rows of the tokens "
-                                                       "in each batch, from a row-sparse gradient in one process "
-                                                       "(lazy Adam; 1.04x faster training, -0.4 test points on the "
-                                                       "default task: README)")
+    # Dense AdamW reads and writes all 11.7M of MiniLM's word-embedding weights and both moments every step, and the
+    # dense gradient zero-fills 47 MB every pass, where a batch touches a few hundred rows. Deferred steps give dense
+    # AdamW's weights (training.DeferredRowsAdamW) with the optimizer phase 21 ms instead of 32 (bench_training.py
+    # --profile, three paired runs on an AMD EPYC: 2.3-8.8% less time per step; whole epochs 1.32x C on the mean of
+    # three runs; test accuracy 0.8338 against 0.8336 over six seeds); lazy Adam was as fast and scored -0.4 test
+    # points on the default task (README).
+    embedding_updates: Literal["deferred", "dense", "lazy"] = setting(
+        "deferred", help="how AdamW updates the input word embeddings: deferred (dense AdamW's result; the steps of "
+                         "rows without a gradient are applied when the row is next read, from a row-sparse "
+                         "gradient: one process, embeddings not tied; else dense), dense (every row every step), "
+                         "lazy (only the rows of each batch's tokens: lazy Adam, another optimiser)")
     # glibc returns every freed block of 32 MB or more to the kernel and page-faults it back in when a tensor of that
     # size is allocated again: ~15,000 page faults per step of the default recipe (MiniLM's dense 47 MB
     # word-embedding gradient, every step), none with reuse once the heap has grown: whole epochs 1.27x faster on an

@@ -7,7 +7,9 @@ forward, backward and optimizer).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,8 +47,8 @@ class TransferTrainingArguments(TrainingArguments):
 
     max_batch_tokens: int | None = field(default=None, metadata={
         "help": "padded tokens per forward/backward pass; a longer batch runs as several micro-batches (None: off)"})
-    lazy_embedding_updates: bool = field(default=False, metadata={
-        "help": "update only the input-embedding rows with a gradient in each step (LazyRowsAdamW)"})
+    embedding_updates: str = field(default="dense", metadata={
+        "help": "AdamW on the input embeddings: dense, deferred (DeferredRowsAdamW) or lazy (LazyRowsAdamW)"})
     reuse_freed_memory: bool = field(default=False, metadata={
         "help": "on CPU, keep freed memory in the heap for reuse while training (runtime.freed_memory_reused)"})
     logging_dir: str | None = field(default=None, metadata={
@@ -108,7 +110,7 @@ def training_arguments(config: TrainConfig, output_dir: str, precision: str, eva
         dataloader_num_workers=0,  # tokenized once up front: collation is ~1% of a step, workers only add copies
         optim="adamw_torch_fused",
         max_batch_tokens=config.max_batch_tokens,
-        lazy_embedding_updates=config.lazy_embedding_updates,
+        embedding_updates=config.embedding_updates,
         reuse_freed_memory=config.reuse_freed_memory,
         activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
     )
@@ -194,9 +196,13 @@ class TransferTrainer(Trainer):
 
     def train(self, *args, **kwargs):
         """Trainer.train; on a CPU with `args.reuse_freed_memory`, freed memory stays in the heap for the next step's
-        tensors while it runs (runtime.freed_memory_reused)."""
-        with freed_memory_reused(getattr(self.args, "reuse_freed_memory", False), self.args.device):
-            return super().train(*args, **kwargs)
+        tensors while it runs (runtime.freed_memory_reused). Deferred embedding steps are all applied at the end."""
+        try:
+            with freed_memory_reused(getattr(self.args, "reuse_freed_memory", False), self.args.device):
+                return super().train(*args, **kwargs)
+        finally:
+            if self._deferred_steps():  # the weights in memory become dense AdamW's, for whoever reads them next
+                self._deferred_steps().catch_up()
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """Trainer.training_step, within the token budget: a batch over args.max_batch_tokens runs as row slices
@@ -226,24 +232,32 @@ class TransferTrainer(Trainer):
         return total
 
     def create_optimizer(self, model=None):
-        """Trainer's AdamW (or the one build_trainer passed), as a LazyRowsAdamW over the input embeddings when
-        `args.lazy_embedding_updates` is set and they train."""
+        """Trainer's AdamW (or the one build_trainer passed), with the input word embeddings' steps deferred
+        (DeferredRowsAdamW) or lazy (LazyRowsAdamW) as `args.embedding_updates` says, where they train."""
         optimizer = super().create_optimizer(model)
         model = model if model is not None else self.model
-        if getattr(self.args, "lazy_embedding_updates", False) and not isinstance(optimizer, LazyRowsAdamW):
-            embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-            if embeddings is not None and embeddings.weight.requires_grad:
-                uses = sum(p is embeddings.weight for _, p in model.named_parameters(remove_duplicate=False))
-                # A row-sparse gradient skips the dense one's zero-filled 11.7M floats per pass and names its rows
-                # itself (no token-id hook needed); clipping takes it here (_clip_grad_norm), not across processes
-                # (DDP reduces dense gradients) or under fp16's scaler.
-                sparse = uses == 1 and self.args.world_size == 1 and self.accelerator.scaler is None and \
-                    isinstance(embeddings, torch.nn.Embedding)
-                self.optimizer = LazyRowsAdamW.from_adamw(optimizer, [embeddings.weight],
-                                                          None if sparse else embeddings, shared=uses > 1)
-                if sparse:
-                    embeddings.sparse = True
+        mode = getattr(self.args, "embedding_updates", "dense")
+        embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        if isinstance(_unwrapped(optimizer), LazyRowsAdamW) or embeddings is None:  # made before, or no embeddings
+            return self.optimizer
+        uses = sum(p is embeddings.weight for _, p in model.named_parameters(remove_duplicate=False))
+        # A row-sparse gradient skips the dense one's zero-filled 11.7M floats per pass and names its rows itself;
+        # clipping takes it here (_clip_grad_norm), not across processes (DDP reduces dense gradients) or under
+        # fp16's scaler.
+        sparse = uses == 1 and self.args.world_size == 1 and self.accelerator.scaler is None and \
+            isinstance(embeddings, torch.nn.Embedding) and embeddings.weight.requires_grad
+        if mode == "deferred" and sparse:  # else dense AdamW: the same result, and deferring pays only when sparse
+            self.optimizer = DeferredRowsAdamW.from_adamw(optimizer, embeddings)
+        elif mode == "lazy" and embeddings.weight.requires_grad:
+            self.optimizer = LazyRowsAdamW.from_adamw(optimizer, [embeddings.weight], None if sparse else embeddings,
+                                                      shared=uses > 1)
+        if isinstance(embeddings, torch.nn.Embedding):
+            embeddings.sparse = sparse and self.optimizer is not optimizer
         return self.optimizer
+
+    def _deferred_steps(self) -> "DeferredRowsAdamW | None":
+        optimizer = _unwrapped(self.optimizer)
+        return optimizer if isinstance(optimizer, DeferredRowsAdamW) else None
 
     def _clip_grad_norm(self, model):
         """Trainer's clipping, or clip_gradients where a gradient is sparse (lazy embedding updates)."""
@@ -262,6 +276,8 @@ class TransferTrainer(Trainer):
             grad_norm = clip_gradients(model.parameters(), float("inf"))
         grad_norm = super()._get_grad_norm(model, grad_norm)
         if grad_norm is not None and self.accelerator.scaler is None and not np.isfinite(float(grad_norm)):
+            if self._deferred_steps():
+                self._deferred_steps().catch_up()
             largest, name = max((p.detach().abs().max().item(), n) for n, p in model.named_parameters() if p.numel())
             raise UserError(f"training stopped at optimiser step {self.state.global_step + 1} of "
                             f"{self.state.max_steps}: the gradient norm is {float(grad_norm)}, so the update would "
@@ -304,6 +320,11 @@ class TransferTrainer(Trainer):
     def _get_eval_sampler(self, eval_dataset):
         # One process: in order. Several: None lets accelerate shard in order and gather back in order.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+def _unwrapped(optimizer):
+    """The optimizer under accelerate's AcceleratedOptimizer, which Trainer wraps it in."""
+    return getattr(optimizer, "optimizer", optimizer)
 
 
 def _has_sparse_gradient(model) -> bool:
@@ -358,8 +379,8 @@ class LazyRowsAdamW(torch.optim.AdamW):
         reports its token ids unless `shared` (its weight is also used elsewhere, e.g. tied to an output layer).
         Raises UserError for another optimizer."""
         if not isinstance(optimizer, torch.optim.AdamW) or optimizer.state:
-            raise UserError(f"train.lazy_embedding_updates=true needs a fresh AdamW, not {type(optimizer).__name__}: "
-                            "set train.lazy_embedding_updates=false")
+            raise UserError(f"train.embedding_updates={'deferred' if cls is DeferredRowsAdamW else 'lazy'} needs a "
+                            f"fresh AdamW, not {type(optimizer).__name__}: set train.embedding_updates=dense")
         lazy_ids, groups = {id(p) for p in lazy}, []
         for group in optimizer.param_groups:
             settings = {key: value for key, value in group.items() if key != "params"}
@@ -428,6 +449,179 @@ class LazyRowsAdamW(torch.optim.AdamW):
         weights = parameter.index_select(0, rows).mul_(1 - lr * group["weight_decay"])
         weights.addcdiv_(exp_avg, denominator, value=-lr / (1 - beta1 ** step))
         parameter.index_copy_(0, rows, weights)
+
+
+# The deferred steps' sum is cut where (beta1 / sqrt(beta2)) ** j, which scales a step j steps after a row's last
+# gradient, falls below this share of the first (at torch's default betas 0.9 / 0.999: after 264 steps).
+DEFERRED_CUTOFF = 1e-12
+# float64 elements of one [rows, steps] block of the closed form (32 MB): all 30,522 rows of MiniLM come up to date in
+# blocks of ~15,000, not in one 60 MB-per-array pass
+DEFERRED_BLOCK = 1 << 22
+
+
+def _weak_hook(method):
+    """A module hook calling the bound `method` while its object lives."""
+    reference = weakref.WeakMethod(method)
+
+    def hook(*args):
+        bound = reference()
+        return None if bound is None else bound(*args)
+    return hook
+
+
+class DeferredRowsAdamW(LazyRowsAdamW):
+    """AdamW with dense AdamW's result for the input word embeddings, at lazy Adam's cost: a row without a gradient
+    in a step has that step deferred, and applied in closed form when the row is next read (the embedding's forward
+    looks it up, a state_dict is taken, or `catch_up()` is called).
+
+    A step with a zero gradient only decays a row's moments (m <- beta1 m, v <- beta2 v) and weight (AdamW's decoupled
+    decay) and moves it by the decayed momentum, so from its last gradient at step s to step T:
+
+        m_T = beta1^(T-s) m_s,  v_T = beta2^(T-s) v_s,  p_T = p_s D - C m_s / (sqrt(v_s) + eps'),
+        D = prod_{i=s+1..T} (1 - lr_i wd),
+        C = sum_{i=s+1..T} lr_i sqrt(1 - beta2^i) / (1 - beta1^i) (beta1 / sqrt(beta2))^(i-s) prod_{l=i+1..T} (1 - lr_l wd)
+
+    with lr_i each step's learning rate (the schedule's, recorded), c_i the terms of C, and eps' = eps C / sum_i (c_i /
+    f_i), f_i = sqrt(1 - beta2^i) / beta2^((i-s)/2) being how eps enters step i: exact where sqrt(v_s) >> eps and where
+    sqrt(v_s) << eps, and the sum stops where (beta1 / sqrt(beta2))^(i-s) < DEFERRED_CUTOFF. Up to float rounding (D
+    and C in float64; against dense AdamW in float64, within twice the rounding of torch's fused float32 AdamW) the
+    weights anyone reads are dense AdamW's (tests/test_training.py). The rows with a gradient come from the
+    embedding's row-sparse gradient (TransferTrainer makes it sparse=True); a dense gradient is scanned for them.
+
+    Why: dense AdamW reads and writes all 11.7M of MiniLM's word-embedding weights and both moments every step, and
+    the dense gradient fills 47 MB with zeros every pass, where a batch of 32 short texts touches a few hundred rows
+    (benchmarks/bench_training.py --profile). Lazy Adam (LazyRowsAdamW) skips those steps instead, and scored lower.
+    """
+
+    _weight: torch.Tensor | None = None  # the deferred weight
+    _steps_done = 0  # optimiser steps taken on it
+    _last_step: torch.Tensor | None = None  # int64 [rows]: the step each row was last brought up to
+    _learning_rates: list | None = None  # each step's learning rate, by step number (index 0 unused)
+    _history: tuple | None = None  # (steps done, learning rates, log of the weight decay's factor kept): float64
+
+    @classmethod
+    def from_adamw(cls, optimizer: torch.optim.AdamW, embeddings: torch.nn.Embedding) -> "DeferredRowsAdamW":
+        """The same param groups and settings as `optimizer` (an AdamW without state yet), with `embeddings.weight`
+        deferred. The embedding must own its weight alone (no tied output layer) and one process must train it:
+        its forward pre-hook brings the rows it looks up to date. Raises UserError for another optimizer."""
+        deferred = super().from_adamw(optimizer, [embeddings.weight])
+        deferred._weight, deferred._learning_rates = embeddings.weight, [0.0]
+        # The module outlives a Trainer's optimizer: the hooks hold it weakly, and do nothing once it is gone.
+        embeddings.register_forward_pre_hook(_weak_hook(deferred._catch_up_looked_up_rows), with_kwargs=True)
+        embeddings.register_state_dict_pre_hook(_weak_hook(deferred._catch_up_before_saving))
+        embeddings.register_load_state_dict_pre_hook(_weak_hook(deferred._forget_deferred_steps))
+        return deferred
+
+    def _catch_up_looked_up_rows(self, module, args, kwargs) -> None:
+        ids = args[0] if args else kwargs.get("input")
+        if isinstance(ids, torch.Tensor):
+            self._catch_up_rows(torch.unique(ids.detach()))
+        else:
+            self.catch_up()
+
+    def _catch_up_before_saving(self, module, prefix, keep_vars) -> None:
+        self.catch_up()
+
+    def _forget_deferred_steps(self, module, state_dict, prefix, *args) -> None:
+        """Weights loaded into the module (e.g. Trainer's best checkpoint) replace what deferred steps would move."""
+        if prefix + "weight" in state_dict and self._last_step is not None:
+            self._last_step.fill_(self._steps_done)
+
+    def catch_up(self) -> None:
+        """Apply every deferred step to every row: the weight and its moments are then dense AdamW's."""
+        if self._last_step is not None:
+            self._catch_up_rows(torch.arange(len(self._last_step), device=self._last_step.device))
+
+    def state_dict(self):
+        """AdamW's state dict, every deferred step applied first (so a checkpoint holds dense AdamW's state)."""
+        self.catch_up()
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict) -> None:
+        """AdamW's; every row counts as up to date at the loaded step (a saved state has no deferred steps)."""
+        super().load_state_dict(state_dict)
+        self._last_step = None
+        self._steps_done = int(self.state[self._weight]["step"]) if "step" in self.state[self._weight] else 0
+        self._learning_rates, self._history = [0.0] * (self._steps_done + 1), None
+
+    def _learning_rate_history(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 [steps + 1]: each step's learning rate, and the log of prod_{l<=i} (1 - lr_l wd) (so that
+        prod_{l=a+1..b} (1 - lr_l wd) = exp(log_kept[b] - log_kept[a])), computed once per step."""
+        if self._history is None or self._history[0] != self._steps_done:
+            group = self._group()
+            rates = torch.tensor(self._learning_rates, dtype=torch.float64, device=device)
+            log_kept = torch.cumsum(torch.log1p(-rates * group["weight_decay"]), 0)
+            self._history = (self._steps_done, rates, log_kept)  # rates[0] = 0: log_kept[0] = 0
+        return self._history[1], self._history[2]
+
+    @torch.no_grad()
+    def _catch_up_rows(self, rows: torch.Tensor) -> None:
+        """Apply the steps deferred for `rows` (int64 row indices) up to the last step done."""
+        if self._last_step is None:
+            return
+        rows = rows.to(self._last_step.device)
+        behind = self._steps_done - self._last_step[rows]
+        rows, behind = rows[behind > 0], behind[behind > 0]
+        if not len(rows):
+            return
+        beta1, beta2 = self._group()["betas"]
+        decay = beta1 / beta2 ** 0.5
+        window = int(behind.max())  # (beta1 / sqrt(beta2))^j does not fall with j when beta1 >= sqrt(beta2)
+        if decay < 1:
+            window = min(window, math.ceil(math.log(DEFERRED_CUTOFF) / math.log(decay)))
+        block = max(1, DEFERRED_BLOCK // window)
+        for start in range(0, len(rows), block):
+            self._apply_deferred_steps(rows[start:start + block], behind[start:start + block], window)
+
+    @torch.no_grad()
+    def _apply_deferred_steps(self, rows: torch.Tensor, behind: torch.Tensor, window: int) -> None:
+        """The closed form (class docstring) for `rows`, each `behind` steps behind, summing at most `window` steps."""
+        group = self._group()
+        (beta1, beta2), done = group["betas"], self._steps_done
+        rates, log_kept = self._learning_rate_history(rows.device)
+        first = self._last_step[rows]
+        lags = torch.arange(1, min(int(behind.max()), window) + 1, device=rows.device)
+        steps = (first[:, None] + lags[None, :]).clamp(max=done)  # [rows, lags]: the deferred step numbers
+        step_f = steps.to(torch.float64)
+        terms = rates[steps] * torch.sqrt(1 - beta2 ** step_f) / (1 - beta1 ** step_f) * \
+            (beta1 / beta2 ** 0.5) ** lags.to(torch.float64)[None, :] * torch.exp(log_kept[done] - log_kept[steps])
+        terms = torch.where(lags[None, :] <= behind[:, None], terms, 0.0)
+        moved = terms.sum(1)  # C per row
+        kept = torch.exp(log_kept[done] - log_kept[first])  # D per row
+        # eps enters step s+j as eps f_j, f_j = sqrt(1 - beta2^(s+j)) / beta2^(j/2); eps' = eps C / sum_j(c_j / f_j)
+        # is exact both where sqrt(v_s) >> eps f_j and where it is << (steps early in a run change f_j most)
+        scaled = torch.sqrt(1 - beta2 ** step_f) / beta2 ** (lags.to(torch.float64)[None, :] / 2)
+        harmonic = (terms / scaled).sum(1)
+        eps = group["eps"] * torch.where(harmonic > 0, moved / harmonic.clamp(min=1e-300), 1.0)
+        state, weight = self.state[self._weight], self._weight
+        exp_avg, exp_avg_sq = state["exp_avg"].index_select(0, rows), state["exp_avg_sq"].index_select(0, rows)
+        update = exp_avg / (exp_avg_sq.sqrt() + eps.to(exp_avg.dtype)[:, None])
+        moved_weights = weight.index_select(0, rows).mul_(kept.to(weight.dtype)[:, None])
+        weight.index_copy_(0, rows, moved_weights.sub_(update.mul_(moved.to(update.dtype)[:, None])))
+        behind_f = behind.to(torch.float64)[:, None]
+        state["exp_avg"].index_copy_(0, rows, exp_avg.mul_((beta1 ** behind_f).to(exp_avg.dtype)))
+        state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq.mul_((beta2 ** behind_f).to(exp_avg_sq.dtype)))
+        self._last_step[rows] = done
+
+    def _group(self) -> dict:
+        return next(group for group in self.param_groups if any(p is self._weight for p in group["params"]))
+
+    def _update_rows(self, parameter: torch.Tensor, group: dict, rows: torch.Tensor, g: torch.Tensor) -> None:
+        """AdamW's step on `rows` (gradient rows `g`), which the embedding's forward brought up to the step before;
+        raises UserError for rows it did not (the model read the weight without the module)."""
+        if self._last_step is None:
+            self._last_step = torch.full((parameter.shape[0],), self._steps_done, dtype=torch.int64,
+                                         device=parameter.device)
+        stale = int((self._last_step[rows] < self._steps_done).sum())
+        if stale:  # a row with a gradient that the embedding's forward did not bring up to date first
+            raise UserError(f"train.embedding_updates=deferred: {stale} word-embedding rows got a gradient without "
+                            "passing through the embedding module's forward (the model reads its weight some other "
+                            "way), so they were read before their deferred steps: set train.embedding_updates=dense")
+        super()._update_rows(parameter, group, rows, g)
+        self._steps_done = int(self.state[parameter]["step"])
+        self._learning_rates += [0.0] * (self._steps_done + 1 - len(self._learning_rates))
+        self._learning_rates[self._steps_done] = float(group["lr"])
+        self._last_step[rows] = self._steps_done
 
 
 def loss_terms(labels: torch.Tensor | None, rows: slice) -> int:

@@ -19,8 +19,9 @@ from transformers import AutoModelForSequenceClassification
 from hf_transfer.backbones import load_model_config, load_tokenizer, load_weights, resolve_model
 from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, pad_batch
 from hf_transfer.config import TrainConfig
+from hf_transfer.errors import UserError
 from hf_transfer.runtime import freed_memory_reused
-from hf_transfer.training import (EVAL_BUDGET_FACTOR, LazyRowsAdamW, build_trainer, clip_gradients, model_flops,
+from hf_transfer.training import (EVAL_BUDGET_FACTOR, DeferredRowsAdamW, LazyRowsAdamW, build_trainer, clip_gradients, model_flops,
                                   non_embedding_parameters, predict_logits, training_arguments)
 
 
@@ -205,7 +206,7 @@ def test_trainer_with_lazy_embedding_updates_moves_only_the_embeddings_of_seen_t
     tokenizer = load_tokenizer(reference)
     model = classifier(reference, tokenizer)
     before = model.get_input_embeddings().weight.detach().clone()
-    config = TrainConfig(max_steps=2, learning_rate=1e-2, precision="fp32", lazy_embedding_updates=True,
+    config = TrainConfig(max_steps=2, learning_rate=1e-2, precision="fp32", embedding_updates="lazy",
                          checkpoint_steps=None)
     trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), tokenizer, reviews, None, [])
     trainer.train()
@@ -217,6 +218,135 @@ def test_trainer_with_lazy_embedding_updates_moves_only_the_embeddings_of_seen_t
     seen = torch.zeros_like(moved)
     seen[torch.tensor(sorted({t for ids in reviews["input_ids"] for t in ids}))] = True
     assert moved.any() and not (moved & ~seen).any(), "rows of tokens that never occur keep their weights"
+
+
+def _embedding_and_head(sparse: bool, dtype=torch.float32):
+    torch.manual_seed(0)
+    return torch.nn.Embedding(300, 8, sparse=sparse).to(dtype), torch.nn.Linear(8, 2).to(dtype)
+
+
+def _adamw(embedding, head, fused=True):
+    groups = [{"params": [embedding.weight, head.weight], "weight_decay": 0.1}, {"params": [head.bias], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=1e-2, fused=fused)
+
+
+def _schedule(optimizer):
+    """Linear warmup and decay: every step has its own learning rate."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 10) * (1 - step / 80))
+
+
+def test_deferred_rows_adamw_gives_dense_adamws_weights_and_moments_wherever_they_are_read():
+    (dense, dense_head), (deferred, deferred_head) = _embedding_and_head(False), _embedding_and_head(True)
+    exact, exact_head = _embedding_and_head(False, torch.float64)  # dense AdamW in float64: the reference
+    initial = dense.weight.detach().clone()
+    exact_optimizer, dense_optimizer = _adamw(exact, exact_head, fused=False), _adamw(dense, dense_head)
+    optimizer = DeferredRowsAdamW.from_adamw(_adamw(deferred, deferred_head), deferred)
+    runs = [(exact, exact_head, exact_optimizer), (dense, dense_head, dense_optimizer),
+            (deferred, deferred_head, optimizer)]
+    schedules = [_schedule(run[2]) for run in runs]
+    generator = torch.Generator().manual_seed(1)
+    for step in range(60):
+        ids = (torch.rand(4, 6, generator=generator) ** 4 * 280).long()  # skewed: most rows go many steps unread
+        labels = torch.randint(0, 2, (4,), generator=generator)
+        looked_up = []
+        for (embedding, head, opt), schedule in zip(runs, schedules):
+            vectors = embedding(ids)
+            looked_up.append(vectors.detach().double())
+            torch.nn.functional.cross_entropy(head(vectors.mean(1)), labels).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            schedule.step()
+        # the forward reads dense AdamW's rows (fused float32 AdamW rounds off as much from the float64 reference)
+        torch.testing.assert_close(looked_up[2], looked_up[0], atol=1e-4, rtol=1e-4)
+        if step == 30:
+            behind = optimizer._last_step < step + 1
+            assert behind[280:].all() and not torch.allclose(deferred.weight[280:], dense.weight[280:]), \
+                "rows 280+ were never read: their steps are still deferred"
+            torch.testing.assert_close(deferred.state_dict()["weight"].double(), exact.weight.detach(),
+                                       atol=1e-4, rtol=1e-4)
+    saved = optimizer.state_dict()  # every deferred step applied: dense AdamW's state
+    error, dense_error = ((w.detach().double() - exact.weight.detach()).abs().max() for w in (deferred.weight, dense.weight))
+    assert error < 2 * dense_error, "about as close to exact AdamW as torch's fused float32 AdamW"
+    for key in ("exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(optimizer.state[deferred.weight][key].double(), exact_optimizer.state[exact.weight][key],
+                                   atol=1e-7, rtol=1e-4)
+    assert set(saved["state"][1]) == set(dense_optimizer.state_dict()["state"][0])  # AdamW's keys
+    assert not torch.allclose(dense.weight[280:], initial[280:]), "weight decay moved the rows no text used"
+    # A checkpoint's state loads into a fresh optimizer, which goes on as dense AdamW does.
+    resumed = DeferredRowsAdamW.from_adamw(_adamw(deferred, deferred_head), deferred)
+    resumed.load_state_dict(saved)
+    ids = torch.tensor([[1, 2, 3]])
+    for embedding, head, opt in ((dense, dense_head, dense_optimizer), (deferred, deferred_head, resumed)):
+        head(embedding(ids).mean(1)).sum().backward()
+        opt.step()
+    torch.testing.assert_close(resumed.state_dict()["state"][1]["exp_avg"], dense_optimizer.state[dense.weight]["exp_avg"],
+                               atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(deferred.weight.detach(), dense.weight.detach(), atol=1e-4, rtol=1e-4)
+
+
+def test_weights_loaded_into_the_embedding_are_kept_as_loaded():
+    embedding, head = _embedding_and_head(True)
+    optimizer = DeferredRowsAdamW.from_adamw(_adamw(embedding, head), embedding)
+    best = {key: value.clone() for key, value in embedding.state_dict().items()}  # Trainer's best checkpoint, say
+    for _ in range(3):
+        head(embedding(torch.tensor([[1, 2]])).mean(1)).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    embedding.load_state_dict(best)
+    optimizer.catch_up()
+    assert torch.equal(embedding.weight, best["weight"]), "the loaded weights replace the deferred steps"
+
+
+def test_a_model_that_reads_the_embedding_weight_around_its_forward_is_stopped_not_trained_on_stale_rows():
+    embedding, head = _embedding_and_head(True)
+    optimizer = DeferredRowsAdamW.from_adamw(_adamw(embedding, head), embedding)
+    head(embedding(input=torch.tensor([[1, 2]])).mean(1)).sum().backward()  # through the module (keyword input too)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    head(torch.nn.functional.embedding(torch.tensor([[3, 4]]), embedding.weight).mean(1)).sum().backward()
+    with pytest.raises(UserError, match="2 word-embedding rows got a gradient without passing through the embedding"):
+        optimizer.step()
+
+
+def test_trainer_defers_embedding_steps_and_ends_with_dense_adamws_weights(no_dropout_bert, reviews, tmp_path):
+    reference = resolve_model(str(no_dropout_bert))
+    tokenizer = load_tokenizer(reference)
+    weights = {}
+    for mode in ("deferred", "dense"):
+        torch.manual_seed(0)
+        model = classifier(reference, tokenizer)
+        config = TrainConfig(max_steps=6, learning_rate=1e-2, precision="fp32", embedding_updates=mode,
+                             checkpoint_steps=None, max_batch_tokens=None)
+        trainer = build_trainer(model, training_arguments(config, str(tmp_path / mode), "fp32", False), tokenizer,
+                                reviews, None, [])
+        trainer.train()
+        optimizer = trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+        assert isinstance(optimizer, DeferredRowsAdamW) == (mode == "deferred")
+        assert model.get_input_embeddings().sparse == (mode == "deferred"), "one process: a row-sparse gradient"
+        weights[mode] = {name: p.detach().clone() for name, p in model.named_parameters()}  # read after train()
+    for name, value in weights["dense"].items():
+        torch.testing.assert_close(weights["deferred"][name], value, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_the_best_checkpoint_trainer_loads_at_the_end_is_kept_as_saved(no_dropout_bert, reviews, tmp_path):
+    import dataclasses
+
+    import safetensors.torch
+
+    reference = resolve_model(str(no_dropout_bert))
+    tokenizer = load_tokenizer(reference)
+    model = classifier(reference, tokenizer)
+    config = TrainConfig(max_steps=5, learning_rate=1e-2, precision="fp32", checkpoint_steps=None, max_batch_tokens=None)
+    # the worst evaluation loss counts as best: an early checkpoint, loaded over the trained weights at the end
+    args = dataclasses.replace(training_arguments(config, str(tmp_path), "fp32", False), eval_strategy="steps",
+                               eval_steps=2, save_strategy="steps", save_steps=2, load_best_model_at_end=True,
+                               metric_for_best_model="eval_loss", greater_is_better=True)
+    trainer = build_trainer(model, args, tokenizer, reviews, reviews.select(range(16)), [])
+    trainer.train()
+    assert isinstance(trainer.optimizer.optimizer, DeferredRowsAdamW) and trainer.state.best_model_checkpoint
+    saved = safetensors.torch.load_file(os.path.join(trainer.state.best_model_checkpoint, "model.safetensors"))
+    name = next(key for key in saved if key.endswith("word_embeddings.weight"))
+    assert torch.equal(model.get_input_embeddings().weight.detach(), saved[name])
 
 
 def test_length_bucketed_sampler_covers_every_example_once_in_similar_length_batches():
