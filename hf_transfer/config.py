@@ -183,8 +183,8 @@ class TrainConfig:
     embedding_updates: Literal["deferred", "dense", "lazy"] = setting(
         "deferred", help="how AdamW updates the input word embeddings: deferred (dense AdamW's result; the steps of "
                          "rows without a gradient are applied when the row is next read, from a row-sparse "
-                         "gradient: one process, embeddings not tied; else dense), dense (every row every step), "
-                         "lazy (only the rows of each batch's tokens: lazy Adam, another optimiser)")
+                         "gradient: on CPU, one process, embeddings not tied; else dense), dense (every row every "
+                         "step), lazy (only the rows of each batch's tokens: lazy Adam, another optimiser)")
     # glibc returns every freed block of 32 MB or more to the kernel and page-faults it back in when a tensor of that
     # size is allocated again: ~15,000 page faults per step of the default recipe (MiniLM's dense 47 MB
     # word-embedding gradient, every step), none with reuse once the heap has grown: whole epochs 1.27x faster on an

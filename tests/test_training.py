@@ -21,8 +21,8 @@ from hf_transfer.batching import LengthBucketedSampler, length_sorted_batches, p
 from hf_transfer.config import TrainConfig
 from hf_transfer.errors import UserError
 from hf_transfer.runtime import freed_memory_reused
-from hf_transfer.training import (EVAL_BUDGET_FACTOR, DeferredRowsAdamW, LazyRowsAdamW, build_trainer, clip_gradients, model_flops,
-                                  non_embedding_parameters, predict_logits, training_arguments)
+from hf_transfer.training import (EVAL_BUDGET_FACTOR, DeferredRowsAdamW, LazyRowsAdamW, build_trainer, clip_gradients,
+                                  model_flops, non_embedding_parameters, predict_logits, training_arguments)
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,8 @@ def _embedding_and_head(sparse: bool, dtype=torch.float32):
 
 
 def _adamw(embedding, head, fused=True):
-    groups = [{"params": [embedding.weight, head.weight], "weight_decay": 0.1}, {"params": [head.bias], "weight_decay": 0.0}]
+    groups = [{"params": [embedding.weight, head.weight], "weight_decay": 0.1},
+              {"params": [head.bias], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=1e-2, fused=fused)
 
 
@@ -265,11 +266,12 @@ def test_deferred_rows_adamw_gives_dense_adamws_weights_and_moments_wherever_the
             torch.testing.assert_close(deferred.state_dict()["weight"].double(), exact.weight.detach(),
                                        atol=1e-4, rtol=1e-4)
     saved = optimizer.state_dict()  # every deferred step applied: dense AdamW's state
-    error, dense_error = ((w.detach().double() - exact.weight.detach()).abs().max() for w in (deferred.weight, dense.weight))
+    error, dense_error = ((weight.detach().double() - exact.weight.detach()).abs().max()
+                          for weight in (deferred.weight, dense.weight))
     assert error < 2 * dense_error, "about as close to exact AdamW as torch's fused float32 AdamW"
     for key in ("exp_avg", "exp_avg_sq"):
-        torch.testing.assert_close(optimizer.state[deferred.weight][key].double(), exact_optimizer.state[exact.weight][key],
-                                   atol=1e-7, rtol=1e-4)
+        torch.testing.assert_close(optimizer.state[deferred.weight][key].double(),
+                                   exact_optimizer.state[exact.weight][key], atol=1e-7, rtol=1e-4)
     assert set(saved["state"][1]) == set(dense_optimizer.state_dict()["state"][0])  # AdamW's keys
     assert not torch.allclose(dense.weight[280:], initial[280:]), "weight decay moved the rows no text used"
     # A checkpoint's state loads into a fresh optimizer, which goes on as dense AdamW does.
@@ -279,8 +281,8 @@ def test_deferred_rows_adamw_gives_dense_adamws_weights_and_moments_wherever_the
     for embedding, head, opt in ((dense, dense_head, dense_optimizer), (deferred, deferred_head, resumed)):
         head(embedding(ids).mean(1)).sum().backward()
         opt.step()
-    torch.testing.assert_close(resumed.state_dict()["state"][1]["exp_avg"], dense_optimizer.state[dense.weight]["exp_avg"],
-                               atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(resumed.state_dict()["state"][1]["exp_avg"],
+                               dense_optimizer.state[dense.weight]["exp_avg"], atol=1e-7, rtol=1e-4)
     torch.testing.assert_close(deferred.weight.detach(), dense.weight.detach(), atol=1e-4, rtol=1e-4)
 
 
@@ -336,7 +338,8 @@ def test_the_best_checkpoint_trainer_loads_at_the_end_is_kept_as_saved(no_dropou
     reference = resolve_model(str(no_dropout_bert))
     tokenizer = load_tokenizer(reference)
     model = classifier(reference, tokenizer)
-    config = TrainConfig(max_steps=5, learning_rate=1e-2, precision="fp32", checkpoint_steps=None, max_batch_tokens=None)
+    config = TrainConfig(max_steps=5, learning_rate=1e-2, precision="fp32", checkpoint_steps=None,
+                         max_batch_tokens=None)
     # the worst evaluation loss counts as best: an early checkpoint, loaded over the trained weights at the end
     args = dataclasses.replace(training_arguments(config, str(tmp_path), "fp32", False), eval_strategy="steps",
                                eval_steps=2, save_strategy="steps", save_steps=2, load_best_model_at_end=True,
