@@ -237,7 +237,7 @@ class TransferTrainer(Trainer):
         optimizer = super().create_optimizer(model)
         model = model if model is not None else self.model
         mode = getattr(self.args, "embedding_updates", "dense")
-        embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        embeddings = _input_embeddings(model)
         if isinstance(_unwrapped(optimizer), LazyRowsAdamW) or embeddings is None:  # made before, or no embeddings
             return self.optimizer
         uses = sum(p is embeddings.weight for _, p in model.named_parameters(remove_duplicate=False))
@@ -322,6 +322,14 @@ class TransferTrainer(Trainer):
     def _get_eval_sampler(self, eval_dataset):
         # One process: in order. Several: None lets accelerate shard in order and gather back in order.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+def _input_embeddings(model) -> torch.nn.Module | None:
+    """The model's input embedding module; None for models without one (a head trained on features)."""
+    try:
+        return model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
 
 
 def _unwrapped(optimizer):

@@ -330,6 +330,37 @@ def test_trainer_defers_embedding_steps_and_ends_with_dense_adamws_weights(no_dr
         torch.testing.assert_close(weights["deferred"][name], value, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def test_a_model_without_input_embeddings_trains_with_the_default_embedding_updates(tmp_path):
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    class HeadConfig(PretrainedConfig):
+        model_type = "head-on-features"
+
+    class Head(PreTrainedModel):  # transformers raises NotImplementedError for its get_input_embeddings
+        config_class = HeadConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.linear = torch.nn.Linear(4, 2)
+
+        def forward(self, features, labels):
+            return {"loss": torch.nn.functional.cross_entropy(self.linear(features), labels)}
+
+    torch.manual_seed(0)
+    data = Dataset.from_dict({"features": torch.randn(16, 4).tolist(), "labels": [0, 1] * 8})
+    config = TrainConfig(max_steps=2, learning_rate=1e-2, precision="fp32", checkpoint_steps=None,
+                         max_batch_tokens=None, group_by_length=False)
+    model = Head(HeadConfig())
+    before = model.linear.weight.detach().clone()
+    def collate(rows):
+        return {key: torch.tensor([row[key] for row in rows]) for key in rows[0]}
+
+    trainer = build_trainer(model, training_arguments(config, str(tmp_path), "fp32", False), None, data, None, [],
+                            data_collator=collate)
+    trainer.train()
+    assert not torch.equal(model.linear.weight, before)
+
+
 def test_the_best_checkpoint_trainer_loads_at_the_end_is_kept_as_saved(no_dropout_bert, reviews, tmp_path):
     import dataclasses
 
