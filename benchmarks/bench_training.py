@@ -50,8 +50,8 @@ Kept (2026-12-02, late; an idle avx512_bf16 AMD EPYC, one thread): deferred word
   (train.embedding_updates=deferred, training.DeferredRowsAdamW): dense AdamW's result (a row's steps without a
   gradient applied in closed form when it is next read), the optimizer phase 21 instead of 32 ms. Three paired
   `--profile` runs on one host: 289 / 321 / 333 ms per step against 317 / 330 / 341 dense (8.8%, 2.7%, 2.3% less
-  time). Whole epochs (`--configs C,ours --steps 288 --rounds 2 --warmup 2`): ours 123.4, 123.1, 125.1 examples/s
-  against C's 96.6, 91.4, 93.2 (1.28x, 1.35x, 1.34x). Test accuracy over six seeds 0.8338 against 0.8336 dense.
+  time). Whole epochs (`--configs C,ours --steps 288 --rounds 2 --warmup 2`): ours 123.4, 123.1, 125.1, 128.0
+  examples/s against C's 96.6, 91.4, 93.2, 98.9 (1.28x, 1.35x, 1.34x, 1.29x: 1.32x on the mean). Test accuracy over six seeds 0.8338 against 0.8336 dense.
 Kept (2026-12-02, an idle avx512_bf16 AMD EPYC, one thread): freed memory reused (train.reuse_freed_memory=true,
   runtime.freed_memory_reused): glibc unmaps every freed block of 32 MB or more and the next step's tensor of that
   size page-faults its memory back in from the kernel: ~15,000 minor faults per step of the recipe (its dense 47 MB

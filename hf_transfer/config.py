@@ -178,7 +178,7 @@ class TrainConfig:
     # dense gradient zero-fills 47 MB every pass, where a batch touches a few hundred rows. Deferred steps give dense
     # AdamW's weights (training.DeferredRowsAdamW) with the optimizer phase 21 ms instead of 32 (bench_training.py
     # --profile, three paired runs on an AMD EPYC: 2.3-8.8% less time per step; whole epochs 1.32x C on the mean of
-    # three runs; test accuracy 0.8338 against 0.8336 over six seeds); lazy Adam was as fast and scored -0.4 test
+    # four runs; test accuracy 0.8338 against 0.8336 over six seeds); lazy Adam was as fast and scored -0.4 test
     # points on the default task (README).
     embedding_updates: Literal["deferred", "dense", "lazy"] = setting(
         "deferred", help="how AdamW updates the input word embeddings: deferred (dense AdamW's result; the steps of "
